@@ -1,0 +1,450 @@
+//! The operator's API under `/admin/v1`: tenants, settings, money and tokens. Plain JSON
+//! resources with HTTP statuses; every route needs `Authorization: Bearer <admin.token>`.
+
+use super::AppState;
+use crate::domain::{Credits, LedgerEntry, PhoneNumber, SenderUsername, Tenant, TenantId, TenantSettings, TokenRecord};
+use crate::secrets::ApiToken;
+use crate::service::{NewTenant, SettingsPatch, TenantError};
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError, Scope};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::future::{ready, Ready};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+
+pub fn scope() -> Scope {
+    let json =
+        web::JsonConfig::default().limit(64 * 1024).error_handler(|e, _| AdminError::Invalid(e.to_string()).into());
+    web::scope("/admin/v1")
+        .app_data(json)
+        .route("/tenants", web::post().to(create_tenant))
+        .route("/tenants", web::get().to(list_tenants))
+        .route("/tenants/{id}", web::get().to(get_tenant))
+        .route("/tenants/{id}", web::patch().to(update_tenant))
+        .route("/tenants/{id}/balance", web::post().to(add_credit))
+        .route("/tenants/{id}/ledger", web::get().to(ledger))
+        .route("/tenants/{id}/tokens", web::get().to(list_tokens))
+        .route("/tenants/{id}/tokens", web::post().to(issue_token))
+        .route("/tenants/{id}/tokens/{token}", web::delete().to(revoke_token))
+        .route("/tenants/{id}/tokens/{token}/rotate", web::post().to(rotate_token))
+        .route("/tenants/{id}/tokens/{token}/ip_allow", web::put().to(set_ip_allow))
+        .route("/tenants/{id}/senders/{username}", web::put().to(put_sender))
+        .route("/tenants/{id}/senders/{username}", web::delete().to(remove_sender))
+        .default_service(web::route().to(not_found))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("missing or wrong admin token")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the store is unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl AdminError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound(_) => "not_found",
+            Self::Invalid(_) => "invalid",
+            Self::Conflict(_) => "conflict",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(serde_json::json!({"error": self.code(), "message": self.to_string()}))
+    }
+}
+
+impl From<TenantError> for AdminError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::NotFound => Self::NotFound("no such tenant".into()),
+            TenantError::TokenNotFound => Self::NotFound("no such token".into()),
+            TenantError::Invalid(msg) => Self::Invalid(msg.into()),
+            e @ TenantError::WouldGoNegative { .. } => Self::Conflict(e.to_string()),
+            TenantError::Store(e) if e.is_transient() => {
+                tracing::warn!(error = &e as &dyn std::error::Error, "store unavailable");
+                Self::Unavailable
+            }
+            TenantError::Store(e) => {
+                tracing::error!(error = &e as &dyn std::error::Error, "admin operation failed");
+                Self::Internal
+            }
+        }
+    }
+}
+
+/// Proof that the request carries the admin token (compared in constant time, over hashes so
+/// the length does not leak either).
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = AdminError;
+    type Future = Ready<Result<Self, AdminError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let expected = req.app_data::<web::Data<AppState>>().and_then(|s| s.admin_token.clone());
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_owned());
+        let ok = match (expected, presented) {
+            (Some(e), Some(p)) => bool::from(Sha256::digest(e.as_bytes()).ct_eq(&Sha256::digest(p.as_bytes()))),
+            _ => false,
+        };
+        ready(if ok { Ok(Admin) } else { Err(AdminError::Unauthorized) })
+    }
+}
+
+type AdminResult = Result<HttpResponse, AdminError>;
+
+fn tenant_id(raw: &str) -> Result<TenantId, AdminError> {
+    TenantId::parse(raw).map_err(|_| AdminError::NotFound("no such tenant".into()))
+}
+
+#[derive(Serialize)]
+struct TenantView {
+    id: String,
+    name: String,
+    balance: Credits,
+    settings: TenantSettings,
+    created_at: i64,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name,
+            balance: t.balance,
+            settings: t.settings,
+            created_at: t.created_at.secs(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TokenView {
+    id: String,
+    active: bool,
+    created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<i64>,
+    ip_allow: Vec<IpNet>,
+}
+
+fn token_view(t: &TokenRecord, state: &AppState) -> TokenView {
+    TokenView {
+        id: t.id.clone(),
+        active: t.is_live(state.services.clock.now()),
+        created_at: t.created_at.secs(),
+        expires_at: t.expires_at.map(|at| at.secs()),
+        revoked_at: t.revoked_at.map(|at| at.secs()),
+        ip_allow: t.ip_allow.clone(),
+    }
+}
+
+/// A token shown once: its text beside its record.
+#[derive(Serialize)]
+struct IssuedToken {
+    token: String,
+    token_id: String,
+    #[serde(flatten)]
+    record: TokenView,
+}
+
+fn issued(token: &ApiToken, record: &TokenRecord, state: &AppState) -> IssuedToken {
+    IssuedToken { token: token.expose().to_owned(), token_id: record.id.clone(), record: token_view(record, state) }
+}
+
+#[derive(Serialize)]
+struct LedgerView {
+    at: i64,
+    kind: crate::domain::LedgerKind,
+    amount: Credits,
+    balance_after: Credits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+impl From<LedgerEntry> for LedgerView {
+    fn from(e: LedgerEntry) -> Self {
+        Self {
+            at: e.at.secs(),
+            kind: e.kind,
+            amount: e.amount,
+            balance_after: e.balance_after,
+            request_id: e.request_id,
+            note: e.note,
+        }
+    }
+}
+
+fn parse_phone(p: Option<String>) -> Result<Option<PhoneNumber>, AdminError> {
+    p.filter(|p| !p.is_empty())
+        .map(|p| PhoneNumber::parse(&p).map_err(|_| AdminError::Invalid("phone_number must be an E.164 number".into())))
+        .transpose()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    name: String,
+    #[serde(default)]
+    balance: Option<Credits>,
+    #[serde(default)]
+    phone_number: Option<String>,
+    #[serde(default)]
+    price: Option<Credits>,
+    #[serde(default)]
+    max_attempts: Option<u8>,
+}
+
+async fn create_tenant(_: Admin, body: web::Json<CreateTenant>, state: web::Data<AppState>) -> AdminResult {
+    let body = body.into_inner();
+    let settings = TenantSettings {
+        price: body.price,
+        max_attempts: body.max_attempts,
+        phone_number: parse_phone(body.phone_number)?,
+        senders: BTreeMap::new(),
+    };
+    let new = NewTenant { name: body.name, balance: body.balance.unwrap_or_default(), settings };
+    let (tenant, token, record) = state.services.create_tenant(new).await?;
+    #[derive(Serialize)]
+    struct Created {
+        #[serde(flatten)]
+        tenant: TenantView,
+        token: String,
+        token_id: String,
+    }
+    Ok(HttpResponse::Created().json(Created {
+        tenant: tenant.into(),
+        token: token.expose().to_owned(),
+        token_id: record.id,
+    }))
+}
+
+async fn list_tenants(_: Admin, state: web::Data<AppState>) -> AdminResult {
+    let tenants: Vec<TenantView> = state.services.tenants().await?.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(tenants))
+}
+
+async fn get_tenant(_: Admin, id: web::Path<String>, state: web::Data<AppState>) -> AdminResult {
+    let tenant = state.services.tenant(&tenant_id(&id)?).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
+}
+
+/// A JSON body that may be left out entirely (then every field takes its default); a body
+/// that is there must parse.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AdminError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| AdminError::Invalid(e.to_string()))
+}
+
+/// Distinguishes a field that is absent (`None`) from one that is `null` (`Some(None)`).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateTenant {
+    #[serde(default, deserialize_with = "nullable")]
+    price: Option<Option<Credits>>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_attempts: Option<Option<u8>>,
+    #[serde(default, deserialize_with = "nullable")]
+    phone_number: Option<Option<String>>,
+}
+
+async fn update_tenant(
+    _: Admin,
+    id: web::Path<String>,
+    body: web::Json<UpdateTenant>,
+    state: web::Data<AppState>,
+) -> AdminResult {
+    let body = body.into_inner();
+    let patch = SettingsPatch {
+        price: body.price,
+        max_attempts: body.max_attempts,
+        phone_number: body.phone_number.map(parse_phone).transpose()?,
+    };
+    let tenant = state.services.update_settings(&tenant_id(&id)?, patch).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCredit {
+    amount: Credits,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn add_credit(
+    _: Admin,
+    id: web::Path<String>,
+    body: web::Json<AddCredit>,
+    state: web::Data<AppState>,
+) -> AdminResult {
+    let body = body.into_inner();
+    let balance = state.services.add_credit(&tenant_id(&id)?, body.amount, body.note).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "balance": balance })))
+}
+
+#[derive(Deserialize)]
+struct LedgerQuery {
+    limit: Option<usize>,
+}
+
+async fn ledger(
+    _: Admin,
+    id: web::Path<String>,
+    query: web::Query<LedgerQuery>,
+    state: web::Data<AppState>,
+) -> AdminResult {
+    let limit = query.limit.unwrap_or(100).min(10_000);
+    let entries: Vec<LedgerView> =
+        state.services.ledger(&tenant_id(&id)?, limit).await?.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(entries))
+}
+
+async fn list_tokens(_: Admin, id: web::Path<String>, state: web::Data<AppState>) -> AdminResult {
+    let tokens = state.services.tokens(&tenant_id(&id)?).await?;
+    let views: Vec<TokenView> = tokens.iter().map(|t| token_view(t, &state)).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IssueToken {
+    #[serde(default)]
+    ip_allow: Vec<IpNet>,
+}
+
+async fn issue_token(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
+    let body: IssueToken = optional_json(&body)?;
+    let (token, record) = state.services.issue_token(&tenant_id(&id)?, body.ip_allow).await?;
+    Ok(HttpResponse::Created().json(issued(&token, &record, &state)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateToken {
+    /// Seconds the old token keeps working.
+    #[serde(default)]
+    overlap: Option<u64>,
+}
+
+async fn rotate_token(
+    _: Admin,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> AdminResult {
+    let (id, token_id) = path.into_inner();
+    let overlap = optional_json::<RotateToken>(&body)?.overlap.map(Duration::from_secs);
+    let (token, record, old) = state.services.rotate_token(&tenant_id(&id)?, &token_id, overlap).await?;
+    #[derive(Serialize)]
+    struct Rotated {
+        #[serde(flatten)]
+        new: IssuedToken,
+        previous: TokenView,
+    }
+    Ok(HttpResponse::Created()
+        .json(Rotated { new: issued(&token, &record, &state), previous: token_view(&old, &state) }))
+}
+
+async fn revoke_token(_: Admin, path: web::Path<(String, String)>, state: web::Data<AppState>) -> AdminResult {
+    let (id, token_id) = path.into_inner();
+    let token = state.services.revoke_token(&tenant_id(&id)?, &token_id).await?;
+    Ok(HttpResponse::Ok().json(token_view(&token, &state)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IpAllow {
+    ip_allow: Vec<IpNet>,
+}
+
+async fn set_ip_allow(
+    _: Admin,
+    path: web::Path<(String, String)>,
+    body: web::Json<IpAllow>,
+    state: web::Data<AppState>,
+) -> AdminResult {
+    let (id, token_id) = path.into_inner();
+    let token = state.services.set_token_ip_allow(&tenant_id(&id)?, &token_id, body.into_inner().ip_allow).await?;
+    Ok(HttpResponse::Ok().json(token_view(&token, &state)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PutSender {
+    #[serde(default)]
+    verified: bool,
+}
+
+fn username(raw: &str) -> Result<SenderUsername, AdminError> {
+    SenderUsername::parse(raw).map_err(|_| AdminError::Invalid("not a Telegram username".into()))
+}
+
+async fn put_sender(
+    _: Admin,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> AdminResult {
+    let (id, name) = path.into_inner();
+    let verified = optional_json::<PutSender>(&body)?.verified;
+    let tenant = state.services.put_sender(&tenant_id(&id)?, &username(&name)?, verified).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
+}
+
+async fn remove_sender(_: Admin, path: web::Path<(String, String)>, state: web::Data<AppState>) -> AdminResult {
+    let (id, name) = path.into_inner();
+    let tenant = state.services.remove_sender(&tenant_id(&id)?, &username(&name)?).await?;
+    Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
+}
+
+async fn not_found(_: Admin) -> AdminResult {
+    Err(AdminError::NotFound("no such admin resource".into()))
+}

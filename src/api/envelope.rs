@@ -1,0 +1,47 @@
+//! The Gateway's answer envelope: `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`.
+
+use super::error::GatewayError;
+use crate::config::ErrorStatus;
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpResponse;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+pub fn ok<T: Serialize>(result: &T) -> HttpResponse {
+    json(StatusCode::OK, &Envelope { ok: true, result: Some(result), error: None })
+}
+
+pub fn error(e: &GatewayError, mode: ErrorStatus) -> HttpResponse {
+    let code = e.code();
+    let mut response = json(e.status(mode), &Envelope::<()> { ok: false, result: None, error: Some(&code) });
+    if let GatewayError::FloodWait(secs) = e {
+        if let Ok(value) = header::HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
+pub fn respond<T: Serialize>(result: Result<T, GatewayError>, mode: ErrorStatus) -> HttpResponse {
+    match result {
+        Ok(value) => ok(&value),
+        Err(e) => error(&e, mode),
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => HttpResponse::build(status).content_type("application/json").body(bytes),
+        Err(_) => HttpResponse::InternalServerError()
+            .content_type("application/json")
+            .body(r#"{"ok":false,"error":"INTERNAL_ERROR"}"#),
+    }
+}

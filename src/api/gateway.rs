@@ -1,0 +1,180 @@
+//! The four Gateway methods at `/{methodName}`: GET or POST, names in any case.
+
+use super::error::GatewayError;
+use super::params::{GatewayParams, Param};
+use super::{envelope, AppState};
+use crate::domain::{
+    CallbackUrl, Code, CodeLength, Payload, PhoneNumber, RequestId, RequestStatusView, SenderUsername, Ttl,
+};
+use crate::secrets::ApiToken;
+use crate::service::{Caller, CodeSpec, EnteredCode, SendCommand};
+use actix_web::http::{header, Method};
+use actix_web::{web, HttpRequest, HttpResponse};
+use std::time::Duration;
+
+/// How long a client may take to send its body.
+const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy)]
+enum GatewayMethod {
+    SendVerificationMessage,
+    CheckSendAbility,
+    CheckVerificationStatus,
+    RevokeVerificationMessage,
+}
+
+impl GatewayMethod {
+    fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "sendverificationmessage" => Some(Self::SendVerificationMessage),
+            "checksendability" => Some(Self::CheckSendAbility),
+            "checkverificationstatus" => Some(Self::CheckVerificationStatus),
+            "revokeverificationmessage" => Some(Self::RevokeVerificationMessage),
+            _ => None,
+        }
+    }
+}
+
+pub async fn dispatch(
+    req: HttpRequest,
+    name: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let mode = state.error_status;
+    envelope::respond(handle(&req, &name, payload, &state).await, mode)
+}
+
+/// Any path that is not a method (or a GET/POST to one) answers in the envelope too.
+pub async fn unknown_method(state: web::Data<AppState>) -> HttpResponse {
+    envelope::error(&GatewayError::UnknownMethod, state.error_status)
+}
+
+/// A method's `result`: a RequestStatus, or `true` for a revocation.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Status(RequestStatusView),
+    Done(bool),
+}
+
+async fn handle(
+    req: &HttpRequest,
+    name: &str,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Answer, GatewayError> {
+    let method = GatewayMethod::parse(name).ok_or(GatewayError::UnknownMethod)?;
+    if req.method() != Method::GET && req.method() != Method::POST {
+        return Err(GatewayError::BadRequest);
+    }
+    let params =
+        GatewayParams::extract(req.query_string(), req.headers(), payload, state.body_limit, BODY_DEADLINE).await?;
+    let caller = authenticate(req, &params, state).await?;
+    let services = &state.services;
+    let result = match method {
+        GatewayMethod::SendVerificationMessage => {
+            let cmd = parse_send(&params, state)?;
+            Answer::Status(services.send(&caller, cmd).await?)
+        }
+        GatewayMethod::CheckSendAbility => {
+            let phone = parse_phone(&params)?;
+            Answer::Status(services.check_send_ability(&caller, phone).await?)
+        }
+        GatewayMethod::CheckVerificationStatus => {
+            let id = parse_request_id(&params)?;
+            let entered = match params.get("code") {
+                Param::Absent => None,
+                // Something that cannot be a code is still the user's attempt: it counts as a
+                // wrong code rather than an error, so junk buys no extra guesses.
+                Param::Text(t) => Some(Code::parse(t).map_or(EnteredCode::Malformed, EnteredCode::Digits)),
+                Param::Invalid => Some(EnteredCode::Malformed),
+            };
+            Answer::Status(services.check_verification(&caller, id, entered).await?)
+        }
+        GatewayMethod::RevokeVerificationMessage => {
+            let id = parse_request_id(&params)?;
+            services.revoke(&caller, id).await?;
+            Answer::Done(true)
+        }
+    };
+    Ok(result)
+}
+
+/// `Authorization: Bearer <token>` or `access_token`. Both given and different: invalid.
+async fn authenticate(req: &HttpRequest, params: &GatewayParams, state: &AppState) -> Result<Caller, GatewayError> {
+    let from_header = req.headers().get(header::AUTHORIZATION).map(|value| {
+        let text = value.to_str().ok()?;
+        let (scheme, token) = text.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    });
+    let from_param = match params.get("access_token") {
+        Param::Absent => None,
+        Param::Text(t) => Some(Some(t)),
+        Param::Invalid => Some(None),
+    };
+    let text = match (from_header, from_param) {
+        (None, None) => return Err(GatewayError::AccessTokenRequired),
+        (Some(Some(h)), Some(Some(p))) if h != p => return Err(GatewayError::AccessTokenInvalid),
+        (Some(Some(t)), _) | (None, Some(Some(t))) => t,
+        _ => return Err(GatewayError::AccessTokenInvalid),
+    };
+    let token = ApiToken::parse(text).ok_or(GatewayError::AccessTokenInvalid)?;
+    let client = req.peer_addr().map(|a| a.ip());
+    Ok(state.services.authenticate(&token, client).await?)
+}
+
+fn parse_phone(params: &GatewayParams) -> Result<PhoneNumber, GatewayError> {
+    match params.get("phone_number") {
+        // An unencoded `+` in a query or form decodes as a space (`phone_number=+1555…`, as
+        // curl -d sends it): one leading space stands for the plus sign.
+        Param::Text(t) => {
+            PhoneNumber::parse(t.strip_prefix(' ').unwrap_or(t)).map_err(|_| GatewayError::PhoneNumberInvalid)
+        }
+        Param::Absent | Param::Invalid => Err(GatewayError::PhoneNumberInvalid),
+    }
+}
+
+fn parse_request_id(params: &GatewayParams) -> Result<RequestId, GatewayError> {
+    match params.get("request_id") {
+        Param::Absent => Err(GatewayError::RequestIdRequired),
+        Param::Text(t) => RequestId::parse(t).map_err(|_| GatewayError::RequestIdInvalid),
+        Param::Invalid => Err(GatewayError::RequestIdInvalid),
+    }
+}
+
+/// An optional parameter: absent, or parsed by `parse` with `error` for anything else.
+fn optional<T, E>(
+    params: &GatewayParams,
+    name: &str,
+    error: GatewayError,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<Option<T>, GatewayError> {
+    match params.get(name) {
+        Param::Absent => Ok(None),
+        Param::Text(t) => parse(t).map(Some).map_err(|_| error),
+        Param::Invalid => Err(error),
+    }
+}
+
+/// Checks the parameters of a send in the Gateway's order: phone, code/code_length, then the
+/// rest in the order of the spec's table.
+fn parse_send(params: &GatewayParams, state: &AppState) -> Result<SendCommand, GatewayError> {
+    let phone = parse_phone(params)?;
+    let code = match optional(params, "code", GatewayError::CodeInvalid, Code::parse)? {
+        Some(code) => CodeSpec::Given(code),
+        None => CodeSpec::Generate(
+            optional(params, "code_length", GatewayError::CodeLengthInvalid, CodeLength::parse)?
+                .ok_or(GatewayError::CodeLengthRequired)?,
+        ),
+    };
+    let request_id = optional(params, "request_id", GatewayError::RequestIdInvalid, RequestId::parse)?;
+    let sender_username =
+        optional(params, "sender_username", GatewayError::SenderUsernameInvalid, SenderUsername::parse)?;
+    let policy = state.services.settings.callback_policy();
+    let callback_url =
+        optional(params, "callback_url", GatewayError::CallbackUrlInvalid, |u| CallbackUrl::parse(u, policy))?;
+    let payload = optional(params, "payload", GatewayError::PayloadInvalid, Payload::parse)?;
+    let ttl = optional(params, "ttl", GatewayError::TtlInvalid, Ttl::parse)?;
+    Ok(SendCommand { phone, code, request_id, sender_username, callback_url, payload, ttl })
+}

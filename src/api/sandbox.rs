@@ -1,0 +1,165 @@
+//! The sandbox inbox: what recipients would see on their phones. Exists only while the sandbox
+//! sender is active. Anyone who reaches these routes reads every code: development only.
+
+use super::AppState;
+use crate::delivery::sandbox::{InboxMessage, InboxStatus, ReadOutcome};
+use crate::domain::{DeliveryStatus, PhoneNumber};
+use actix_web::{web, HttpResponse, Scope};
+use serde::Deserialize;
+use serde_json::json;
+
+const PAGE_SIZE: usize = 100;
+
+pub fn scope() -> Scope {
+    web::scope("/sandbox")
+        .route("", web::get().to(page))
+        .route("/", web::get().to(page))
+        .route("/v1/messages", web::get().to(messages))
+        .route("/v1/messages/{request_id}/read", web::post().to(read))
+}
+
+#[derive(Deserialize)]
+struct MessagesQuery {
+    phone_number: Option<String>,
+}
+
+fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"error": code, "message": message}))
+}
+
+/// `GET /sandbox/v1/messages?phone_number=DIGITS`: messages to that number, newest first
+/// (without the parameter: the newest messages to anyone).
+async fn messages(query: web::Query<MessagesQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let Some(inbox) = state.services.sender.sandbox() else {
+        return error(actix_web::http::StatusCode::NOT_FOUND, "not_found", "the sandbox sender is off");
+    };
+    let list = match query.phone_number.as_deref().filter(|p| !p.is_empty()) {
+        None => inbox.recent(PAGE_SIZE),
+        Some(p) => match PhoneNumber::parse(p) {
+            Ok(phone) => inbox.messages_to(&phone),
+            Err(_) => {
+                return error(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "phone_number_invalid",
+                    "phone_number must be E.164 digits",
+                )
+            }
+        },
+    };
+    HttpResponse::Ok().json(list)
+}
+
+/// `POST /sandbox/v1/messages/{request_id}/read`: the recipient reads the message.
+async fn read(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let Some(inbox) = state.services.sender.sandbox() else {
+        return error(StatusCode::NOT_FOUND, "not_found", "the sandbox sender is off");
+    };
+    match inbox.read(&path) {
+        ReadOutcome::Read(tenant, id) => {
+            match state.services.record_delivery(&tenant, id, DeliveryStatus::Read).await {
+                Ok(()) => HttpResponse::Ok().json(json!({"ok": true, "status": "read"})),
+                Err(e) => {
+                    tracing::error!(error = &e as &dyn std::error::Error, "could not record a sandbox read");
+                    error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the read could not be recorded")
+                }
+            }
+        }
+        ReadOutcome::AlreadyRead => HttpResponse::Ok().json(json!({"ok": true, "status": "read"})),
+        ReadOutcome::Deleted => error(StatusCode::CONFLICT, "deleted", "the message was deleted"),
+        ReadOutcome::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such message in the sandbox inbox"),
+    }
+}
+
+/// `GET /sandbox`: the inbox as a page a person can read.
+async fn page(state: web::Data<AppState>) -> HttpResponse {
+    let messages = state.services.sender.sandbox().map(|i| i.recent(PAGE_SIZE)).unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'",
+        ))
+        .body(render_page(&messages))
+}
+
+fn render_page(messages: &[InboxMessage]) -> String {
+    let rows: String = if messages.is_empty() {
+        "<p class=empty>No messages yet. Call <code>sendVerificationMessage</code> and they appear here.</p>".into()
+    } else {
+        messages.iter().map(render_message).collect()
+    };
+    format!(
+        r#"<!doctype html>
+<html lang=en><head><meta charset=utf-8><meta name=viewport content="width=device-width, initial-scale=1">
+<title>verigram sandbox inbox</title>
+<style>
+body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;background:#f4f6f8;color:#1b1f23}}
+h1{{font-size:1.3rem}} .note{{color:#57606a;font-size:.9rem}}
+.msg{{background:#fff;border-radius:.6rem;padding:.8rem 1rem;margin:.7rem 0;box-shadow:0 1px 2px #0002}}
+.meta{{color:#57606a;font-size:.8rem;display:flex;gap:1rem;flex-wrap:wrap}}
+.text{{font-size:1.05rem;margin:.4rem 0}} .deleted .text{{color:#8c959f;font-style:italic}}
+.status{{font-weight:600}} button{{font:inherit;padding:.2rem .7rem;cursor:pointer}}
+</style></head><body>
+<h1>verigram sandbox inbox</h1>
+<p class=note>Messages the sandbox sender delivered instead of Telegram, newest first. Anyone who can open this page can read every code: never expose the sandbox.
+<a href="">Refresh</a></p>
+{rows}
+<script>
+document.querySelectorAll('button[data-read]').forEach(b => b.addEventListener('click', async () => {{
+  b.disabled = true;
+  await fetch('/sandbox/v1/messages/' + b.dataset.read + '/read', {{method: 'POST'}});
+  location.reload();
+}}));
+</script>
+</body></html>"#
+    )
+}
+
+fn render_message(m: &InboxMessage) -> String {
+    let (class, text, action) = match m.status {
+        InboxStatus::Deleted => ("msg deleted", "message deleted".to_owned(), String::new()),
+        InboxStatus::Read => ("msg", escape(&m.text), String::new()),
+        InboxStatus::Delivered => {
+            ("msg", escape(&m.text), format!(r#"<button data-read="{}">Mark as read</button>"#, escape(&m.request_id)))
+        }
+    };
+    let status = match m.status {
+        InboxStatus::Delivered => "delivered",
+        InboxStatus::Read => "read",
+        InboxStatus::Deleted => "deleted",
+    };
+    format!(
+        r#"<div class="{class}"><div class=meta><span>to +{phone}</span><span>request {rid}</span><span class=status>{status}</span></div><div class=text>{text}</div>{action}</div>
+"#,
+        phone = escape(&m.phone_number),
+        rid = escape(&m.request_id),
+    )
+}
+
+/// Escapes text for HTML content and attribute values.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape(r#"<script>"x"&'y'</script>"#), "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;");
+    }
+}

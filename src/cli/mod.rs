@@ -1,0 +1,228 @@
+//! The `verigram` command line. `serve` and `config check` work on a configuration; the admin
+//! subcommands are clients of a running server's admin API, so they work with either store.
+
+mod admin_client;
+
+use crate::config::Settings;
+use crate::startup::Application;
+use admin_client::AdminClient;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "verigram", version, about = "Self-hosted verification codes over the Telegram Gateway API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (and, later, the workers).
+    Serve {
+        /// Address to listen on, overriding server.listen.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Configuration file over the compiled-in defaults.
+        #[arg(long, env = "VERIGRAM_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Inspect configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage tenants (through the admin API of a running server).
+    Tenant {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Manage a tenant's API tokens (through the admin API).
+    Token {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Add or take credit (through the admin API).
+    Balance {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: BalanceCommand,
+    },
+    /// Show a tenant's charges, refunds and credits, newest first (through the admin API).
+    Ledger {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Tenant id.
+        tenant: String,
+        /// How many lines.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration; print a summary or every problem.
+    Check {
+        #[arg(long, env = "VERIGRAM_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the compiled-in default configuration (every key, documented).
+    Defaults,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Base URL of the running verigram server.
+    #[arg(long, global = true, env = "VERIGRAM_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Admin token (better from the environment: VERIGRAM_ADMIN_TOKEN).
+    #[arg(long, global = true, env = "VERIGRAM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; prints it with its first API token (shown only once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Opening balance in credits, e.g. 10 or 0.5.
+        #[arg(long)]
+        balance: Option<String>,
+        /// The tenant's own phone number: sends to it are free.
+        #[arg(long)]
+        phone_number: Option<String>,
+        /// Price per message in credits, overriding the server's price table.
+        #[arg(long)]
+        price: Option<String>,
+        /// Wrong codes allowed per request (1-10).
+        #[arg(long)]
+        max_attempts: Option<u8>,
+    },
+    /// List tenants.
+    List,
+    /// Show one tenant.
+    Show { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue another token for a tenant.
+    Issue {
+        tenant: String,
+        /// Allowed client addresses or ranges (repeatable), e.g. 203.0.113.0/24.
+        #[arg(long = "ip")]
+        ip_allow: Vec<String>,
+    },
+    /// Issue a successor; the old token keeps working for the overlap.
+    Rotate {
+        tenant: String,
+        token_id: String,
+        /// Seconds the old token keeps working (default: tokens.rotation_overlap).
+        #[arg(long)]
+        overlap: Option<u64>,
+    },
+    /// Revoke a token at once.
+    Revoke { tenant: String, token_id: String },
+    /// List a tenant's tokens.
+    List { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BalanceCommand {
+    /// Add credit (a negative amount takes it; never below zero).
+    Add {
+        tenant: String,
+        /// Credits, e.g. 25 or 0.75 (use `-- -5` to take).
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+/// Runs one command; the binary's `main` is only this and error printing.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen, config } => serve(listen, config).await,
+        Command::Config { command: ConfigCommand::Check { config } } => {
+            let settings = Settings::load(config.as_deref())?;
+            println!("configuration OK: {}", settings.summary());
+            Ok(())
+        }
+        Command::Config { command: ConfigCommand::Defaults } => {
+            print!("{}", crate::config::DEFAULT_CONFIG);
+            Ok(())
+        }
+        Command::Tenant { server, command } => tenant(AdminClient::new(&server)?, command).await,
+        Command::Token { server, command } => token(AdminClient::new(&server)?, command).await,
+        Command::Balance { server, command: BalanceCommand::Add { tenant, amount, note } } => {
+            let client = AdminClient::new(&server)?;
+            let amount = number(&amount)?;
+            client.print_post(&format!("tenants/{tenant}/balance"), json!({ "amount": amount, "note": note })).await
+        }
+        Command::Ledger { server, tenant, limit } => {
+            AdminClient::new(&server)?.print_get(&format!("tenants/{tenant}/ledger?limit={limit}")).await
+        }
+    }
+}
+
+async fn serve(listen: Option<SocketAddr>, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut settings = Settings::load(config.as_deref())?;
+    if let Some(addr) = listen {
+        settings.server.listen = addr;
+    }
+    crate::telemetry::init(&settings.log);
+    let app = Application::build(settings).await?;
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// Amounts go to the server as decimal strings, so no float ever touches money.
+fn number(text: &str) -> anyhow::Result<String> {
+    crate::domain::Credits::parse(text.trim())
+        .map(|c| c.to_string())
+        .map_err(|_| anyhow::anyhow!("{text:?} is not an amount of credits (e.g. 10 or 0.25)"))
+}
+
+async fn tenant(client: AdminClient, command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Create { name, balance, phone_number, price, max_attempts } => {
+            let body = json!({
+                "name": name,
+                "balance": balance.as_deref().map(number).transpose()?,
+                "phone_number": phone_number,
+                "price": price.as_deref().map(number).transpose()?,
+                "max_attempts": max_attempts,
+            });
+            client.print_post("tenants", body).await
+        }
+        TenantCommand::List => client.print_get("tenants").await,
+        TenantCommand::Show { tenant } => client.print_get(&format!("tenants/{tenant}")).await,
+    }
+}
+
+async fn token(client: AdminClient, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Issue { tenant, ip_allow } => {
+            client.print_post(&format!("tenants/{tenant}/tokens"), json!({ "ip_allow": ip_allow })).await
+        }
+        TokenCommand::Rotate { tenant, token_id, overlap } => {
+            client
+                .print_post(&format!("tenants/{tenant}/tokens/{token_id}/rotate"), json!({ "overlap": overlap }))
+                .await
+        }
+        TokenCommand::Revoke { tenant, token_id } => {
+            client.print_delete(&format!("tenants/{tenant}/tokens/{token_id}")).await
+        }
+        TokenCommand::List { tenant } => client.print_get(&format!("tenants/{tenant}/tokens")).await,
+    }
+}

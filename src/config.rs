@@ -1,0 +1,461 @@
+//! Settings: the compiled-in defaults, then `--config FILE`, then `VERIGRAM__…` variables.
+//! `load` checks everything and reports every problem at once, each named by its key.
+
+use crate::domain::{CallbackPolicy, Credits, PhoneNumber, Ttl};
+use crate::secrets::{Argon2Params, HashScheme, Pepper};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub api: ApiSettings,
+    pub admin: AdminSettings,
+    pub store: StoreSettings,
+    pub codes: CodeSettings,
+    pub billing: BillingSettings,
+    pub tokens: TokenSettings,
+    pub sender: SenderSettings,
+    pub callbacks: CallbackSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub body_limit: usize,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorStatus {
+    /// Every API answer is HTTP 200.
+    Ok,
+    /// Errors answer 400/401/402/404/429.
+    Semantic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    pub error_status: ErrorStatus,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub token: String,
+    pub token_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub url: String,
+    pub timeout_ms: u64,
+    pub request_retention: u64,
+    pub ledger_limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HashKind {
+    #[serde(rename = "argon2id")]
+    Argon2id,
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSettings {
+    pub hash: HashKind,
+    pub pepper: String,
+    pub pepper_file: String,
+    pub default_validity: u64,
+    pub max_attempts: u8,
+    pub hash_concurrency: usize,
+    pub argon2: Argon2Settings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingSettings {
+    pub price: Credits,
+    pub country_prices: BTreeMap<String, Credits>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub rotation_overlap: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderKind {
+    Sandbox,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderSettings {
+    pub kind: SenderKind,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackSettings {
+    pub allow_http: bool,
+    pub allow_private_networks: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// Everything wrong with a configuration, one line per key.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Which store the URL selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+impl Settings {
+    /// Loads defaults ← `file` ← environment (variables `VERIGRAM__SECTION__KEY`), then checks.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, Env::prefixed("VERIGRAM__").split("__"))
+    }
+
+    /// As `load`, with the environment given explicitly (tests build settings without touching
+    /// the process environment).
+    pub fn load_from(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(vec![format!("--config: no such file: {}", path.display())]));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let settings: Settings = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError(e.into_iter().map(|e| describe_figment_error(&e)).collect()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Builds settings from TOML text over the defaults, without the environment.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = Figment::from(Toml::string(DEFAULT_CONFIG))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|e| ConfigError(e.into_iter().map(|e| describe_figment_error(&e)).collect()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, msg: &str| {
+            if !ok {
+                problems.push(msg.to_owned());
+            }
+        };
+        check(
+            (1024..=1 << 20).contains(&self.server.body_limit),
+            "server.body_limit: must be from 1024 to 1048576 bytes",
+        );
+        check(
+            Ttl::from_secs(self.codes.default_validity).is_ok(),
+            "codes.default_validity: must be from 30 to 3600 seconds",
+        );
+        check((1..=10).contains(&self.codes.max_attempts), "codes.max_attempts: must be from 1 to 10");
+        check(
+            argon2::Params::new(self.codes.argon2.memory_kib, self.codes.argon2.iterations, self.codes.argon2.parallelism, None)
+                .is_ok(),
+            "codes.argon2: memory_kib must be at least 8 × parallelism, iterations at least 1, parallelism from 1 to 16777215",
+        );
+        check(self.store.timeout_ms >= 10, "store.timeout_ms: must be at least 10");
+        check(self.store.request_retention >= 7200, "store.request_retention: must be at least 7200 seconds");
+        check(self.store.ledger_limit >= 1, "store.ledger_limit: must be at least 1");
+        check(self.billing.price >= Credits::ZERO, "billing.price: must not be negative");
+        for (code, price) in &self.billing.country_prices {
+            let valid_code =
+                (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()) && !code.starts_with('0');
+            check(
+                valid_code,
+                &format!("billing.country_prices.{code}: key must be a country calling code such as \"44\""),
+            );
+            check(*price >= Credits::ZERO, &format!("billing.country_prices.{code}: must not be negative"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!("log.level: {e}"));
+        }
+        let store = self.store_kind();
+        if store.is_none() {
+            problems.push(format!(
+                "store.url: unsupported URL {:?}: use memory://, redis://, rediss:// or redis+unix://",
+                redact_url(&self.store.url)
+            ));
+        }
+        match self.pepper() {
+            Err(problem) => problems.push(problem),
+            Ok(None) if store == Some(StoreKind::Redis) => problems.push(
+                "codes.pepper: required with a Redis store (hashes must survive restarts): set VERIGRAM__CODES__PEPPER or codes.pepper_file"
+                    .into(),
+            ),
+            Ok(_) => {}
+        }
+        if let Err(problem) = self.admin_token() {
+            problems.push(problem);
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    pub fn store_kind(&self) -> Option<StoreKind> {
+        let url = self.store.url.as_str();
+        if url == "memory://" || url == "memory" {
+            Some(StoreKind::Memory)
+        } else if ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|p| url.starts_with(p)) {
+            Some(StoreKind::Redis)
+        } else {
+            None
+        }
+    }
+
+    /// The configured pepper, from `codes.pepper_file` or `codes.pepper`; `None` when neither
+    /// is set.
+    pub fn pepper(&self) -> Result<Option<Pepper>, String> {
+        let bytes = secret_value(&self.codes.pepper, &self.codes.pepper_file, "codes.pepper")?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => Pepper::new(b.as_bytes())
+                .map(Some)
+                .ok_or_else(|| format!("codes.pepper: must be at least {} bytes", Pepper::MIN_BYTES)),
+        }
+    }
+
+    /// The admin API's token; `None` turns the admin API off.
+    pub fn admin_token(&self) -> Result<Option<String>, String> {
+        let token = secret_value(&self.admin.token, &self.admin.token_file, "admin.token")?;
+        match token {
+            Some(t) if t.len() < 16 => Err("admin.token: must be at least 16 characters".into()),
+            other => Ok(other),
+        }
+    }
+
+    pub fn hash_scheme(&self) -> HashScheme {
+        match self.codes.hash {
+            HashKind::HmacSha256 => HashScheme::HmacSha256,
+            HashKind::Argon2id => HashScheme::Argon2id(Argon2Params {
+                memory_kib: self.codes.argon2.memory_kib,
+                iterations: self.codes.argon2.iterations,
+                parallelism: self.codes.argon2.parallelism,
+            }),
+        }
+    }
+
+    pub fn callback_policy(&self) -> CallbackPolicy {
+        CallbackPolicy {
+            allow_http: self.callbacks.allow_http,
+            allow_private_networks: self.callbacks.allow_private_networks,
+        }
+    }
+
+    /// The price of one message to `phone` when the tenant has no price of its own.
+    pub fn price_for(&self, phone: &PhoneNumber) -> Credits {
+        self.billing.country_prices.get(&phone.country_code().to_string()).copied().unwrap_or(self.billing.price)
+    }
+
+    pub fn default_validity(&self) -> Duration {
+        Duration::from_secs(self.codes.default_validity)
+    }
+
+    /// A one-line description without secrets, for start-up logs and `config check`.
+    pub fn summary(&self) -> String {
+        format!(
+            "listen={} store={} codes.hash={:?} sender={:?} admin_api={} error_status={:?}",
+            self.server.listen,
+            redact_url(&self.store.url),
+            self.codes.hash,
+            self.sender.kind,
+            if matches!(self.admin_token(), Ok(Some(_))) { "on" } else { "off" },
+            self.api.error_status,
+        )
+    }
+}
+
+/// Reads a secret from `<key>_file` (preferred) or `<key>`; empty means unset.
+fn secret_value(inline: &str, file: &str, key: &str) -> Result<Option<String>, String> {
+    if !file.is_empty() {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{key}_file: cannot read {file}: {e}"))?;
+        let text = text.trim_end_matches(['\r', '\n']).to_owned();
+        return Ok((!text.is_empty()).then_some(text));
+    }
+    Ok((!inline.is_empty()).then(|| inline.to_owned()))
+}
+
+/// A URL with any password replaced, so logs and errors never show it.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn describe_figment_error(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    let kind = match &e.kind {
+        // The path already ends with the unknown key's name.
+        figment::error::Kind::UnknownField(name, _) => {
+            return format!("{}: unknown key", if key.is_empty() { name } else { &key });
+        }
+        kind => kind.to_string(),
+    };
+    if key.is_empty() {
+        kind
+    } else {
+        format!("{key}: {kind}")
+    }
+}
+
+impl fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminSettings(***)")
+    }
+}
+
+impl fmt::Debug for CodeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodeSettings")
+            .field("hash", &self.hash)
+            .field("default_validity", &self.default_validity)
+            .field("max_attempts", &self.max_attempts)
+            .field("argon2", &self.argon2)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load_from(None, Env::prefixed("VERIGRAM_TEST_UNSET__").split("__")).unwrap();
+        assert_eq!(s.store_kind(), Some(StoreKind::Memory));
+        assert_eq!(s.codes.default_validity, 600);
+        assert_eq!(s.codes.max_attempts, 5);
+        assert_eq!(s.billing.price, Credits::from_micros(10_000));
+        assert_eq!(s.api.error_status, ErrorStatus::Ok);
+        assert!(s.admin_token().unwrap().is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Settings::from_toml("[codes]\npeper = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("codes.peper: unknown key"), "{e}");
+        let e = Settings::from_toml("[nope]\nx = 1").unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_are_named_all_at_once() {
+        let e = Settings::from_toml("[codes]\nmax_attempts = 11\ndefault_validity = 5\n[server]\nbody_limit = 1")
+            .unwrap_err();
+        let text = e.to_string();
+        for key in ["codes.max_attempts", "codes.default_validity", "server.body_limit"] {
+            assert!(text.contains(key), "{text}");
+        }
+        let e = Settings::from_toml("[codes]\nhash = \"md5\"").unwrap_err();
+        assert!(e.to_string().contains("codes.hash"), "{e}");
+        let e = Settings::from_toml("[server]\nlisten = \"nowhere\"").unwrap_err();
+        assert!(e.to_string().contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn redis_needs_a_pepper() {
+        let e = Settings::from_toml("[store]\nurl = \"redis://127.0.0.1:6379\"").unwrap_err();
+        assert!(e.to_string().contains("codes.pepper"), "{e}");
+        let ok = Settings::from_toml(&format!(
+            "[store]\nurl = \"redis://127.0.0.1:6379\"\n[codes]\npepper = \"{}\"",
+            "p".repeat(32)
+        ));
+        assert!(ok.is_ok());
+        let e = Settings::from_toml("[codes]\npepper = \"short\"").unwrap_err();
+        assert!(e.to_string().contains("codes.pepper: must be at least 32 bytes"), "{e}");
+    }
+
+    #[test]
+    fn country_prices() {
+        let s = Settings::from_toml("[billing.country_prices]\n\"44\" = 0.02").unwrap();
+        assert_eq!(s.price_for(&PhoneNumber::parse("447911123456").unwrap()), Credits::from_micros(20_000));
+        assert_eq!(s.price_for(&PhoneNumber::parse("15551234567").unwrap()), Credits::from_micros(10_000));
+        assert!(Settings::from_toml("[billing.country_prices]\n\"uk\" = 0.02").is_err());
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::from_toml(&format!(
+            "[codes]\npepper = \"{}\"\n[admin]\ntoken = \"{}\"",
+            "p".repeat(32),
+            "a".repeat(20)
+        ))
+        .unwrap();
+        let dbg = format!("{s:?} {}", s.summary());
+        assert!(!dbg.contains(&"p".repeat(32)) && !dbg.contains(&"a".repeat(20)), "{dbg}");
+        assert_eq!(redact_url("redis://:hunter2@host:6379"), "redis://:***@host:6379");
+    }
+}

@@ -1,0 +1,113 @@
+//! The sandbox sender: messages land in an in-process inbox that people and tests read,
+//! instead of reaching Telegram. It stands in for a recipient's device.
+
+use super::OutgoingMessage;
+use crate::domain::{PhoneNumber, RequestId, TenantId, Timestamp};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::VecDeque;
+
+/// What the recipient's device shows of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxStatus {
+    Delivered,
+    Read,
+    Deleted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxMessage {
+    pub request_id: String,
+    pub phone_number: String,
+    /// The message as the user sees it, code included (deleted messages show no text).
+    pub text: String,
+    pub status: InboxStatus,
+    pub message_id: i64,
+    /// Unix seconds.
+    pub sent_at: i64,
+    #[serde(skip)]
+    pub tenant: TenantId,
+}
+
+/// The newest messages, bounded so a long-running sandbox does not grow without end.
+pub struct SandboxInbox {
+    messages: Mutex<Inbox>,
+    capacity: usize,
+}
+
+struct Inbox {
+    messages: VecDeque<InboxMessage>,
+    next_id: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Marked read now: the tenant and request whose status changes.
+    Read(TenantId, RequestId),
+    AlreadyRead,
+    Deleted,
+    NotFound,
+}
+
+impl SandboxInbox {
+    pub fn new(capacity: usize) -> Self {
+        Self { messages: Mutex::new(Inbox { messages: VecDeque::new(), next_id: 1 }), capacity: capacity.max(1) }
+    }
+
+    pub(super) fn deliver(&self, message: OutgoingMessage, now: Timestamp) -> i64 {
+        let mut inbox = self.messages.lock();
+        let id = inbox.next_id;
+        inbox.next_id += 1;
+        inbox.messages.push_front(InboxMessage {
+            request_id: message.request.to_string(),
+            phone_number: message.phone.digits().to_owned(),
+            text: message.text,
+            status: InboxStatus::Delivered,
+            message_id: id,
+            sent_at: now.secs(),
+            tenant: message.tenant,
+        });
+        inbox.messages.truncate(self.capacity);
+        id
+    }
+
+    pub(super) fn delete(&self, tenant: &TenantId, request: RequestId) {
+        let request = request.to_string();
+        let mut inbox = self.messages.lock();
+        for m in inbox.messages.iter_mut().filter(|m| m.request_id == request && &m.tenant == tenant) {
+            m.status = InboxStatus::Deleted;
+            m.text.clear();
+        }
+    }
+
+    /// Messages to one number, newest first.
+    pub fn messages_to(&self, phone: &PhoneNumber) -> Vec<InboxMessage> {
+        let inbox = self.messages.lock();
+        inbox.messages.iter().filter(|m| m.phone_number == phone.digits()).cloned().collect()
+    }
+
+    /// The newest `limit` messages to anyone.
+    pub fn recent(&self, limit: usize) -> Vec<InboxMessage> {
+        self.messages.lock().messages.iter().take(limit).cloned().collect()
+    }
+
+    /// The user opens the chat and reads the message.
+    pub fn read(&self, request_id: &str) -> ReadOutcome {
+        let mut inbox = self.messages.lock();
+        let Some(m) = inbox.messages.iter_mut().find(|m| m.request_id == request_id) else {
+            return ReadOutcome::NotFound;
+        };
+        match m.status {
+            InboxStatus::Deleted => ReadOutcome::Deleted,
+            InboxStatus::Read => ReadOutcome::AlreadyRead,
+            InboxStatus::Delivered => {
+                m.status = InboxStatus::Read;
+                match RequestId::parse(&m.request_id) {
+                    Ok(id) => ReadOutcome::Read(m.tenant.clone(), id),
+                    Err(_) => ReadOutcome::NotFound,
+                }
+            }
+        }
+    }
+}

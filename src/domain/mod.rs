@@ -1,0 +1,26 @@
+//! The domain: typed values parsed from untrusted input, and the rules of a request's life.
+//! Nothing here knows about HTTP or Redis.
+
+mod code;
+mod credits;
+mod phone;
+mod request;
+mod send;
+mod tenant;
+mod time;
+
+pub use code::{Code, CodeLength, InvalidCode, InvalidCodeLength};
+pub use credits::{Credits, InvalidCredits, MICROS_PER_CREDIT};
+pub use phone::{InvalidPhoneNumber, PhoneNumber};
+pub use request::{
+    CodeMatch, CodeState, ContinueError, DeliveryStatus, InvalidRequestId, RequestId, RequestRecord, RequestStatusView,
+    StatusAt, StatusView, VerificationStatus,
+};
+pub use send::{
+    CallbackPolicy, CallbackUrl, InvalidCallbackUrl, InvalidPayload, InvalidSenderUsername, InvalidTtl, Payload,
+    SenderUsername, Ttl,
+};
+pub use tenant::{
+    InvalidTenantId, LedgerEntry, LedgerKind, SenderRegistration, Tenant, TenantId, TenantSettings, TokenRecord,
+};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -1,0 +1,309 @@
+//! A verification request: its id, its record, the delivery and verification state machine,
+//! and the `RequestStatus` a client sees.
+
+use super::{Credits, Payload, PhoneNumber, SenderUsername, Timestamp, Ttl};
+use rand::{rngs::OsRng, Rng};
+use serde::Serialize;
+use std::fmt;
+
+/// An unguessable request id: a random 63-bit number in decimal, scoped to its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(u64);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a request id is a decimal number below 2^63")]
+pub struct InvalidRequestId;
+
+impl RequestId {
+    pub fn generate() -> Self {
+        // At least 10^14 so ids have the Gateway's ~15-digit look.
+        Self(OsRng.gen_range(100_000_000_000_000..=i64::MAX as u64))
+    }
+
+    /// Accepts exactly what `generate` makes, so nothing odd (separators, braces, wildcards)
+    /// ever reaches a store key.
+    pub fn parse(input: &str) -> Result<Self, InvalidRequestId> {
+        if input.is_empty() || input.len() > 19 || !input.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(InvalidRequestId);
+        }
+        match input.parse::<u64>() {
+            Ok(n) if n <= i64::MAX as u64 => Ok(Self(n)),
+            _ => Err(InvalidRequestId),
+        }
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Sent,
+    Delivered,
+    Read,
+    Expired,
+    Revoked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationStatus {
+    CodeValid,
+    CodeInvalid,
+    CodeMaxAttemptsExceeded,
+    Expired,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Sent, Self::Delivered, Self::Read, Self::Expired, Self::Revoked].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl VerificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CodeValid => "code_valid",
+            Self::CodeInvalid => "code_invalid",
+            Self::CodeMaxAttemptsExceeded => "code_max_attempts_exceeded",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::CodeValid, Self::CodeInvalid, Self::CodeMaxAttemptsExceeded, Self::Expired]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// A terminal status never changes again through a check.
+    pub fn is_terminal(self) -> bool {
+        self != Self::CodeInvalid
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusAt<S> {
+    pub status: S,
+    pub at: Timestamp,
+}
+
+/// What the store keeps of one request. No code: only its keyed hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub id: RequestId,
+    pub phone: PhoneNumber,
+    pub created_at: Timestamp,
+    /// The fee taken for this request (0 for the tenant's own number).
+    pub cost: Credits,
+    pub refunded: bool,
+    /// Which token made the request (for audits; never the token itself).
+    pub token_id: String,
+    /// Set once a message with a code belongs to the request; `None` after `checkSendAbility`
+    /// until the send that uses its `request_id`.
+    pub code: Option<CodeState>,
+    pub delivery: Option<StatusAt<DeliveryStatus>>,
+    pub verification: Option<StatusAt<VerificationStatus>>,
+    /// Optimistic-concurrency version: every stored change increments it.
+    pub version: u64,
+}
+
+/// The message side of a request: the code's hash and how it may be checked, and what was
+/// asked of the delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeState {
+    /// PHC string of the code's keyed hash.
+    pub hash: String,
+    pub valid_until: Timestamp,
+    pub max_attempts: u8,
+    pub attempts: u8,
+    pub ttl: Option<Ttl>,
+    pub payload: Option<Payload>,
+    pub callback_url: Option<String>,
+    /// Hex SHA-256 of the token that made the send: the key its reports are signed with.
+    pub callback_key: Option<String>,
+    pub sender_username: Option<SenderUsername>,
+    /// The sender's id for the delivered message, once it went out.
+    pub message_id: Option<i64>,
+}
+
+/// Why a send that continues a `checkSendAbility` request cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ContinueError {
+    #[error("a message was already sent for this request")]
+    MessageAlreadySent,
+    #[error("the phone number differs from the checked one")]
+    PhoneNumberMismatch,
+}
+
+/// The outcome of comparing a code against the request's hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeMatch {
+    Correct,
+    Wrong,
+}
+
+impl RequestRecord {
+    /// Attaches the message of a send to a request made by `checkSendAbility`.
+    pub fn attach_code(&self, phone: &PhoneNumber, code: CodeState) -> Result<Self, ContinueError> {
+        self.can_attach_code(phone)?;
+        Ok(Self { code: Some(code), ..self.clone() })
+    }
+
+    /// Whether a send to `phone` may continue this request: once, and to the checked number.
+    pub fn can_attach_code(&self, phone: &PhoneNumber) -> Result<(), ContinueError> {
+        if self.code.is_some() {
+            Err(ContinueError::MessageAlreadySent)
+        } else if &self.phone != phone {
+            Err(ContinueError::PhoneNumberMismatch)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Moves the delivery status forward (`sent` → `delivered` → `read`); anything else, such
+    /// as a read receipt after a revocation, changes nothing.
+    pub fn advance_delivery(&self, to: DeliveryStatus, now: Timestamp) -> Option<Self> {
+        use DeliveryStatus::*;
+        let from = self.delivery.map(|d| d.status);
+        let allowed =
+            matches!((from, to), (None, Sent) | (Some(Sent), Delivered) | (None | Some(Sent) | Some(Delivered), Read));
+        (allowed && self.code.is_some())
+            .then(|| Self { delivery: Some(StatusAt { status: to, at: now }), ..self.clone() })
+    }
+
+    /// Records the message id the sender gave the delivered message.
+    pub fn with_message_id(&self, message_id: i64) -> Self {
+        let mut next = self.clone();
+        if let Some(code) = next.code.as_mut() {
+            code.message_id = Some(message_id);
+        }
+        next
+    }
+
+    /// The verification status the record has at `now`: a code whose validity ended reads as
+    /// `expired` even before anything wrote that down.
+    pub fn verification_at(&self, now: Timestamp) -> Option<StatusAt<VerificationStatus>> {
+        match (&self.code, self.verification) {
+            (_, Some(v)) if v.status.is_terminal() => Some(v),
+            (Some(code), current) if now >= code.valid_until => Some(StatusAt {
+                status: VerificationStatus::Expired,
+                at: code.valid_until.max(current.map_or(code.valid_until, |v| v.at)),
+            }),
+            (_, current) => current,
+        }
+    }
+
+    /// Whether a check with a code can still change anything; if not, no hashing is needed.
+    pub fn accepts_checks(&self, now: Timestamp) -> bool {
+        !self.verification_at(now).is_some_and(|v| v.status.is_terminal())
+    }
+
+    /// Applies one check of a code. `None` when the status is already terminal (the check then
+    /// answers the current status, and counts nothing).
+    pub fn record_check(&self, outcome: CodeMatch, now: Timestamp) -> Option<Self> {
+        if !self.accepts_checks(now) {
+            return match self.verification_at(now) {
+                // Write down an expiry that so far was only derived, so it is terminal for good.
+                Some(v) if self.verification != Some(v) => Some(Self { verification: Some(v), ..self.clone() }),
+                _ => None,
+            };
+        }
+        let mut next = self.clone();
+        let status = match (&mut next.code, outcome) {
+            (Some(_), CodeMatch::Correct) => VerificationStatus::CodeValid,
+            (Some(code), CodeMatch::Wrong) => {
+                code.attempts = code.attempts.saturating_add(1);
+                if code.attempts >= code.max_attempts {
+                    VerificationStatus::CodeMaxAttemptsExceeded
+                } else {
+                    VerificationStatus::CodeInvalid
+                }
+            }
+            // A request made by checkSendAbility has no code yet: nothing can match it.
+            (None, _) => VerificationStatus::CodeInvalid,
+        };
+        next.verification = Some(StatusAt { status, at: now });
+        Some(next)
+    }
+
+    /// Revokes the request: an undelivered message becomes `revoked` (and is deleted by the
+    /// caller), the code never verifies again. Returns the new record and whether a message
+    /// should be deleted.
+    pub fn revoke(&self, now: Timestamp) -> (Self, bool) {
+        let mut next = self.clone();
+        let undelivered =
+            self.code.is_some() && matches!(self.delivery.map(|d| d.status), None | Some(DeliveryStatus::Sent));
+        if undelivered {
+            next.delivery = Some(StatusAt { status: DeliveryStatus::Revoked, at: now });
+        }
+        if self.verification.map(|v| v.status) != Some(VerificationStatus::Expired) {
+            next.verification = Some(StatusAt { status: VerificationStatus::Expired, at: now });
+        }
+        let delete = undelivered && self.delivery.is_some();
+        (next, delete)
+    }
+
+    /// The `RequestStatus` a client sees at `now`. `remaining_balance` is given by the caller
+    /// only when the call charged.
+    pub fn view(&self, now: Timestamp, remaining_balance: Option<Credits>) -> RequestStatusView {
+        RequestStatusView {
+            request_id: self.id.to_string(),
+            phone_number: self.phone.digits().to_owned(),
+            request_cost: self.cost,
+            is_refunded: self.refunded.then_some(true),
+            remaining_balance,
+            delivery_status: self.delivery.map(|d| StatusView {
+                status: d.status,
+                updated_at: d.at.secs(),
+                code_entered: None,
+            }),
+            verification_status: self.verification_at(now).map(|v| StatusView {
+                status: v.status,
+                updated_at: v.at.secs(),
+                code_entered: None,
+            }),
+            payload: self.code.as_ref().and_then(|c| c.payload.as_ref()).map(|p| p.as_str().to_owned()),
+        }
+    }
+}
+
+/// The Gateway's `RequestStatus` object. Fields that do not apply are omitted, never `null`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestStatusView {
+    pub request_id: String,
+    pub phone_number: String,
+    pub request_cost: Credits,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_refunded: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_balance: Option<Credits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_status: Option<StatusView<DeliveryStatus>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification_status: Option<StatusView<VerificationStatus>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusView<S> {
+    pub status: S,
+    pub updated_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code_entered: Option<String>,
+}

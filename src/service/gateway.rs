@@ -1,0 +1,340 @@
+//! The four Gateway methods.
+
+use super::{ServiceError, Services};
+use crate::delivery::{templates, OutgoingMessage};
+use crate::domain::{
+    CallbackUrl, Code, CodeLength, CodeMatch, CodeState, ContinueError, Credits, DeliveryStatus, LedgerEntry,
+    LedgerKind, Payload, PhoneNumber, RequestId, RequestRecord, RequestStatusView, SenderUsername, Tenant, TenantId,
+    Timestamp, TokenRecord, Ttl,
+};
+use crate::secrets::{ApiToken, CodeBinding};
+use crate::store::{Change, CreateOutcome};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The tenant and token behind an authenticated call.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Tenant,
+    pub token: TokenRecord,
+}
+
+/// Where the code of a send comes from.
+#[derive(Debug, Clone)]
+pub enum CodeSpec {
+    Given(Code),
+    Generate(CodeLength),
+}
+
+/// A `sendVerificationMessage` call, every parameter parsed.
+#[derive(Debug, Clone)]
+pub struct SendCommand {
+    pub phone: PhoneNumber,
+    pub code: CodeSpec,
+    pub request_id: Option<RequestId>,
+    pub sender_username: Option<SenderUsername>,
+    pub callback_url: Option<CallbackUrl>,
+    pub payload: Option<Payload>,
+    pub ttl: Option<Ttl>,
+}
+
+/// What the user typed, as `checkVerificationStatus` received it.
+#[derive(Debug, Clone)]
+pub enum EnteredCode {
+    Digits(Code),
+    /// Not 4–8 digits: it cannot match, and counts as a wrong attempt.
+    Malformed,
+}
+
+impl Services {
+    /// Finds the caller of a Gateway method by its token.
+    pub async fn authenticate(&self, token: &ApiToken, client: Option<IpAddr>) -> Result<Caller, ServiceError> {
+        let now = self.clock.now();
+        let record = self
+            .store
+            .find_token(&self.token_keys.lookup_key(token))
+            .await?
+            .filter(|t| t.is_usable(now, client))
+            .ok_or(ServiceError::AccessTokenInvalid)?;
+        let tenant = self.store.tenant(&record.tenant).await?.ok_or(ServiceError::AccessTokenInvalid)?;
+        Ok(Caller { tenant, token: record })
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %caller.tenant.id))]
+    pub async fn send(self: &Arc<Self>, caller: &Caller, cmd: SendCommand) -> Result<RequestStatusView, ServiceError> {
+        let tenant = &caller.tenant;
+        let own_number = tenant.settings.is_own_number(&cmd.phone);
+        if let Some(username) = &cmd.sender_username {
+            match tenant.settings.sender(username) {
+                None => return Err(ServiceError::SenderNotOwned),
+                Some(reg) if !reg.verified && !own_number => return Err(ServiceError::SenderNotVerified),
+                Some(_) => {}
+            }
+        }
+        let code = match &cmd.code {
+            CodeSpec::Given(code) => code.clone(),
+            CodeSpec::Generate(len) => Code::generate(*len),
+        };
+        let (record, remaining_balance) = match cmd.request_id {
+            Some(id) => (self.continue_checked_request(caller, id, &cmd, &code).await?, None),
+            None => self.create_sent_request(caller, &cmd, &code).await?,
+        };
+        let record = self.deliver(&tenant.id, record, &code, cmd.sender_username.as_ref(), &tenant.name).await?;
+        Ok(record.view(self.clock.now(), remaining_balance))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %caller.tenant.id))]
+    pub async fn check_send_ability(
+        &self,
+        caller: &Caller,
+        phone: PhoneNumber,
+    ) -> Result<RequestStatusView, ServiceError> {
+        if !self.sender.can_reach(&phone).await {
+            return Err(ServiceError::PhoneNumberNotFound);
+        }
+        let now = self.clock.now();
+        let record = self.new_record(caller, phone, now, None);
+        let (record, balance) = self.charge_and_store(caller, record, now).await?;
+        Ok(record.view(now, balance))
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %caller.tenant.id))]
+    pub async fn check_verification(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        entered: Option<EnteredCode>,
+    ) -> Result<RequestStatusView, ServiceError> {
+        let tenant = &caller.tenant.id;
+        let now = self.clock.now();
+        let current = self.store.request(tenant, id, now).await?.ok_or(ServiceError::RequestIdInvalid)?;
+        let Some(entered) = entered else {
+            return Ok(current.view(now, None));
+        };
+        // Hash only when the answer can still change: a terminal request costs no CPU.
+        let outcome = match (&current.code, &entered) {
+            (Some(state), EnteredCode::Digits(code)) if current.accepts_checks(now) => {
+                let binding = CodeBinding { tenant: tenant.clone(), request: id };
+                if self.hasher.verify(&binding, code, &state.hash).await? {
+                    CodeMatch::Correct
+                } else {
+                    CodeMatch::Wrong
+                }
+            }
+            _ => CodeMatch::Wrong,
+        };
+        let (record, evaluated) = self
+            .store
+            .update_request(tenant, id, self.retention(), now, |r| {
+                let evaluated = r.accepts_checks(now);
+                (r.record_check(outcome, now).map(Change::from), evaluated)
+            })
+            .await?
+            .ok_or(ServiceError::RequestIdInvalid)?;
+        // The code entered is echoed by the call that evaluated it, and never stored.
+        let mut status = record.view(now, None);
+        if let (true, EnteredCode::Digits(code), Some(v)) = (evaluated, &entered, status.verification_status.as_mut()) {
+            v.code_entered = Some(code.expose().to_owned());
+        }
+        Ok(status)
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %caller.tenant.id))]
+    pub async fn revoke(&self, caller: &Caller, id: RequestId) -> Result<(), ServiceError> {
+        let tenant = &caller.tenant.id;
+        let now = self.clock.now();
+        let (record, delete) = self
+            .store
+            .update_request(tenant, id, self.retention(), now, |r| {
+                let (next, delete) = r.revoke(now);
+                let changed = RequestRecord { version: r.version, ..next.clone() } != *r;
+                (changed.then(|| Change::from(next)), delete)
+            })
+            .await?
+            .ok_or(ServiceError::RequestIdInvalid)?;
+        if delete && record.code.as_ref().is_some_and(|c| c.message_id.is_some()) {
+            self.sender.delete(tenant, id).await;
+        }
+        Ok(())
+    }
+
+    /// Moves a request's delivery status forward when the sender reports progress.
+    pub async fn record_delivery(
+        &self,
+        tenant: &TenantId,
+        id: RequestId,
+        to: DeliveryStatus,
+    ) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        self.store
+            .update_request(tenant, id, self.retention(), now, |r| (r.advance_delivery(to, now).map(Change::from), ()))
+            .await?;
+        Ok(())
+    }
+
+    fn fee(&self, tenant: &Tenant, phone: &PhoneNumber) -> Credits {
+        if tenant.settings.is_own_number(phone) {
+            Credits::ZERO
+        } else {
+            tenant.settings.price.unwrap_or_else(|| self.settings.price_for(phone))
+        }
+    }
+
+    fn new_record(
+        &self,
+        caller: &Caller,
+        phone: PhoneNumber,
+        now: Timestamp,
+        code: Option<CodeState>,
+    ) -> RequestRecord {
+        RequestRecord {
+            id: RequestId::generate(),
+            cost: self.fee(&caller.tenant, &phone),
+            phone,
+            created_at: now,
+            refunded: false,
+            token_id: caller.token.id.clone(),
+            code,
+            delivery: None,
+            verification: None,
+            version: 0,
+        }
+    }
+
+    /// Stores a new request and takes its fee in one atomic step. Answers the balance after the
+    /// charge when there was one.
+    async fn charge_and_store(
+        &self,
+        caller: &Caller,
+        record: RequestRecord,
+        now: Timestamp,
+    ) -> Result<(RequestRecord, Option<Credits>), ServiceError> {
+        // The tenant loaded at authentication tells cheaply when the fee cannot be covered; the
+        // atomic step below decides for real.
+        if caller.tenant.balance < record.cost {
+            return Err(ServiceError::BalanceNotEnough);
+        }
+        let charge = record.cost.is_positive().then(|| {
+            LedgerEntry::for_request(LedgerKind::Charge, now, Credits::from_micros(-record.cost.micros()), record.id)
+        });
+        match self.store.create_request(&caller.tenant.id, &record, charge.as_ref(), self.retention(), now).await? {
+            CreateOutcome::Created { balance } => {
+                let charged = record.cost.is_positive().then_some(balance);
+                Ok((RequestRecord { version: 1, ..record }, charged))
+            }
+            CreateOutcome::BalanceNotEnough => Err(ServiceError::BalanceNotEnough),
+            CreateOutcome::TenantNotFound => Err(ServiceError::AccessTokenInvalid),
+        }
+    }
+
+    fn code_state(&self, caller: &Caller, cmd: &SendCommand, hash: String, now: Timestamp) -> CodeState {
+        let validity = cmd.ttl.map_or_else(|| self.settings.default_validity(), Ttl::duration);
+        CodeState {
+            hash,
+            valid_until: now.plus(validity),
+            max_attempts: caller.tenant.settings.max_attempts.unwrap_or(self.settings.codes.max_attempts),
+            attempts: 0,
+            ttl: cmd.ttl,
+            payload: cmd.payload.clone(),
+            callback_url: cmd.callback_url.as_ref().map(|u| u.as_str().to_owned()),
+            callback_key: cmd.callback_url.as_ref().map(|_| caller.token.signing_key.clone()),
+            sender_username: cmd.sender_username.clone(),
+            message_id: None,
+        }
+    }
+
+    async fn create_sent_request(
+        &self,
+        caller: &Caller,
+        cmd: &SendCommand,
+        code: &Code,
+    ) -> Result<(RequestRecord, Option<Credits>), ServiceError> {
+        let now = self.clock.now();
+        let mut record = self.new_record(caller, cmd.phone.clone(), now, None);
+        if caller.tenant.balance < record.cost {
+            return Err(ServiceError::BalanceNotEnough);
+        }
+        let binding = CodeBinding { tenant: caller.tenant.id.clone(), request: record.id };
+        let hash = self.hasher.hash(&binding, code).await?;
+        record.code = Some(self.code_state(caller, cmd, hash, now));
+        self.charge_and_store(caller, record, now).await
+    }
+
+    /// A send with the `request_id` of a `checkSendAbility`: free, once, to the same number.
+    async fn continue_checked_request(
+        &self,
+        caller: &Caller,
+        id: RequestId,
+        cmd: &SendCommand,
+        code: &Code,
+    ) -> Result<RequestRecord, ServiceError> {
+        let tenant = &caller.tenant.id;
+        let now = self.clock.now();
+        let current = self.store.request(tenant, id, now).await?.ok_or(ServiceError::RequestIdInvalid)?;
+        // Refuse early (before hashing) what the atomic step would refuse anyway.
+        current.can_attach_code(&cmd.phone).map_err(continue_error)?;
+        let hash = self.hasher.hash(&CodeBinding { tenant: tenant.clone(), request: id }, code).await?;
+        let state = self.code_state(caller, cmd, hash, now);
+        let (record, result) = self
+            .store
+            .update_request(tenant, id, self.retention(), now, |r| match r.attach_code(&cmd.phone, state.clone()) {
+                Ok(next) => (Some(Change::from(next)), Ok(())),
+                Err(e) => (None, Err(e)),
+            })
+            .await?
+            .ok_or(ServiceError::RequestIdInvalid)?;
+        result.map_err(continue_error)?;
+        Ok(record)
+    }
+
+    /// Hands the message to the sender and records that it went out. The sandbox then
+    /// confirms delivery on its own, as a device would.
+    async fn deliver(
+        self: &Arc<Self>,
+        tenant: &TenantId,
+        record: RequestRecord,
+        code: &Code,
+        sender_username: Option<&SenderUsername>,
+        tenant_name: &str,
+    ) -> Result<RequestRecord, ServiceError> {
+        let service = sender_username.map_or(tenant_name, |u| u.as_str());
+        let message = OutgoingMessage {
+            tenant: tenant.clone(),
+            request: record.id,
+            phone: record.phone.clone(),
+            text: templates::render(&record.phone, service, code),
+        };
+        let now = self.clock.now();
+        let Ok(message_id) = self.sender.send(message, now).await else {
+            // The recipient cannot be reached: the request stays without a delivery status
+            // (what happens to its fee is the delivery queue's business).
+            return Ok(record);
+        };
+        let id = record.id;
+        let updated = self
+            .store
+            .update_request(tenant, id, self.retention(), now, |r| {
+                let sent = r.with_message_id(message_id);
+                (sent.advance_delivery(DeliveryStatus::Sent, now).map(Change::from), ())
+            })
+            .await?
+            .map_or(record, |(r, ())| r);
+        if self.sender.sandbox().is_some() {
+            let services = Arc::clone(self);
+            let tenant = tenant.clone();
+            tokio::spawn(async move {
+                if let Err(e) = services.record_delivery(&tenant, id, DeliveryStatus::Delivered).await {
+                    tracing::warn!(error = &e as &dyn std::error::Error, "could not record a sandbox delivery");
+                }
+            });
+        }
+        Ok(updated)
+    }
+}
+
+fn continue_error(e: ContinueError) -> ServiceError {
+    match e {
+        ContinueError::MessageAlreadySent => ServiceError::MessageAlreadySent,
+        ContinueError::PhoneNumberMismatch => ServiceError::PhoneNumberMismatch,
+    }
+}

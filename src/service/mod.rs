@@ -1,0 +1,57 @@
+//! Use cases: what the Gateway methods, the admin API and the sandbox do, in domain terms.
+//! No HTTP here: handlers parse input into domain values, call one method, map the result.
+
+mod gateway;
+mod tenants;
+
+pub use gateway::{Caller, CodeSpec, EnteredCode, SendCommand};
+pub use tenants::{NewTenant, SettingsPatch, TenantError};
+
+use crate::config::Settings;
+use crate::delivery::Sender;
+use crate::domain::Clock;
+use crate::secrets::{CodeHasher, HashError, TokenKeys};
+use crate::store::{Retention, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a Gateway call failed, in the domain's words; the API maps each to the spec's string.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("unknown, revoked or disallowed token")]
+    AccessTokenInvalid,
+    #[error("the number cannot receive codes")]
+    PhoneNumberNotFound,
+    #[error("the phone number differs from the checked one")]
+    PhoneNumberMismatch,
+    #[error("no such request for this tenant")]
+    RequestIdInvalid,
+    #[error("a message was already sent for this request")]
+    MessageAlreadySent,
+    #[error("the sender username is not registered to this tenant")]
+    SenderNotOwned,
+    #[error("the sender username is not verified")]
+    SenderNotVerified,
+    #[error("the balance does not cover the fee")]
+    BalanceNotEnough,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+}
+
+/// Everything the use cases need, shared by all handlers and background tasks.
+pub struct Services {
+    pub store: Arc<Store>,
+    pub hasher: CodeHasher,
+    pub sender: Sender,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    pub token_keys: TokenKeys,
+}
+
+impl Services {
+    fn retention(&self) -> Retention {
+        Retention(Duration::from_secs(self.settings.store.request_retention))
+    }
+}

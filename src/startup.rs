@@ -1,0 +1,118 @@
+//! Building the application from settings, and running it.
+
+use crate::api::{self, AppState};
+use crate::config::{Settings, StoreKind};
+use crate::delivery::sandbox::SandboxInbox;
+use crate::delivery::Sender;
+use crate::domain::{Clock, SystemClock};
+use crate::secrets::{CodeHasher, Pepper, TokenKeys};
+use crate::service::Services;
+use crate::store::{MemoryStore, RedisStore, Store};
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many messages the sandbox inbox keeps.
+const SANDBOX_CAPACITY: usize = 10_000;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Arc<Services>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.server.listen)
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        Self::build_with(settings, Arc::new(SystemClock), listener).await
+    }
+
+    /// Builds on a listener that is already bound (tests bind port 0) and a given clock.
+    pub async fn build_with(settings: Settings, clock: Arc<dyn Clock>, listener: TcpListener) -> anyhow::Result<Self> {
+        let services = Arc::new(build_services(settings, clock).await?);
+        let settings = Arc::clone(&services.settings);
+        let admin_token = settings.admin_token().map_err(anyhow::Error::msg)?;
+        if admin_token.is_none() {
+            tracing::info!("admin.token is not set: the admin API is off");
+        }
+        let state = web::Data::new(AppState {
+            services: Arc::clone(&services),
+            error_status: settings.api.error_status,
+            body_limit: settings.server.body_limit,
+            admin_token,
+        });
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new().wrap_fn(api::with_trace_id).configure(|cfg| api::configure(cfg, &state))
+        })
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(2))
+        .shutdown_timeout(10)
+        .listen(listener)?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        tracing::info!(port, config = %settings.summary(), "verigram is listening");
+        Ok(Self { port, server: server.run(), services })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn services(&self) -> Arc<Services> {
+        Arc::clone(&self.services)
+    }
+
+    /// Serves until SIGINT/SIGTERM (then finishes requests in flight) or until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// A handle that stops the server (tests, embedding).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    let store_kind = settings.store_kind().context("store.url is not supported")?;
+    let pepper = match settings.pepper().map_err(anyhow::Error::msg)? {
+        Some(p) => p,
+        None => {
+            // Only reachable with the memory store: validation refuses Redis without a pepper.
+            tracing::warn!("codes.pepper is not set: using a random pepper for this process only");
+            Pepper::generate()
+        }
+    };
+    let store = match store_kind {
+        StoreKind::Memory => {
+            tracing::warn!("store: memory — everything is kept in this process and lost when it stops");
+            Store::Memory(MemoryStore::new(settings.store.ledger_limit))
+        }
+        StoreKind::Redis => {
+            let timeout = Duration::from_millis(settings.store.timeout_ms);
+            let redis =
+                RedisStore::connect(&settings.store.url, timeout, settings.store.ledger_limit).await.with_context(
+                    || format!("cannot connect to Redis at {}", crate::config::redact_url(&settings.store.url)),
+                )?;
+            Store::Redis(redis)
+        }
+    };
+    let concurrency = match settings.codes.hash_concurrency {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
+    };
+    Ok(Services {
+        store: Arc::new(store),
+        hasher: CodeHasher::new(settings.hash_scheme(), pepper.clone(), concurrency),
+        sender: Sender::Sandbox(Arc::new(SandboxInbox::new(SANDBOX_CAPACITY))),
+        clock,
+        token_keys: TokenKeys::new(&pepper),
+        settings: Arc::new(settings),
+    })
+}

@@ -1,0 +1,19 @@
+-- Adds a signed amount to a tenant's balance unless it would go below zero, with its ledger line.
+-- KEYS[1] tenant hash     {t:<tenant>}:tenant
+-- KEYS[2] ledger list     {t:<tenant>}:ledger
+-- ARGV[1] amount in micro-credits (signed)
+-- ARGV[2] ledger entry JSON
+-- ARGV[3] ledger length cap
+-- Returns {1, balance_after} | {0, balance} (would go negative) | {-1, 0} (no tenant)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {-1, 0}
+end
+local balance = tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')
+local amount = tonumber(ARGV[1])
+if balance + amount < 0 then
+  return {0, balance}
+end
+balance = redis.call('HINCRBY', KEYS[1], 'balance', amount)
+redis.call('LPUSH', KEYS[2], string.format('%d', balance) .. '|' .. ARGV[2])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+return {1, balance}

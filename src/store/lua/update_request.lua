@@ -1,0 +1,28 @@
+-- Replaces a request's record if nobody changed it since it was read (compare-and-set on the
+-- version), with an optional balance movement and its ledger line, atomically.
+-- KEYS[1] request hash    {t:<tenant>}:req:<id>
+-- KEYS[2] tenant hash     {t:<tenant>}:tenant
+-- KEYS[3] ledger list     {t:<tenant>}:ledger
+-- ARGV[1] the version that was read
+-- ARGV[2] new record JSON
+-- ARGV[3] retention left for the request key, milliseconds
+-- ARGV[4] balance movement in micro-credits (0 for none)
+-- ARGV[5] ledger entry JSON, or ""
+-- ARGV[6] ledger length cap
+-- Returns the new version, 0 on a version conflict, -1 when the request is gone.
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then
+  return -1
+end
+if v ~= ARGV[1] then
+  return 0
+end
+local next_v = tonumber(v) + 1
+redis.call('HSET', KEYS[1], 'v', next_v, 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[5] ~= '' then
+  local balance = redis.call('HINCRBY', KEYS[2], 'balance', tonumber(ARGV[4]))
+  redis.call('LPUSH', KEYS[3], string.format('%d', balance) .. '|' .. ARGV[5])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+end
+return next_v

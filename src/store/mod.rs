@@ -1,0 +1,208 @@
+//! The store: whole, atomic domain operations over two backends.
+//!
+//! The memory backend is the embedded default (nothing installed, nothing kept across a
+//! restart); the Redis backend makes each operation one Lua script over keys that share the
+//! tenant's hash tag. The rules themselves (what a check or a revocation does to a request)
+//! are pure functions in `domain`; the store applies their result with optimistic concurrency
+//! (`update_request`), so the rules are written once for both backends.
+
+mod codec;
+mod memory;
+mod redis;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+use crate::domain::{
+    Credits, LedgerEntry, RequestId, RequestRecord, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or did not answer in time: retry later, fail closed now.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored value could not be read back: a bug or a foreign write, never a client error.
+    #[error("stored {what} is corrupt")]
+    Corrupt { what: &'static str },
+    /// The backend refused an operation (a script error, a wrong type): a bug or a
+    /// misconfigured server, not worth retrying.
+    #[error("the store refused an operation")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Optimistic updates kept colliding with concurrent writers.
+    #[error("too many concurrent updates of one record")]
+    Contention,
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (workers back off on these).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Contention)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How a request is created together with its fee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Stored and charged; the balance after the charge.
+    Created {
+        balance: Credits,
+    },
+    BalanceNotEnough,
+    TenantNotFound,
+}
+
+/// How an operator's balance adjustment went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdjustOutcome {
+    Applied {
+        balance: Credits,
+    },
+    /// The balance would go below zero; nothing changed.
+    WouldGoNegative {
+        balance: Credits,
+    },
+    TenantNotFound,
+}
+
+/// A change of one request decided by a domain rule, with the money that moves with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub record: RequestRecord,
+    /// A balance movement (a refund) applied in the same atomic step, with its ledger line.
+    pub ledger: Option<LedgerEntry>,
+}
+
+impl From<RequestRecord> for Change {
+    fn from(record: RequestRecord) -> Self {
+        Self { record, ledger: None }
+    }
+}
+
+/// How long per-request state is kept, counted from the request's creation.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention(pub Duration);
+
+impl Retention {
+    /// What is left of the retention at `now` (never less than a second, so a write never
+    /// makes a key that is already gone).
+    pub fn remaining(self, created_at: Timestamp, now: Timestamp) -> Duration {
+        let end = created_at.plus(self.0).millis();
+        Duration::from_millis((end - now.millis()).max(1000) as u64)
+    }
+}
+
+/// The configured backend. A closed enum keeps handlers and services free of generics.
+pub enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+/// Forwards a call to whichever backend is configured.
+macro_rules! on_backend {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Memory($s) => $call,
+            Store::Redis($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_backend!(self, s => s.ping().await)
+    }
+
+    /// Creates a tenant with its first token (and its opening balance in the ledger).
+    pub async fn create_tenant(&self, tenant: &Tenant, token: &TokenRecord) -> StoreResult<()> {
+        on_backend!(self, s => s.create_tenant(tenant, token).await)
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
+        on_backend!(self, s => s.tenant(id).await)
+    }
+
+    pub async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        on_backend!(self, s => s.tenants().await)
+    }
+
+    /// Replaces a tenant's settings; `false` when there is no such tenant.
+    pub async fn set_settings(&self, id: &TenantId, settings: &TenantSettings) -> StoreResult<bool> {
+        on_backend!(self, s => s.set_settings(id, settings).await)
+    }
+
+    /// Adds `entry.amount` (signed) to the balance and appends `entry` to the ledger.
+    pub async fn adjust_balance(&self, id: &TenantId, entry: &LedgerEntry) -> StoreResult<AdjustOutcome> {
+        on_backend!(self, s => s.adjust_balance(id, entry).await)
+    }
+
+    /// The newest `limit` ledger lines, newest first.
+    pub async fn ledger(&self, id: &TenantId, limit: usize) -> StoreResult<Vec<LedgerEntry>> {
+        on_backend!(self, s => s.ledger(id, limit).await)
+    }
+
+    /// Writes a token record: its lookup entry (removed once it can no longer be used) and the
+    /// tenant's index of tokens.
+    pub async fn put_token(&self, token: &TokenRecord, now: Timestamp) -> StoreResult<()> {
+        on_backend!(self, s => s.put_token(token, now).await)
+    }
+
+    pub async fn find_token(&self, lookup_key: &str) -> StoreResult<Option<TokenRecord>> {
+        on_backend!(self, s => s.find_token(lookup_key).await)
+    }
+
+    pub async fn tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TokenRecord>> {
+        on_backend!(self, s => s.tokens(tenant).await)
+    }
+
+    /// Stores a new request and charges `charge` (with its ledger line) in one atomic step;
+    /// refuses when the balance is below the fee.
+    pub async fn create_request(
+        &self,
+        tenant: &TenantId,
+        record: &RequestRecord,
+        charge: Option<&LedgerEntry>,
+        retention: Retention,
+        now: Timestamp,
+    ) -> StoreResult<CreateOutcome> {
+        on_backend!(self, s => s.create_request(tenant, record, charge, retention, now).await)
+    }
+
+    pub async fn request(
+        &self,
+        tenant: &TenantId,
+        id: RequestId,
+        now: Timestamp,
+    ) -> StoreResult<Option<RequestRecord>> {
+        on_backend!(self, s => s.request(tenant, id, now).await)
+    }
+
+    /// Applies a domain rule to one request atomically: `decide` sees the current record and
+    /// returns the change to store (if any) and an output. It may run more than once when
+    /// writers collide, so it must be a pure function of the record. `None` when the request
+    /// does not exist; otherwise the record as it now is, and the output.
+    pub async fn update_request<T, F>(
+        &self,
+        tenant: &TenantId,
+        id: RequestId,
+        retention: Retention,
+        now: Timestamp,
+        decide: F,
+    ) -> StoreResult<Option<(RequestRecord, T)>>
+    where
+        F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
+        T: Send,
+    {
+        on_backend!(self, s => s.update_request(tenant, id, retention, now, decide).await)
+    }
+}
