@@ -307,3 +307,141 @@ pub struct StatusView<S> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code_entered: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record(max_attempts: u8) -> RequestRecord {
+        RequestRecord {
+            id: RequestId::generate(),
+            phone: PhoneNumber::parse("15551234567").unwrap(),
+            created_at: Timestamp::from_millis(0),
+            cost: Credits::from_micros(10_000),
+            refunded: false,
+            token_id: "tok".into(),
+            code: Some(CodeState {
+                hash: "h".into(),
+                valid_until: Timestamp::from_millis(600_000),
+                max_attempts,
+                attempts: 0,
+                ttl: None,
+                payload: None,
+                callback_url: None,
+                callback_key: None,
+                sender_username: None,
+                message_id: None,
+            }),
+            delivery: None,
+            verification: None,
+            version: 1,
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Check(bool, i64),
+        Revoke(i64),
+        Deliver(u8, i64),
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            (any::<bool>(), 0i64..700_000).prop_map(|(ok, t)| Event::Check(ok, t)),
+            (0i64..700_000).prop_map(Event::Revoke),
+            (0u8..3, 0i64..700_000).prop_map(|(s, t)| Event::Deliver(s, t)),
+        ]
+    }
+
+    fn rank(d: Option<StatusAt<DeliveryStatus>>) -> u8 {
+        match d.map(|d| d.status) {
+            None => 0,
+            Some(DeliveryStatus::Sent) => 1,
+            Some(DeliveryStatus::Delivered) => 2,
+            Some(_) => 3,
+        }
+    }
+
+    #[test]
+    fn five_wrong_codes_exhaust_the_request() {
+        let now = Timestamp::from_millis(1000);
+        let mut r = record(5);
+        for i in 1..=5 {
+            r = r.record_check(CodeMatch::Wrong, now).unwrap();
+            assert_eq!(r.code.as_ref().unwrap().attempts, i);
+        }
+        assert_eq!(r.verification.unwrap().status, VerificationStatus::CodeMaxAttemptsExceeded);
+        assert!(r.record_check(CodeMatch::Correct, now).is_none());
+    }
+
+    #[test]
+    fn expiry_is_derived_then_written() {
+        let r = record(5);
+        let late = Timestamp::from_millis(600_000);
+        assert_eq!(r.verification_at(late).unwrap().status, VerificationStatus::Expired);
+        let written = r.record_check(CodeMatch::Correct, late).unwrap();
+        assert_eq!(written.verification.unwrap().status, VerificationStatus::Expired);
+        assert!(written.record_check(CodeMatch::Correct, late).is_none());
+    }
+
+    #[test]
+    fn revoke_deletes_only_undelivered_messages() {
+        let now = Timestamp::from_millis(1);
+        let sent = record(5).advance_delivery(DeliveryStatus::Sent, now).unwrap();
+        let (revoked, delete) = sent.revoke(now);
+        assert!(delete);
+        assert_eq!(revoked.delivery.unwrap().status, DeliveryStatus::Revoked);
+        let delivered = sent.advance_delivery(DeliveryStatus::Delivered, now).unwrap();
+        let (revoked, delete) = delivered.revoke(now);
+        assert!(!delete);
+        assert_eq!(revoked.delivery.unwrap().status, DeliveryStatus::Delivered);
+        assert_eq!(revoked.verification.unwrap().status, VerificationStatus::Expired);
+    }
+
+    proptest! {
+        /// Whatever happens, in whatever order: attempts never pass the limit, a code is valid
+        /// only if a correct check came before any terminal event and in time, nothing turns
+        /// valid after a revocation, and delivery never moves backwards.
+        #[test]
+        fn state_machine_invariants(max in 1u8..=10, events in proptest::collection::vec(event(), 0..40)) {
+            let mut r = record(max);
+            let mut revoked = false;
+            for e in events {
+                let before = r.clone();
+                match e {
+                    Event::Check(ok, t) => {
+                        let now = Timestamp::from_millis(t);
+                        let outcome = if ok { CodeMatch::Correct } else { CodeMatch::Wrong };
+                        if let Some(next) = r.record_check(outcome, now) {
+                            let status = next.verification.unwrap().status;
+                            if status == VerificationStatus::CodeValid {
+                                prop_assert!(ok && !revoked && now < r.code.as_ref().unwrap().valid_until);
+                                prop_assert!(before.verification.is_none_or(|v| !v.status.is_terminal()));
+                            }
+                            r = next;
+                        } else {
+                            prop_assert!(!before.accepts_checks(now));
+                        }
+                    }
+                    Event::Revoke(t) => {
+                        r = r.revoke(Timestamp::from_millis(t)).0;
+                        revoked = true;
+                    }
+                    Event::Deliver(s, t) => {
+                        let to = [DeliveryStatus::Sent, DeliveryStatus::Delivered, DeliveryStatus::Read][s as usize];
+                        if let Some(next) = r.advance_delivery(to, Timestamp::from_millis(t)) {
+                            prop_assert!(rank(next.delivery) > rank(before.delivery));
+                            r = next;
+                        }
+                    }
+                }
+                let code = r.code.as_ref().unwrap();
+                prop_assert!(code.attempts <= code.max_attempts);
+                if revoked {
+                    prop_assert_eq!(r.verification.unwrap().status, VerificationStatus::Expired);
+                }
+            }
+        }
+    }
+}
