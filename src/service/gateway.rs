@@ -319,6 +319,11 @@ impl Services {
             })
             .await?
             .map_or(record, |(r, ())| r);
+        if updated.delivery.is_some_and(|d| d.status == DeliveryStatus::Revoked) {
+            // Revoked while the message was on its way: take it back.
+            self.sender.delete(tenant, id).await;
+            return Ok(updated);
+        }
         if self.sender.sandbox().is_some() {
             let services = Arc::clone(self);
             let tenant = tenant.clone();
