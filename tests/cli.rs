@@ -1,0 +1,258 @@
+//! The `verigram` binary as a user runs it: `serve` on the embedded defaults (and on Redis),
+//! `config check`, and the admin subcommands as clients of the running server.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use verigram::test_support::RedisServer;
+
+const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
+
+/// A `verigram serve` child process on a free port, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn verigram() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_verigram"));
+    // Nothing from the developer's environment leaks into the test.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VERIGRAM") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Starts `verigram serve --listen 127.0.0.1:0` and learns the port from its JSON start-up log.
+fn serve(env: &[(&str, &str)]) -> Server {
+    let mut child = verigram()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN)
+        .env("VERIGRAM__LOG__FORMAT", "json")
+        .env("VERIGRAM__CODES__HASH", "hmac-sha256")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the verigram binary runs");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["message"] == "verigram is listening" {
+                let port = v["port"].as_u64().expect("the start-up line names the port");
+                return Server { child, url: format!("http://127.0.0.1:{port}") };
+            }
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    panic!("verigram serve did not start; it printed:\n{}", seen.join("\n"));
+}
+
+fn admin(server: &Server, args: &[&str]) -> Output {
+    verigram()
+        .args(args)
+        .args(["--server", &server.url])
+        .env("VERIGRAM_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("the verigram binary runs")
+}
+
+fn admin_json(server: &Server, args: &[&str]) -> Value {
+    let out = admin(server, args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the CLI prints JSON")
+}
+
+async fn gateway(server: &Server, method: &str, token: &str, params: &[(&str, &str)]) -> Value {
+    reqwest::Client::new()
+        .post(format!("{}/{method}", server.url))
+        .bearer_auth(token)
+        .form(params)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn sandbox_code(server: &Server, phone: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let inbox: Value = reqwest::get(format!("{}/sandbox/v1/messages?phone_number={phone}", server.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(m) = inbox.as_array().and_then(|a| a.first()) {
+            let text = m["text"].as_str().unwrap();
+            let code: String = text.split(": ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+            return (m["request_id"].as_str().unwrap().to_owned(), code);
+        }
+        assert!(Instant::now() < deadline, "no message reached the sandbox inbox");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The README's walk-through, through the binary: create a tenant with the CLI, send, read the
+/// code in the sandbox, verify it, see the charge in the ledger.
+async fn walk_through(server: &Server) {
+    let tenant = admin_json(server, &["tenant", "create", "--name", "Acme", "--balance", "10"]);
+    let token = tenant["token"].as_str().unwrap();
+    let id = tenant["id"].as_str().unwrap();
+    assert_eq!(tenant["balance"], 10);
+
+    let sent =
+        gateway(server, "sendVerificationMessage", token, &[("phone_number", "+15551234567"), ("code_length", "6")])
+            .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    assert_eq!(sent["result"]["remaining_balance"], 9.99);
+    let (request_id, code) = sandbox_code(server, "15551234567").await;
+    assert_eq!(request_id, sent["result"]["request_id"].as_str().unwrap());
+    assert_eq!(code.len(), 6);
+
+    let checked =
+        gateway(server, "checkVerificationStatus", token, &[("request_id", &request_id), ("code", &code)]).await;
+    assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
+
+    let ledger = admin_json(server, &["ledger", id]);
+    let kinds: Vec<&str> = ledger.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["charge", "credit"]);
+    assert_eq!(ledger[0]["amount"], -0.01);
+    assert_eq!(ledger[0]["request_id"], request_id.as_str());
+
+    let list = admin_json(server, &["tenant", "list"]);
+    assert!(list.as_array().unwrap().iter().any(|t| t["id"] == id));
+    assert_eq!(admin_json(server, &["tenant", "show", id])["balance"], 9.99);
+    assert_eq!(admin_json(server, &["balance", "add", id, "0.01", "--note", "top-up"])["balance"], 10);
+    let refused = admin(server, &["balance", "add", id, "-11"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("below zero"));
+
+    // Tokens: issue, rotate with no overlap (the old one stops), revoke.
+    let issued = admin_json(server, &["token", "issue", id]);
+    let second = issued["token"].as_str().unwrap();
+    assert_eq!(gateway(server, "checkVerificationStatus", second, &[("request_id", &request_id)]).await["ok"], true);
+    let rotated = admin_json(server, &["token", "rotate", id, issued["token_id"].as_str().unwrap(), "--overlap", "0"]);
+    let third = rotated["token"].as_str().unwrap();
+    assert_eq!(
+        gateway(server, "checkVerificationStatus", second, &[("request_id", &request_id)]).await["error"],
+        "ACCESS_TOKEN_INVALID"
+    );
+    assert_eq!(gateway(server, "checkVerificationStatus", third, &[("request_id", &request_id)]).await["ok"], true);
+    admin_json(server, &["token", "revoke", id, rotated["token_id"].as_str().unwrap()]);
+    assert_eq!(
+        gateway(server, "checkVerificationStatus", third, &[("request_id", &request_id)]).await["error"],
+        "ACCESS_TOKEN_INVALID"
+    );
+    let tokens = admin_json(server, &["token", "list", id]);
+    assert_eq!(tokens.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_walk_through_works_on_the_embedded_defaults() {
+    let server = serve(&[]);
+    walk_through(&server).await;
+}
+
+#[tokio::test]
+async fn the_walk_through_works_on_redis() {
+    let redis = RedisServer::start().expect("redis-server for the Redis tests");
+    let url = redis.url();
+    let server = serve(&[
+        ("VERIGRAM__STORE__URL", &url),
+        ("VERIGRAM__CODES__PEPPER", "a-pepper-of-at-least-32-bytes-for-tests"),
+    ]);
+    walk_through(&server).await;
+}
+
+#[test]
+fn the_cli_explains_a_missing_admin_token_and_an_unreachable_server() {
+    let out = verigram().args(["tenant", "list", "--server", "http://127.0.0.1:9"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VERIGRAM_ADMIN_TOKEN"));
+    let out = verigram()
+        .args(["tenant", "list", "--server", "http://127.0.0.1:9"])
+        .env("VERIGRAM_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
+
+#[test]
+fn config_check_names_every_bad_key() {
+    let ok = verigram().args(["config", "check"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("configuration OK"));
+
+    let bad = verigram()
+        .args(["config", "check"])
+        .env("VERIGRAM__CODES__MAX_ATTEMPTS", "11")
+        .env("VERIGRAM__STORE__URL", "redis://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("codes.max_attempts") && err.contains("codes.pepper"), "{err}");
+
+    let unknown = verigram().args(["config", "check"]).env("VERIGRAM__CODES__PEPER", "x").output().unwrap();
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("codes.peper: unknown key"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("verigram.toml");
+    std::fs::write(&file, "[api]\nerror_status = \"sometimes\"\n").unwrap();
+    let bad_file = verigram().args(["config", "check", "--config"]).arg(&file).output().unwrap();
+    assert!(String::from_utf8_lossy(&bad_file.stderr).contains("api.error_status"));
+}
+
+#[test]
+fn redis_that_cannot_be_reached_stops_start_up_with_a_message() {
+    let out = verigram()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("VERIGRAM__STORE__URL", "redis://127.0.0.1:1")
+        .env("VERIGRAM__STORE__TIMEOUT_MS", "200")
+        .env("VERIGRAM__CODES__PEPPER", "a-pepper-of-at-least-32-bytes-for-tests")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect to Redis"));
+}
+
+#[test]
+fn help_is_everywhere() {
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["config", "check", "--help"],
+        &["tenant", "create", "--help"],
+        &["token", "rotate", "--help"],
+        &["balance", "add", "--help"],
+        &["ledger", "--help"],
+    ] {
+        let out = verigram().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+}
