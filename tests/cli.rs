@@ -1,5 +1,6 @@
 //! The `verigram` binary as a user runs it: `serve` on the embedded defaults (and on Redis),
 //! `config check`, and the admin subcommands as clients of the running server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -65,6 +66,7 @@ fn serve(env: &[(&str, &str)]) -> Server {
         seen.push(line);
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("verigram serve did not start; it printed:\n{}", seen.join("\n"));
 }
 
