@@ -80,6 +80,7 @@ impl Application {
 }
 
 async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    crate::domain::PhoneNumber::preload();
     let store_kind = settings.store_kind().context("store.url is not supported")?;
     let pepper = match settings.pepper().map_err(anyhow::Error::msg)? {
         Some(p) => p,

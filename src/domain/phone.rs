@@ -33,6 +33,12 @@ impl PhoneNumber {
         Ok(Self { digits: digits.to_owned(), country_code })
     }
 
+    /// Loads the calling-code metadata now (it takes a noticeable moment), so the first
+    /// request does not pay for it.
+    pub fn preload() {
+        let _ = country_code_of("1");
+    }
+
     pub fn digits(&self) -> &str {
         &self.digits
     }

@@ -1,0 +1,292 @@
+//! The store's contract, run on both backends: the same operations must mean the same thing
+//! on the embedded memory store and on Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+use verigram::domain::{
+    CodeMatch, CodeState, Credits, DeliveryStatus, LedgerEntry, LedgerKind, PhoneNumber, RequestId, RequestRecord,
+    Tenant, TenantId, TenantSettings, Timestamp, TokenRecord, VerificationStatus,
+};
+use verigram::store::{AdjustOutcome, Change, CreateOutcome, MemoryStore, RedisStore, Retention, Store};
+use verigram::test_support::RedisServer;
+
+const RETENTION: Retention = Retention(Duration::from_secs(86_400));
+const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+/// A store of the given kind, with whatever keeps it alive.
+async fn store(redis: bool) -> (Arc<Store>, Option<RedisServer>) {
+    if redis {
+        let server = RedisServer::start().expect("redis-server for the Redis tests");
+        let store = RedisStore::connect(&server.url(), Duration::from_secs(2), 1000).await.unwrap();
+        (Arc::new(Store::Redis(store)), Some(server))
+    } else {
+        (Arc::new(Store::Memory(MemoryStore::new(1000))), None)
+    }
+}
+
+fn tenant(balance: i64) -> (Tenant, TokenRecord) {
+    let t = Tenant {
+        id: TenantId::generate(),
+        name: "Acme".into(),
+        balance: Credits::from_micros(balance),
+        settings: TenantSettings::default(),
+        created_at: NOW,
+    };
+    let token = TokenRecord {
+        id: "tok_1".into(),
+        tenant: t.id.clone(),
+        lookup_key: format!("lookup-{}", t.id),
+        signing_key: "00".repeat(32),
+        created_at: NOW,
+        expires_at: None,
+        revoked_at: None,
+        ip_allow: vec![],
+    };
+    (t, token)
+}
+
+fn request(cost: i64) -> RequestRecord {
+    RequestRecord {
+        id: RequestId::generate(),
+        phone: PhoneNumber::parse("15551234567").unwrap(),
+        created_at: NOW,
+        cost: Credits::from_micros(cost),
+        refunded: false,
+        token_id: "tok_1".into(),
+        code: Some(CodeState {
+            hash: "$hmac-sha256$v=1$AA$AA".into(),
+            valid_until: NOW.plus(Duration::from_secs(600)),
+            max_attempts: 5,
+            attempts: 0,
+            ttl: None,
+            payload: None,
+            callback_url: None,
+            callback_key: None,
+            sender_username: None,
+            message_id: None,
+        }),
+        delivery: None,
+        verification: None,
+        version: 0,
+    }
+}
+
+fn charge(r: &RequestRecord) -> LedgerEntry {
+    LedgerEntry::for_request(LedgerKind::Charge, NOW, Credits::from_micros(-r.cost.micros()), r.id)
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
+        mod redis { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(true).await } )* }
+    };
+}
+
+on_both_stores!(
+    tenants_and_settings_round_trip,
+    requests_are_charged_atomically,
+    concurrent_charges_never_overdraw,
+    optimistic_updates_serialize_concurrent_checks,
+    balance_adjustments_never_go_negative,
+    tokens_are_found_until_withdrawn,
+    requests_are_scoped_to_their_tenant,
+    refunds_move_money_with_the_change,
+);
+
+async fn tenants_and_settings_round_trip(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(1_000_000);
+    store.create_tenant(&t, &token).await.unwrap();
+    assert_eq!(store.tenant(&t.id).await.unwrap(), Some(t.clone()));
+    assert_eq!(store.tenants().await.unwrap(), vec![t.clone()]);
+    let mut settings = TenantSettings { max_attempts: Some(3), ..Default::default() };
+    settings.phone_number = Some(PhoneNumber::parse("447911123456").unwrap());
+    assert!(store.set_settings(&t.id, &settings).await.unwrap());
+    assert_eq!(store.tenant(&t.id).await.unwrap().unwrap().settings, settings);
+    assert!(!store.set_settings(&TenantId::generate(), &settings).await.unwrap());
+    assert!(store.tenant(&TenantId::generate()).await.unwrap().is_none());
+    let ledger = store.ledger(&t.id, 10).await.unwrap();
+    assert_eq!(ledger.len(), 1, "the opening balance is in the ledger");
+    assert_eq!(ledger[0].balance_after, t.balance);
+}
+
+async fn requests_are_charged_atomically(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(15_000);
+    store.create_tenant(&t, &token).await.unwrap();
+    let r = request(10_000);
+    let out = store.create_request(&t.id, &r, Some(&charge(&r)), RETENTION, NOW).await.unwrap();
+    assert_eq!(out, CreateOutcome::Created { balance: Credits::from_micros(5_000) });
+    let stored = store.request(&t.id, r.id, NOW).await.unwrap().unwrap();
+    assert_eq!(stored, RequestRecord { version: 1, ..r.clone() });
+    let second = request(10_000);
+    let out = store.create_request(&t.id, &second, Some(&charge(&second)), RETENTION, NOW).await.unwrap();
+    assert_eq!(out, CreateOutcome::BalanceNotEnough);
+    assert!(store.request(&t.id, second.id, NOW).await.unwrap().is_none(), "a refused request is not stored");
+    let ledger = store.ledger(&t.id, 10).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[0].balance_after, Credits::from_micros(5_000));
+    assert_eq!(ledger[0].request_id.as_deref(), Some(r.id.to_string().as_str()));
+    let free = request(0);
+    let out = store.create_request(&t.id, &free, None, RETENTION, NOW).await.unwrap();
+    assert_eq!(out, CreateOutcome::Created { balance: Credits::from_micros(5_000) });
+    assert_eq!(store.ledger(&t.id, 10).await.unwrap().len(), 2, "a free request writes no ledger line");
+    let missing = store.create_request(&TenantId::generate(), &request(0), None, RETENTION, NOW).await.unwrap();
+    assert_eq!(missing, CreateOutcome::TenantNotFound);
+}
+
+async fn concurrent_charges_never_overdraw(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(50_000);
+    store.create_tenant(&t, &token).await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, id) = (store.clone(), t.id.clone());
+            tokio::spawn(async move {
+                let r = request(10_000);
+                store.create_request(&id, &r, Some(&charge(&r)), RETENTION, NOW).await.unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), CreateOutcome::Created { .. }) {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 5);
+    assert_eq!(store.tenant(&t.id).await.unwrap().unwrap().balance, Credits::ZERO);
+    let charges = store.ledger(&t.id, 100).await.unwrap().into_iter().filter(|e| e.kind == LedgerKind::Charge).count();
+    assert_eq!(charges, 5);
+}
+
+async fn optimistic_updates_serialize_concurrent_checks(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(0);
+    store.create_tenant(&t, &token).await.unwrap();
+    let r = request(0);
+    store.create_request(&t.id, &r, None, RETENTION, NOW).await.unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, id) = (store.clone(), t.id.clone());
+            tokio::spawn(async move {
+                store
+                    .update_request(&id, r.id, RETENTION, NOW, |cur| {
+                        (cur.record_check(CodeMatch::Wrong, NOW).map(Change::from), ())
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let after = store.request(&t.id, r.id, NOW).await.unwrap().unwrap();
+    assert_eq!(after.code.as_ref().unwrap().attempts, 5, "exactly the limit, never more");
+    assert_eq!(after.verification.unwrap().status, VerificationStatus::CodeMaxAttemptsExceeded);
+    assert_eq!(after.version, 6, "one write per counted attempt");
+    let unchanged = store
+        .update_request(&t.id, r.id, RETENTION, NOW, |cur| {
+            (cur.record_check(CodeMatch::Correct, NOW).map(Change::from), ())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.0.verification.unwrap().status, VerificationStatus::CodeMaxAttemptsExceeded);
+    let gone = store.update_request(&t.id, RequestId::generate(), RETENTION, NOW, |_| (None, ())).await.unwrap();
+    assert!(gone.is_none());
+}
+
+async fn balance_adjustments_never_go_negative(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(1_000_000);
+    store.create_tenant(&t, &token).await.unwrap();
+    let entry = |micros| LedgerEntry {
+        at: NOW,
+        kind: LedgerKind::Credit,
+        amount: Credits::from_micros(micros),
+        balance_after: Credits::ZERO,
+        request_id: None,
+        note: Some("x".into()),
+    };
+    assert_eq!(
+        store.adjust_balance(&t.id, &entry(500_000)).await.unwrap(),
+        AdjustOutcome::Applied { balance: Credits::from_micros(1_500_000) }
+    );
+    assert_eq!(
+        store.adjust_balance(&t.id, &entry(-2_000_000)).await.unwrap(),
+        AdjustOutcome::WouldGoNegative { balance: Credits::from_micros(1_500_000) }
+    );
+    assert_eq!(
+        store.adjust_balance(&t.id, &entry(-1_500_000)).await.unwrap(),
+        AdjustOutcome::Applied { balance: Credits::ZERO }
+    );
+    assert_eq!(store.adjust_balance(&TenantId::generate(), &entry(1)).await.unwrap(), AdjustOutcome::TenantNotFound);
+    let ledger = store.ledger(&t.id, 10).await.unwrap();
+    assert_eq!(ledger.iter().map(|e| e.balance_after.micros()).collect::<Vec<_>>(), [0, 1_500_000, 1_000_000]);
+    // Large balances keep their exact value (no float rounding on the way through Lua).
+    let big = 123_456_789_012_345;
+    assert_eq!(
+        store.adjust_balance(&t.id, &entry(big)).await.unwrap(),
+        AdjustOutcome::Applied { balance: Credits::from_micros(big) }
+    );
+    assert_eq!(store.ledger(&t.id, 1).await.unwrap()[0].balance_after, Credits::from_micros(big));
+}
+
+async fn tokens_are_found_until_withdrawn(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(0);
+    store.create_tenant(&t, &token).await.unwrap();
+    assert_eq!(store.find_token(&token.lookup_key).await.unwrap(), Some(token.clone()));
+    let mut second = TokenRecord { id: "tok_2".into(), lookup_key: "lookup-2".into(), ..token.clone() };
+    store.put_token(&second, NOW).await.unwrap();
+    assert_eq!(store.tokens(&t.id).await.unwrap().len(), 2);
+    second.revoked_at = Some(NOW);
+    store.put_token(&second, NOW).await.unwrap();
+    assert_eq!(store.find_token("lookup-2").await.unwrap(), None, "a revoked token cannot be found");
+    let kept = store.tokens(&t.id).await.unwrap();
+    assert_eq!(kept.iter().find(|k| k.id == "tok_2").unwrap().revoked_at, Some(NOW), "the index keeps it for audits");
+    let expiring = TokenRecord { expires_at: Some(NOW.plus(Duration::from_secs(60))), ..token.clone() };
+    store.put_token(&expiring, NOW).await.unwrap();
+    assert_eq!(store.find_token(&token.lookup_key).await.unwrap(), Some(expiring));
+}
+
+async fn requests_are_scoped_to_their_tenant(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (a, ta) = tenant(0);
+    let (b, tb) = tenant(0);
+    store.create_tenant(&a, &ta).await.unwrap();
+    store.create_tenant(&b, &TokenRecord { lookup_key: "other".into(), ..tb }).await.unwrap();
+    let r = request(0);
+    store.create_request(&a.id, &r, None, RETENTION, NOW).await.unwrap();
+    assert!(store.request(&a.id, r.id, NOW).await.unwrap().is_some());
+    assert!(store.request(&b.id, r.id, NOW).await.unwrap().is_none());
+    let touched =
+        store.update_request(&b.id, r.id, RETENTION, NOW, |cur| (Some(Change::from(cur.clone())), ())).await.unwrap();
+    assert!(touched.is_none());
+}
+
+async fn refunds_move_money_with_the_change(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(10_000);
+    store.create_tenant(&t, &token).await.unwrap();
+    let r = request(10_000);
+    store.create_request(&t.id, &r, Some(&charge(&r)), RETENTION, NOW).await.unwrap();
+    let refund = LedgerEntry::for_request(LedgerKind::Refund, NOW, r.cost, r.id);
+    let (after, ()) = store
+        .update_request(&t.id, r.id, RETENTION, NOW, |cur| {
+            let next = RequestRecord { refunded: true, ..cur.advance_delivery(DeliveryStatus::Sent, NOW).unwrap() };
+            (Some(Change { record: next, ledger: Some(refund.clone()) }), ())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.refunded);
+    assert_eq!(store.tenant(&t.id).await.unwrap().unwrap().balance, Credits::from_micros(10_000));
+    let ledger = store.ledger(&t.id, 10).await.unwrap();
+    assert_eq!(ledger[0].kind, LedgerKind::Refund);
+    assert_eq!(ledger[0].balance_after, Credits::from_micros(10_000));
+}
