@@ -209,11 +209,6 @@ impl Services {
         record: RequestRecord,
         now: Timestamp,
     ) -> Result<(RequestRecord, Option<Credits>), ServiceError> {
-        // The tenant loaded at authentication tells cheaply when the fee cannot be covered; the
-        // atomic step below decides for real.
-        if caller.tenant.balance < record.cost {
-            return Err(ServiceError::BalanceNotEnough);
-        }
         let charge = record.cost.is_positive().then(|| {
             LedgerEntry::for_request(LedgerKind::Charge, now, Credits::from_micros(-record.cost.micros()), record.id)
         });
@@ -251,6 +246,8 @@ impl Services {
     ) -> Result<(RequestRecord, Option<Credits>), ServiceError> {
         let now = self.clock.now();
         let mut record = self.new_record(caller, cmd.phone.clone(), now, None);
+        // The balance loaded at authentication tells cheaply, before any hashing, that the fee
+        // cannot be covered; the atomic store step decides for real.
         if caller.tenant.balance < record.cost {
             return Err(ServiceError::BalanceNotEnough);
         }
