@@ -1,0 +1,8 @@
+//! The integration suite: the service on a real socket, driven over HTTP, each behavioural
+//! test on both stores (`memory::…` and `redis::…`).
+
+#[macro_use]
+mod helpers;
+
+mod health;
+mod send;
