@@ -6,3 +6,6 @@ mod helpers;
 
 mod health;
 mod send;
+mod check;
+mod revoke;
+mod send_ability;
