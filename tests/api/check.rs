@@ -147,7 +147,9 @@ async fn code_expires_after_the_default_validity(backend: Backend) {
 async fn ttl_is_the_validity_of_the_code(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_tenant("1", None).await;
-    let send = |ttl: u64| app.try_call(&t, "sendVerificationMessage", json!({"phone_number": PHONE, "code_length": 6, "ttl": ttl}));
+    let send = |ttl: u64| {
+        app.try_call(&t, "sendVerificationMessage", json!({"phone_number": PHONE, "code_length": 6, "ttl": ttl}))
+    };
     let short = send(30).await.unwrap();
     let long = send(3600).await.unwrap();
     let (short_id, long_id) = (short["request_id"].as_str().unwrap(), long["request_id"].as_str().unwrap());
@@ -231,7 +233,8 @@ async fn request_id_required_and_invalid(backend: Backend) {
         assert_eq!(app.call(&t, CHECK, params.clone()).await.error(), "REQUEST_ID_REQUIRED", "{params}");
     }
     let (id, _) = sent(&app, &t).await;
-    let unknown = if id.ends_with('1') { format!("{}2", &id[..id.len() - 1]) } else { format!("{}1", &id[..id.len() - 1]) };
+    let unknown =
+        if id.ends_with('1') { format!("{}2", &id[..id.len() - 1]) } else { format!("{}1", &id[..id.len() - 1]) };
     for bad in [json!(unknown), json!("abc"), json!("-1"), json!(["1"]), json!({"id": 1}), json!(true), json!(1.5)] {
         let r = app.call(&t, CHECK, json!({"request_id": bad, "code": "1234"})).await;
         assert_eq!(r.error(), "REQUEST_ID_INVALID", "{bad}");

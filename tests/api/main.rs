@@ -4,8 +4,12 @@
 #[macro_use]
 mod helpers;
 
-mod health;
-mod send;
 mod check;
+mod health;
+mod malformed;
+mod bad_inputs;
+mod auth;
 mod revoke;
+mod send;
 mod send_ability;
+mod transport;

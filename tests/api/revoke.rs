@@ -61,7 +61,8 @@ async fn revoke_request_id_errors(backend: Backend) {
     }
     let theirs = app.send(&other, PHONE).await["request_id"].as_str().unwrap().to_owned();
     let code = app.code_for(&theirs).await;
-    for bad in [json!("123456789012345"), json!(theirs), json!("abc"), json!("../1"), json!(["1"]), json!("9".repeat(20))]
+    for bad in
+        [json!("123456789012345"), json!(theirs), json!("abc"), json!("../1"), json!(["1"]), json!("9".repeat(20))]
     {
         let r = app.call(&t, REVOKE, json!({"request_id": bad})).await;
         assert_eq!(r.error(), "REQUEST_ID_INVALID", "{bad}");

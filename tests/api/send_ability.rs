@@ -43,7 +43,8 @@ async fn its_request_id_gives_exactly_one_free_send(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = app.call(&t, SEND, json!({"phone_number": PHONE, "code_length": 6, "request_id": id, "payload": "p"})).await;
+    let r =
+        app.call(&t, SEND, json!({"phone_number": PHONE, "code_length": 6, "request_id": id, "payload": "p"})).await;
     let s = r.result();
     assert_eq!(s["request_id"], id.as_str(), "the send continues the checked request");
     assert!(s.get("remaining_balance").is_none(), "the send charged nothing: {r:?}");
@@ -114,7 +115,10 @@ async fn check_send_ability_errors(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_tenant("0.01", None).await;
     assert_eq!(app.call_as(None, ABILITY, json!({"phone_number": PHONE})).await.error(), "ACCESS_TOKEN_REQUIRED");
-    assert_eq!(app.call_as(Some("nope"), ABILITY, json!({"phone_number": PHONE})).await.error(), "ACCESS_TOKEN_INVALID");
+    assert_eq!(
+        app.call_as(Some("nope"), ABILITY, json!({"phone_number": PHONE})).await.error(),
+        "ACCESS_TOKEN_INVALID"
+    );
     for bad in [json!(null), json!(""), json!("+"), json!("123"), json!("+9991234567"), json!([PHONE])] {
         let r = app.call(&t, ABILITY, json!({"phone_number": bad})).await;
         assert_eq!(r.error(), "PHONE_NUMBER_INVALID", "{bad}");
