@@ -42,14 +42,38 @@ async fn token_in_header_query_form_or_json(backend: Backend) {
     let url = app.url("/checkSendAbility");
     let requests = vec![
         ("bearer header", app.client.post(&url).bearer_auth(&t.token).json(&json!({"phone_number": PHONE}))),
-        ("lower-case scheme", app.client.post(&url).header("authorization", format!("bearer {}", t.token)).json(&json!({"phone_number": PHONE}))),
-        ("upper-case scheme", app.client.post(&url).header("authorization", format!("BEARER {}", t.token)).json(&json!({"phone_number": PHONE}))),
-        ("padded header", app.client.post(&url).header("authorization", format!("Bearer   {}  ", t.token)).json(&json!({"phone_number": PHONE}))),
+        (
+            "lower-case scheme",
+            app.client
+                .post(&url)
+                .header("authorization", format!("bearer {}", t.token))
+                .json(&json!({"phone_number": PHONE})),
+        ),
+        (
+            "upper-case scheme",
+            app.client
+                .post(&url)
+                .header("authorization", format!("BEARER {}", t.token))
+                .json(&json!({"phone_number": PHONE})),
+        ),
+        (
+            "padded header",
+            app.client
+                .post(&url)
+                .header("authorization", format!("Bearer   {}  ", t.token))
+                .json(&json!({"phone_number": PHONE})),
+        ),
         ("query", app.client.get(&url).query(&[("access_token", t.token.as_str()), ("phone_number", PHONE)])),
-        ("query on a POST", app.client.post(&url).query(&[("access_token", t.token.as_str()), ("phone_number", PHONE)])),
+        (
+            "query on a POST",
+            app.client.post(&url).query(&[("access_token", t.token.as_str()), ("phone_number", PHONE)]),
+        ),
         ("form", app.client.post(&url).form(&[("access_token", t.token.as_str()), ("phone_number", PHONE)])),
         ("json", app.client.post(&url).json(&json!({"access_token": t.token, "phone_number": PHONE}))),
-        ("both, equal", app.client.post(&url).bearer_auth(&t.token).json(&json!({"access_token": t.token, "phone_number": PHONE}))),
+        (
+            "both, equal",
+            app.client.post(&url).bearer_auth(&t.token).json(&json!({"access_token": t.token, "phone_number": PHONE})),
+        ),
     ];
     let n = requests.len() as i64;
     for (what, b) in requests {
@@ -65,11 +89,32 @@ async fn header_and_parameter_must_agree(backend: Backend) {
     let b = app.create_tenant("1", None).await;
     let url = app.url("/checkSendAbility");
     let cases = vec![
-        ("two valid tokens of two tenants", app.client.post(&url).bearer_auth(&a.token).json(&json!({"access_token": b.token, "phone_number": PHONE}))),
-        ("valid header, unknown parameter", app.client.post(&url).bearer_auth(&a.token).json(&json!({"access_token": "nope", "phone_number": PHONE}))),
-        ("unknown header, valid parameter", app.client.post(&url).bearer_auth("nope").json(&json!({"access_token": a.token, "phone_number": PHONE}))),
-        ("valid header, query parameter of another tenant", app.client.get(&url).bearer_auth(&a.token).query(&[("access_token", b.token.as_str()), ("phone_number", PHONE)])),
-        ("malformed header, valid parameter", app.client.post(&url).header("authorization", "Basic dXNlcjpwYXNz").json(&json!({"access_token": a.token, "phone_number": PHONE}))),
+        (
+            "two valid tokens of two tenants",
+            app.client.post(&url).bearer_auth(&a.token).json(&json!({"access_token": b.token, "phone_number": PHONE})),
+        ),
+        (
+            "valid header, unknown parameter",
+            app.client.post(&url).bearer_auth(&a.token).json(&json!({"access_token": "nope", "phone_number": PHONE})),
+        ),
+        (
+            "unknown header, valid parameter",
+            app.client.post(&url).bearer_auth("nope").json(&json!({"access_token": a.token, "phone_number": PHONE})),
+        ),
+        (
+            "valid header, query parameter of another tenant",
+            app.client
+                .get(&url)
+                .bearer_auth(&a.token)
+                .query(&[("access_token", b.token.as_str()), ("phone_number", PHONE)]),
+        ),
+        (
+            "malformed header, valid parameter",
+            app.client
+                .post(&url)
+                .header("authorization", "Basic dXNlcjpwYXNz")
+                .json(&json!({"access_token": a.token, "phone_number": PHONE})),
+        ),
     ];
     for (what, request) in cases {
         assert_eq!(app.send_request(request).await.error(), "ACCESS_TOKEN_INVALID", "{what}");
@@ -103,11 +148,18 @@ async fn malformed_or_unknown_tokens_are_invalid(backend: Backend) {
         format!("Bearer {} {}", t.token, t.token),
     ];
     for h in headers {
-        let r = app.send_request(app.client.post(&url).header("authorization", &h).json(&json!({"phone_number": PHONE}))).await;
+        let r = app
+            .send_request(app.client.post(&url).header("authorization", &h).json(&json!({"phone_number": PHONE})))
+            .await;
         assert_eq!(r.error(), "ACCESS_TOKEN_INVALID", "Authorization: {h:?}");
     }
     let r = app
-        .send_request(app.client.post(&url).header("authorization", b"Bearer \xff\xfe".as_slice()).json(&json!({"phone_number": PHONE})))
+        .send_request(
+            app.client
+                .post(&url)
+                .header("authorization", b"Bearer \xff\xfe".as_slice())
+                .json(&json!({"phone_number": PHONE})),
+        )
         .await;
     assert_eq!(r.error(), "ACCESS_TOKEN_INVALID", "a non-ASCII header");
     let params = [

@@ -104,8 +104,15 @@ async fn phone_number_length_bounds(backend: Backend) {
 async fn phone_number_json_types(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_tenant("1", None).await;
-    for bad in [json!(null), json!(""), json!([PHONE]), json!({"n": PHONE}), json!(true), json!(1.5e10), json!(-15551234567i64)]
-    {
+    for bad in [
+        json!(null),
+        json!(""),
+        json!([PHONE]),
+        json!({"n": PHONE}),
+        json!(true),
+        json!(1.5e10),
+        json!(-15551234567i64),
+    ] {
         let r = app.call(&t, "sendVerificationMessage", json!({"phone_number": bad, "code_length": 6})).await;
         assert_eq!(r.error(), "PHONE_NUMBER_INVALID", "{bad}");
     }
@@ -153,7 +160,8 @@ async fn bad_request_ids_are_invalid_and_leave_no_trace(backend: Backend) {
     .collect();
     for style in [Style::Query, Style::Form, Style::Json] {
         for id in &bad {
-            let r = call_in(&app, style, &t, "checkVerificationStatus", &[("request_id", id), ("code", "123456")]).await;
+            let r =
+                call_in(&app, style, &t, "checkVerificationStatus", &[("request_id", id), ("code", "123456")]).await;
             assert_eq!(r.error(), "REQUEST_ID_INVALID", "{style:?} check {id:?}");
             let r = call_in(&app, style, &t, "revokeVerificationMessage", &[("request_id", id)]).await;
             assert_eq!(r.error(), "REQUEST_ID_INVALID", "{style:?} revoke {id:?}");
@@ -223,7 +231,9 @@ async fn control_characters_in_every_text_parameter(backend: Backend) {
     }
     // A payload is the tenant's own data: any UTF-8 within 128 bytes, echoed exactly.
     let payload = "line1\r\nline2\u{0}\u{202e}<script>\"'";
-    let r = app.call(&t, "sendVerificationMessage", json!({"phone_number": PHONE, "code_length": 6, "payload": payload})).await;
+    let r = app
+        .call(&t, "sendVerificationMessage", json!({"phone_number": PHONE, "code_length": 6, "payload": payload}))
+        .await;
     assert_eq!(r.result()["payload"], payload);
     assert_eq!(app.all_messages().await.len(), 1);
 }

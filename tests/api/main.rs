@@ -4,11 +4,13 @@
 #[macro_use]
 mod helpers;
 
+mod admin;
+mod auth;
+mod bad_inputs;
+mod billing;
 mod check;
 mod health;
 mod malformed;
-mod bad_inputs;
-mod auth;
 mod revoke;
 mod send;
 mod send_ability;

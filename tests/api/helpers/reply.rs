@@ -122,6 +122,13 @@ pub fn micros(value: &Value) -> i64 {
         Value::Number(n) => n.to_string(),
         other => panic!("an amount of credits is a JSON number, got {other}"),
     };
+    if text.contains(['e', 'E']) {
+        // Exponent notation (serde_json writes 0.000001 as 1e-6): exact enough through f64 for
+        // any amount a test uses, and still checked for at most six fractional digits.
+        let m = (value.as_f64().expect("a number") * 1e6).round();
+        assert!((value.as_f64().unwrap() * 1e6 - m).abs() < 1e-6, "{text} is not whole micro-credits");
+        return m as i64;
+    }
     let (neg, digits) = text.strip_prefix('-').map_or((false, text.as_str()), |d| (true, d));
     let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
     assert!(
