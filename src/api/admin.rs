@@ -17,10 +17,8 @@ use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 pub fn scope() -> Scope {
-    let json =
-        web::JsonConfig::default().limit(64 * 1024).error_handler(|e, _| AdminError::Invalid(e.to_string()).into());
     web::scope("/admin/v1")
-        .app_data(json)
+        .app_data(web::PayloadConfig::new(64 * 1024))
         .route("/tenants", web::post().to(create_tenant))
         .route("/tenants", web::get().to(list_tenants))
         .route("/tenants/{id}", web::get().to(get_tenant))
@@ -236,8 +234,8 @@ struct CreateTenant {
     max_attempts: Option<u8>,
 }
 
-async fn create_tenant(_: Admin, body: web::Json<CreateTenant>, state: web::Data<AppState>) -> AdminResult {
-    let body = body.into_inner();
+async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
+    let body: CreateTenant = json_object(&body)?;
     let settings = TenantSettings {
         price: body.price,
         max_attempts: body.max_attempts,
@@ -270,13 +268,22 @@ async fn get_tenant(_: Admin, id: web::Path<String>, state: web::Data<AppState>)
     Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
 }
 
-/// A JSON body that may be left out entirely (then every field takes its default); a body
-/// that is there must parse.
+/// A body that must be a JSON object of the expected fields (serde would also take a struct
+/// from an array; an admin API should not).
+fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    if !value.is_object() {
+        return Err(AdminError::Invalid("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| AdminError::Invalid(e.to_string()))
+}
+
+/// A JSON object body that may be left out entirely (then every field takes its default).
 fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AdminError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| AdminError::Invalid(e.to_string()))
+    json_object(body)
 }
 
 /// Distinguishes a field that is absent (`None`) from one that is `null` (`Some(None)`).
@@ -298,10 +305,10 @@ struct UpdateTenant {
 async fn update_tenant(
     _: Admin,
     id: web::Path<String>,
-    body: web::Json<UpdateTenant>,
+    body: web::Bytes,
     state: web::Data<AppState>,
 ) -> AdminResult {
-    let body = body.into_inner();
+    let body: UpdateTenant = json_object(&body)?;
     let patch = SettingsPatch {
         price: body.price,
         max_attempts: body.max_attempts,
@@ -322,10 +329,10 @@ struct AddCredit {
 async fn add_credit(
     _: Admin,
     id: web::Path<String>,
-    body: web::Json<AddCredit>,
+    body: web::Bytes,
     state: web::Data<AppState>,
 ) -> AdminResult {
-    let body = body.into_inner();
+    let body: AddCredit = json_object(&body)?;
     let balance = state.services.add_credit(&tenant_id(&id)?, body.amount, body.note).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "balance": balance })))
 }
@@ -408,11 +415,11 @@ struct IpAllow {
 async fn set_ip_allow(
     _: Admin,
     path: web::Path<(String, String)>,
-    body: web::Json<IpAllow>,
+    body: web::Bytes,
     state: web::Data<AppState>,
 ) -> AdminResult {
     let (id, token_id) = path.into_inner();
-    let token = state.services.set_token_ip_allow(&tenant_id(&id)?, &token_id, body.into_inner().ip_allow).await?;
+    let token = state.services.set_token_ip_allow(&tenant_id(&id)?, &token_id, json_object::<IpAllow>(&body)?.ip_allow).await?;
     Ok(HttpResponse::Ok().json(token_view(&token, &state)))
 }
 
