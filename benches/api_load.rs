@@ -50,7 +50,6 @@ const PEPPER: &str = "bench-pepper-0123456789abcdef0123456789abcdef";
 /// Seven digits: a valid code (so it is hashed and compared) that can never equal the six-digit
 /// codes the sends generate, so every check is deterministically wrong.
 const WRONG_CODE: &str = "0000000";
-const ARGON2_DEFAULT: &str = "argon2id (m=1024,t=1,p=1)";
 
 #[derive(Clone)]
 struct Options {
@@ -300,6 +299,12 @@ fn run() -> anyhow::Result<bool> {
             let url = redis.as_ref().map_or_else(|| "memory://".to_owned(), RedisServer::url);
             let mut probe = redis.as_ref().map(|r| redis_probe(&r.url())).transpose()?;
             let settings = Settings::from_toml(&app_toml(&url, hash, opts.workers)).context("bench settings")?;
+            let a = &settings.codes.argon2;
+            let label = if hash == "argon2id" {
+                format!("argon2id (m={},t={},p={})", a.memory_kib, a.iterations, a.parallelism)
+            } else {
+                hash.to_owned()
+            };
             let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
             let app = server_rt
                 .block_on(Application::build_with(settings, Arc::new(SystemClock), listener))
@@ -309,7 +314,6 @@ fn run() -> anyhow::Result<bool> {
             server_rt.spawn(app.run_until_stopped());
             let client = http_client(opts.concurrency)?;
             let token: Arc<str> = client_rt.block_on(create_tenant(&client, &base))?.into();
-            let label = if hash == "argon2id" { ARGON2_DEFAULT } else { hash };
 
             let send_url = format!("{base}/sendVerificationMessage");
             let send = |i: usize| Call {

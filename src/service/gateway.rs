@@ -125,7 +125,7 @@ impl Services {
         };
         let (record, evaluated) = self
             .store
-            .update_request(tenant, id, self.retention(), now, |r| {
+            .update_known_request(tenant, current, self.retention(), now, |r| {
                 let evaluated = r.accepts_checks(now);
                 (r.record_check(outcome, now).map(Change::from), evaluated)
             })
@@ -274,9 +274,11 @@ impl Services {
         let state = self.code_state(caller, cmd, hash, now);
         let (record, result) = self
             .store
-            .update_request(tenant, id, self.retention(), now, |r| match r.attach_code(&cmd.phone, state.clone()) {
-                Ok(next) => (Some(Change::from(next)), Ok(())),
-                Err(e) => (None, Err(e)),
+            .update_known_request(tenant, current, self.retention(), now, |r| {
+                match r.attach_code(&cmd.phone, state.clone()) {
+                    Ok(next) => (Some(Change::from(next)), Ok(())),
+                    Err(e) => (None, Err(e)),
+                }
             })
             .await?
             .ok_or(ServiceError::RequestIdInvalid)?;
@@ -310,7 +312,7 @@ impl Services {
         let id = record.id;
         let updated = self
             .store
-            .update_request(tenant, id, self.retention(), now, |r| {
+            .update_known_request(tenant, record.clone(), self.retention(), now, |r| {
                 let sent = r.with_message_id(message_id);
                 (sent.advance_delivery(DeliveryStatus::Sent, now).map(Change::from), ())
             })

@@ -21,7 +21,10 @@ struct Inner {
     tenants: BTreeMap<TenantId, TenantState>,
     tokens_by_key: HashMap<String, TokenRecord>,
     requests: HashMap<(TenantId, RequestId), StoredRequest>,
-    writes_since_sweep: usize,
+    /// When each request was first stored to expire, oldest first. Every request lives for
+    /// the same retention, so creation order is expiry order and dropping the expired ones
+    /// costs only as many steps as there are expired requests.
+    expiries: VecDeque<(Timestamp, (TenantId, RequestId))>,
 }
 
 struct TenantState {
@@ -34,10 +37,6 @@ struct StoredRequest {
     record: RequestRecord,
     expires_at: Timestamp,
 }
-
-/// Expired requests are dropped every this many writes, so memory stays bounded without a
-/// background task.
-const SWEEP_EVERY: usize = 1024;
 
 impl MemoryStore {
     pub fn new(ledger_limit: usize) -> Self {
@@ -149,7 +148,9 @@ impl MemoryStore {
         }
         let expires_at = now.plus(retention.remaining(record.created_at, now));
         let record = RequestRecord { version: 1, ..record.clone() };
-        inner.requests.insert((tenant.clone(), record.id), StoredRequest { record, expires_at });
+        let key = (tenant.clone(), record.id);
+        inner.expiries.push_back((expires_at, key.clone()));
+        inner.requests.insert(key, StoredRequest { record, expires_at });
         Ok(CreateOutcome::Created { balance })
     }
 
@@ -167,6 +168,7 @@ impl MemoryStore {
         &self,
         tenant: &TenantId,
         id: RequestId,
+        _known: Option<RequestRecord>,
         retention: Retention,
         now: Timestamp,
         mut decide: F,
@@ -199,11 +201,18 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// Drops the requests whose retention has ended, so memory stays bounded without a
+    /// background task.
     fn sweep(&mut self, now: Timestamp) {
-        self.writes_since_sweep += 1;
-        if self.writes_since_sweep >= SWEEP_EVERY {
-            self.writes_since_sweep = 0;
-            self.requests.retain(|_, r| r.expires_at > now);
+        while let Some((at, _)) = self.expiries.front() {
+            if *at > now {
+                break;
+            }
+            if let Some((_, key)) = self.expiries.pop_front() {
+                if self.requests.get(&key).is_some_and(|r| r.expires_at <= now) {
+                    self.requests.remove(&key);
+                }
+            }
         }
     }
 }

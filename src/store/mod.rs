@@ -203,6 +203,23 @@ impl Store {
         F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
         T: Send,
     {
-        on_backend!(self, s => s.update_request(tenant, id, retention, now, decide).await)
+        on_backend!(self, s => s.update_request(tenant, id, None, retention, now, decide).await)
+    }
+
+    /// As `update_request`, starting from a record the caller has just read (one round trip
+    /// less when nobody wrote in between; a stale record only costs a retry).
+    pub async fn update_known_request<T, F>(
+        &self,
+        tenant: &TenantId,
+        known: RequestRecord,
+        retention: Retention,
+        now: Timestamp,
+        decide: F,
+    ) -> StoreResult<Option<(RequestRecord, T)>>
+    where
+        F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
+        T: Send,
+    {
+        on_backend!(self, s => s.update_request(tenant, known.id, Some(known), retention, now, decide).await)
     }
 }

@@ -269,6 +269,7 @@ impl RedisStore {
         &self,
         tenant: &TenantId,
         id: RequestId,
+        mut known: Option<RequestRecord>,
         retention: Retention,
         now: Timestamp,
         mut decide: F,
@@ -278,8 +279,12 @@ impl RedisStore {
         T: Send,
     {
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(current) = self.request(tenant, id, now).await? else {
-                return Ok(None);
+            let current = match known.take() {
+                Some(record) => record,
+                None => match self.request(tenant, id, now).await? {
+                    Some(record) => record,
+                    None => return Ok(None),
+                },
             };
             let (change, output) = decide(&current);
             let Some(Change { record, ledger }) = change else {
