@@ -302,12 +302,7 @@ struct UpdateTenant {
     phone_number: Option<Option<String>>,
 }
 
-async fn update_tenant(
-    _: Admin,
-    id: web::Path<String>,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> AdminResult {
+async fn update_tenant(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
     let body: UpdateTenant = json_object(&body)?;
     let patch = SettingsPatch {
         price: body.price,
@@ -326,12 +321,7 @@ struct AddCredit {
     note: Option<String>,
 }
 
-async fn add_credit(
-    _: Admin,
-    id: web::Path<String>,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> AdminResult {
+async fn add_credit(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
     let body: AddCredit = json_object(&body)?;
     let balance = state.services.add_credit(&tenant_id(&id)?, body.amount, body.note).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "balance": balance })))
@@ -419,7 +409,8 @@ async fn set_ip_allow(
     state: web::Data<AppState>,
 ) -> AdminResult {
     let (id, token_id) = path.into_inner();
-    let token = state.services.set_token_ip_allow(&tenant_id(&id)?, &token_id, json_object::<IpAllow>(&body)?.ip_allow).await?;
+    let token =
+        state.services.set_token_ip_allow(&tenant_id(&id)?, &token_id, json_object::<IpAllow>(&body)?.ip_allow).await?;
     Ok(HttpResponse::Ok().json(token_view(&token, &state)))
 }
 
