@@ -29,6 +29,7 @@ struct Scripts {
     create_request: Script,
     update_request: Script,
     adjust_balance: Script,
+    set_settings: Script,
 }
 
 /// How often an optimistic update is retried before giving up with `Contention`. Each retry
@@ -80,6 +81,7 @@ impl RedisStore {
                 create_request: Script::new(include_str!("lua/create_request.lua")),
                 update_request: Script::new(include_str!("lua/update_request.lua")),
                 adjust_balance: Script::new(include_str!("lua/adjust_balance.lua")),
+                set_settings: Script::new(include_str!("lua/set_settings.lua")),
             },
             ledger_limit: ledger_limit.max(1),
         })
@@ -144,14 +146,13 @@ impl RedisStore {
     }
 
     pub async fn set_settings(&self, id: &TenantId, settings: &TenantSettings) -> StoreResult<bool> {
-        // HSET on a missing hash would create a half tenant; `HSETEX`-like "only if exists"
-        // needs a script or a transaction: WATCH is overkill for an operator action, so check
-        // inside one script.
-        let script = Script::new(
-            "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
-             redis.call('HSET', KEYS[1], 'settings', ARGV[1]) return 1",
-        );
-        let done: i64 = script.key(tenant_key(id)).arg(settings_json(settings)).invoke_async(&mut self.conn()).await?;
+        let done: i64 = self
+            .scripts
+            .set_settings
+            .key(tenant_key(id))
+            .arg(settings_json(settings))
+            .invoke_async(&mut self.conn())
+            .await?;
         Ok(done == 1)
     }
 
