@@ -321,14 +321,14 @@ async fn rotation_with_an_explicit_overlap(backend: Backend) {
     assert_eq!(status, 201, "{first}");
     let first_token = first["token"].as_str().unwrap().to_owned();
     app.advance(Duration::from_secs(59));
-    assert_eq!(token_works(&app, &t.token).await, Ok(()));
+    assert_eq!(token_works(app, &t.token).await, Ok(()));
     app.advance(Duration::from_secs(1));
-    assert_eq!(token_works(&app, &t.token).await, Err("ACCESS_TOKEN_INVALID".into()));
+    assert_eq!(token_works(app, &t.token).await, Err("ACCESS_TOKEN_INVALID".into()));
     // No overlap: the old token ends at once.
     let (status, second) = rotate(first["token_id"].as_str().unwrap(), 0).await;
     assert_eq!(status, 201, "{second}");
-    assert_eq!(token_works(&app, &first_token).await, Err("ACCESS_TOKEN_INVALID".into()));
-    assert_eq!(token_works(&app, second["token"].as_str().unwrap()).await, Ok(()));
+    assert_eq!(token_works(app, &first_token).await, Err("ACCESS_TOKEN_INVALID".into()));
+    assert_eq!(token_works(app, second["token"].as_str().unwrap()).await, Ok(()));
     let (status, _) = app
         .admin(Method::POST, &format!("/tenants/{}/tokens/{}/rotate", t.id, t.token_id), Some(json!({"overlap": -1})))
         .await;

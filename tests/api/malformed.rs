@@ -44,7 +44,9 @@ async fn malformed_bodies_answer_bad_request_and_change_nothing(backend: Backend
     let deep = format!(r#"{{"phone_number":"{PHONE}","code_length":6,"x":{}1{}}}"#, "[".repeat(5000), "]".repeat(5000));
     assert!(deep.len() < 16 * 1024, "inside the default body limit: only the nesting is wrong");
     let gz = [0x1f_u8, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, Option<&str>)> = vec![
+    // (what, content type, body, content encoding)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         ("invalid JSON", Some("application/json"), b"{".to_vec(), None),
         ("JSON with a trailing comma", Some("application/json"), b"{\"phone_number\":\"1\",}".to_vec(), None),
         ("a JSON array", Some("application/json"), format!("[{}]", valid_json()).into_bytes(), None),

@@ -149,7 +149,7 @@ impl TestApp {
 
     /// As `call`: the result, or the error string.
     pub async fn try_call(&self, tenant: &Tenant, method: &str, params: Value) -> Result<Value, String> {
-        self.call(tenant, method, params).await.outcome().map(Clone::clone).map_err(str::to_owned)
+        self.call(tenant, method, params).await.outcome().cloned().map_err(str::to_owned)
     }
 
     /// The service's clock in Unix seconds (what `updated_at` shows).
@@ -161,12 +161,6 @@ impl TestApp {
     /// A Gateway method as `GET` with the parameters in the query string.
     pub async fn call_query(&self, tenant: &Tenant, method: &str, params: &[(&str, &str)]) -> Reply {
         let b = self.client.get(self.url(&format!("/{method}"))).query(params).bearer_auth(&tenant.token);
-        self.send_request(b).await
-    }
-
-    /// A Gateway method as `POST` with a form body.
-    pub async fn call_form(&self, tenant: &Tenant, method: &str, params: &[(&str, &str)]) -> Reply {
-        let b = self.client.post(self.url(&format!("/{method}"))).form(params).bearer_auth(&tenant.token);
         self.send_request(b).await
     }
 

@@ -6,8 +6,8 @@ mod app;
 mod keyspace;
 mod reply;
 
-pub use app::{set_key, spawn_app, spawn_app_with, Backend, Tenant, TestApp};
-pub use keyspace::{dump_keyspace, KeyDump};
+pub use app::{set_key, spawn_app, spawn_app_with, Backend, Tenant, TestApp, PEPPER};
+pub use keyspace::dump_keyspace;
 pub use reply::{assert_no_null, micros, Reply};
 pub use serde_json::{json, Value};
 pub use std::time::Duration;
