@@ -8,7 +8,6 @@ both_backends!(
     admin_api_is_off_without_a_token,
     create_list_and_get_tenants,
     create_tenant_validates_its_input,
-    #[ignore = "BUG: admin JSON bodies given as arrays (`[\"x\"]`) are accepted as structs (tenant created, 201)"]
     admin_bodies_must_be_json_objects,
     update_tenant_settings,
     senders_are_validated,

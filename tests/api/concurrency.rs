@@ -12,7 +12,19 @@ both_backends!(
     concurrent_mixed_checks_agree_with_the_final_status,
     concurrent_free_sends_of_one_checked_request,
     concurrent_sends_of_two_tenants_stay_apart,
+    a_revocation_racing_correct_checks_wins,
+    credits_racing_paid_sends_keep_the_books_exact,
 );
+
+/// The ledger's amounts (opening balance included) add up to the balance.
+async fn assert_books_balance(app: &TestApp, t: &Tenant) {
+    let ledger = app.ledger(t).await;
+    let sum: i64 = ledger.iter().map(|e| micros(&e["amount"])).sum();
+    assert_eq!(sum, app.balance(t).await, "ledger {ledger:?}");
+    if let Some(newest) = ledger.first() {
+        assert_eq!(micros(&newest["balance_after"]), app.balance(t).await);
+    }
+}
 
 async fn concurrent_paid_sends_never_overdraw(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -35,6 +47,7 @@ async fn concurrent_paid_sends_never_overdraw(backend: Backend) {
     assert_eq!(charged, answered, "the ledger lists exactly the answered requests");
     assert!(charges.iter().all(|c| micros(&c["amount"]) == -10_000));
     assert_eq!(app.inbox(PHONE).await.len(), 5, "nothing sent without a charge");
+    assert_books_balance(&app, &t).await;
 }
 
 async fn concurrent_wrong_checks_never_exceed_the_limit(backend: Backend) {
@@ -140,4 +153,41 @@ async fn concurrent_sends_of_two_tenants_stay_apart(backend: Backend) {
     assert_eq!((ok(0), ok(1)), (10, 3));
     assert_eq!((app.balance(&a).await, app.balance(&b).await), (0, 0));
     assert_eq!((app.charges(&a).await.len(), app.charges(&b).await.len()), (10, 3));
+}
+
+async fn a_revocation_racing_correct_checks_wins(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("1", None).await;
+    for _ in 0..3 {
+        let id = app.send_code(&t, PHONE, "80808").await["request_id"].as_str().unwrap().to_owned();
+        let checks = join_all((0..10).map(|_| app.check(&t, &id, Some("80808"))));
+        let (checks, revoked) = tokio::join!(checks, app.revoke(&t, &id));
+        assert_eq!(revoked.result(), &json!(true));
+        for r in &checks {
+            let s = r.result()["verification_status"]["status"].as_str().unwrap();
+            assert!(s == "code_valid" || s == "expired", "{r:?}");
+        }
+        // Spec: after a revocation `verification_status` is `expired` in every case.
+        assert_eq!(app.verification(&t, &id, None).await.as_deref(), Some("expired"));
+        assert_eq!(app.verification(&t, &id, Some("80808")).await.as_deref(), Some("expired"));
+    }
+}
+
+async fn credits_racing_paid_sends_keep_the_books_exact(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("0", None).await;
+    let path = format!("/tenants/{}/balance", t.id);
+    let sends = join_all(
+        (0..30).map(|_| app.call(&t, "sendVerificationMessage", json!({"phone_number": PHONE, "code_length": 6}))),
+    );
+    let credits = join_all((0..5).map(|_| app.admin(reqwest::Method::POST, &path, Some(json!({"amount": "0.02"})))));
+    let (sends, credits) = tokio::join!(sends, credits);
+    assert!(credits.iter().all(|(status, _)| *status == 200), "{credits:?}");
+    let ok = sends.iter().filter(|r| r.outcome().is_ok()).count();
+    assert!(sends.iter().filter_map(|r| r.outcome().err()).all(|e| e == "BALANCE_NOT_ENOUGH"));
+    assert!(ok <= 10, "never more sends than the credit paid for: {ok}");
+    assert_eq!(app.balance(&t).await, 100_000 - 10_000 * ok as i64);
+    assert_eq!(app.charges(&t).await.len(), ok);
+    assert_eq!(app.inbox(PHONE).await.len(), ok);
+    assert_books_balance(&app, &t).await;
 }

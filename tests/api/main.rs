@@ -17,6 +17,7 @@ mod check;
 mod concurrency;
 mod hashing;
 mod health;
+mod lifecycle;
 mod malformed;
 mod revoke;
 mod sandbox;

@@ -13,6 +13,8 @@ both_backends!(
     one_megabyte_body_limit,
     bodies_over_the_default_limit,
     chunked_bodies_count_against_the_limit,
+    http_framing_abuse_is_refused,
+    a_body_that_never_arrives_times_out_in_the_envelope,
 );
 
 const SEND: &str = "/sendVerificationMessage";
@@ -271,4 +273,84 @@ async fn chunked_bodies_count_against_the_limit(backend: Backend) {
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_str::<Value>(body.trim()).unwrap(), json!({"ok": false, "error": "BAD_REQUEST"}));
     still_healthy(&app, &t, 1).await;
+}
+
+/// Writes raw bytes, then reads what comes back until the server closes (at most 20 s).
+/// Answers the raw text (empty when the server closed without answering).
+async fn raw_exchange(app: &TestApp, parts: &[&[u8]], pause: Duration) -> String {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    for part in parts {
+        if stream.write_all(part).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server answered and closed within 20 s");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn status_of(answer: &str) -> Option<u16> {
+    answer.strip_prefix("HTTP/1.1 ").and_then(|s| s.get(..3)).and_then(|s| s.parse().ok())
+}
+
+async fn http_framing_abuse_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("1", None).await;
+    let body = valid_json();
+    let head = |extra: &str| {
+        format!(
+            "POST {SEND} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nConnection: close\r\n{extra}\r\n",
+            t.token
+        )
+    };
+    let cases = [
+        (
+            "Content-Length and chunked",
+            format!(
+                "{}{:x}\r\n{body}\r\n0\r\n\r\n",
+                head(&format!("Content-Length: {}\r\nTransfer-Encoding: chunked\r\n", body.len())),
+                body.len()
+            ),
+        ),
+        (
+            "two different Content-Lengths",
+            format!("{}{body}", head(&format!("Content-Length: {}\r\nContent-Length: 5\r\n", body.len()))),
+        ),
+        ("a negative Content-Length", format!("{}{body}", head("Content-Length: -1\r\n"))),
+        (
+            "an 8 MB header",
+            format!("{}{body}", head(&format!("Content-Length: {}\r\nX-Big: {}\r\n", body.len(), "a".repeat(8 << 20)))),
+        ),
+        (
+            "10,000 headers",
+            format!("{}{body}", head(&format!("Content-Length: {}\r\n{}", body.len(), "X-H: 1\r\n".repeat(10_000)))),
+        ),
+    ];
+    for (what, request) in cases {
+        let answer = raw_exchange(&app, &[request.as_bytes()], Duration::ZERO).await;
+        let status = status_of(&answer);
+        assert!(status.is_none_or(|s| (400..500).contains(&s)), "{what}: {}", &answer[..answer.len().min(300)]);
+    }
+    assert!(app.inbox(PHONE).await.is_empty(), "none of them was processed");
+    still_healthy(&app, &t, 0).await;
+}
+
+async fn a_body_that_never_arrives_times_out_in_the_envelope(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("1", None).await;
+    let body = valid_json();
+    let head = format!(
+        "POST {SEND} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        t.token,
+        body.len() + 10
+    );
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&app, &[head.as_bytes(), &body.as_bytes()[..10]], Duration::from_millis(100)).await;
+    assert!(started.elapsed() < Duration::from_secs(15), "the server gave up on the body in time");
+    assert_eq!(status_of(&answer), Some(200), "{answer}");
+    assert!(answer.ends_with(r#"{"ok":false,"error":"BAD_REQUEST"}"#), "{answer}");
+    assert!(app.inbox(PHONE).await.is_empty());
+    still_healthy(&app, &t, 0).await;
 }
