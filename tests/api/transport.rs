@@ -129,6 +129,8 @@ async fn null_and_empty_mean_not_given(backend: Backend) {
     }
     let r = app.call_query(&t, "sendVerificationMessage", &[("phone_number", ""), ("code_length", "6")]).await;
     assert_eq!(r.error(), "PHONE_NUMBER_INVALID", "a required parameter given empty is missing");
+    let r = app.call_form(&t, "checkVerificationStatus", &[("request_id", "")]).await;
+    assert_eq!(r.error(), "REQUEST_ID_REQUIRED");
 }
 
 async fn body_wins_over_query(backend: Backend) {

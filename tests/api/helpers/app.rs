@@ -164,6 +164,12 @@ impl TestApp {
         self.send_request(b).await
     }
 
+    /// A Gateway method as `POST` with a form body.
+    pub async fn call_form(&self, tenant: &Tenant, method: &str, params: &[(&str, &str)]) -> Reply {
+        let b = self.client.post(self.url(&format!("/{method}"))).form(params).bearer_auth(&tenant.token);
+        self.send_request(b).await
+    }
+
     /// A Gateway method with a raw body of the given content type (`None`: no header).
     pub async fn call_raw(
         &self,
