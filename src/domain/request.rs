@@ -148,6 +148,8 @@ pub enum ContinueError {
     MessageAlreadySent,
     #[error("the phone number differs from the checked one")]
     PhoneNumberMismatch,
+    #[error("the request was revoked")]
+    Revoked,
 }
 
 /// The outcome of comparing a code against the request's hash.
@@ -164,10 +166,13 @@ impl RequestRecord {
         Ok(Self { code: Some(code), ..self.clone() })
     }
 
-    /// Whether a send to `phone` may continue this request: once, and to the checked number.
+    /// Whether a send to `phone` may continue this request: once, to the checked number, and
+    /// not after a revocation (its code could never verify).
     pub fn can_attach_code(&self, phone: &PhoneNumber) -> Result<(), ContinueError> {
         if self.code.is_some() {
             Err(ContinueError::MessageAlreadySent)
+        } else if self.verification.is_some_and(|v| v.status == VerificationStatus::Expired) {
+            Err(ContinueError::Revoked)
         } else if &self.phone != phone {
             Err(ContinueError::PhoneNumberMismatch)
         } else {

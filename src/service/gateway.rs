@@ -340,5 +340,7 @@ fn continue_error(e: ContinueError) -> ServiceError {
     match e {
         ContinueError::MessageAlreadySent => ServiceError::MessageAlreadySent,
         ContinueError::PhoneNumberMismatch => ServiceError::PhoneNumberMismatch,
+        // A revoked request is no longer one a send can use.
+        ContinueError::Revoked => ServiceError::RequestIdInvalid,
     }
 }

@@ -237,6 +237,7 @@ impl RedisStore {
             .arg(retention.remaining(record.created_at, now).as_millis() as u64)
             .arg(charge.map(encode_ledger).unwrap_or_default())
             .arg(self.ledger_limit)
+            .arg(record.created_at.plus(retention.0).millis())
             .invoke_async(&mut self.conn())
             .await?;
         if status == 1 {
@@ -252,15 +253,21 @@ impl RedisStore {
         }
     }
 
+    /// The request, unless it is gone or past its retention by the service clock (Redis
+    /// expires the key by its own clock; the two agree unless the clocks differ).
     pub async fn request(
         &self,
         tenant: &TenantId,
         id: RequestId,
-        _now: Timestamp,
+        now: Timestamp,
     ) -> StoreResult<Option<RequestRecord>> {
-        let (version, data): (Option<u64>, Option<String>) =
-            redis::cmd("HMGET").arg(request_key(tenant, id)).arg("v").arg("d").query_async(&mut self.conn()).await?;
+        let (version, data, end): (Option<u64>, Option<String>, Option<i64>) = redis::cmd("HMGET")
+            .arg(request_key(tenant, id))
+            .arg(&["v", "d", "e"])
+            .query_async(&mut self.conn())
+            .await?;
         match (version, data) {
+            (Some(_), Some(_)) if end.is_some_and(|e| e <= now.millis()) => Ok(None),
             (Some(v), Some(d)) => decode_request(&d, v).map(Some),
             _ => Ok(None),
         }
@@ -303,6 +310,7 @@ impl RedisStore {
                 .arg(ledger.as_ref().map_or(0, |e| e.amount.micros()))
                 .arg(ledger.as_ref().map(encode_ledger).unwrap_or_default())
                 .arg(self.ledger_limit)
+                .arg(now.millis())
                 .invoke_async(&mut self.conn())
                 .await?;
             match new_version {

@@ -1,12 +1,13 @@
 -- Stores a new request and charges its fee, atomically.
 -- KEYS[1] tenant hash     {t:<tenant>}:tenant   (field `balance`, integer micro-credits)
--- KEYS[2] request hash    {t:<tenant>}:req:<id> (fields `v` version, `d` record JSON)
+-- KEYS[2] request hash    {t:<tenant>}:req:<id> (fields `v` version, `d` record JSON, `e` end)
 -- KEYS[3] ledger list     {t:<tenant>}:ledger   (newest first, `<balance_after>|<json>`)
 -- ARGV[1] fee in micro-credits (0 for a free request)
 -- ARGV[2] record JSON
 -- ARGV[3] retention of the request key, milliseconds
 -- ARGV[4] ledger entry JSON, or "" when nothing is charged
 -- ARGV[5] ledger length cap
+-- ARGV[6] end of retention by the service clock, unix milliseconds (field `e`)
 -- Returns {1, balance_after} | {0, "balance"} | {0, "tenant"} | {0, "exists"}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0, 'tenant'}
@@ -22,7 +23,7 @@ end
 if fee ~= 0 then
   balance = redis.call('HINCRBY', KEYS[1], 'balance', -fee)
 end
-redis.call('HSET', KEYS[2], 'v', 1, 'd', ARGV[2])
+redis.call('HSET', KEYS[2], 'v', 1, 'd', ARGV[2], 'e', ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if ARGV[4] ~= '' then
   redis.call('LPUSH', KEYS[3], string.format('%d', balance) .. '|' .. ARGV[4])

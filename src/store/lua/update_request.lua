@@ -9,9 +9,11 @@
 -- ARGV[4] balance movement in micro-credits (0 for none)
 -- ARGV[5] ledger entry JSON, or ""
 -- ARGV[6] ledger length cap
+-- ARGV[7] now by the service clock, unix milliseconds: a request past its retention (`e`) is gone
 -- Returns the new version, 0 on a version conflict, -1 when the request is gone.
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then
+local state = redis.call('HMGET', KEYS[1], 'v', 'e')
+local v, e = state[1], state[2]
+if not v or (e and tonumber(e) <= tonumber(ARGV[7])) then
   return -1
 end
 if v ~= ARGV[1] then
