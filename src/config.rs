@@ -25,6 +25,7 @@ pub struct Settings {
     pub billing: BillingSettings,
     pub tokens: TokenSettings,
     pub sender: SenderSettings,
+    pub delivery: DeliverySettings,
     pub callbacks: CallbackSettings,
     pub log: LogSettings,
 }
@@ -35,6 +36,26 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub body_limit: usize,
     pub workers: usize,
+    pub role: Role,
+}
+
+/// What a process does: serve the API, run delivery workers, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    All,
+    Api,
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+
+    pub fn runs_workers(self) -> bool {
+        self != Role::Api
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -119,6 +140,18 @@ pub enum SenderKind {
 #[serde(deny_unknown_fields)]
 pub struct SenderSettings {
     pub kind: SenderKind,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub workers: usize,
+    pub batch: usize,
+    pub lease: u64,
+    pub task_lease: u64,
+    pub retry_initial: u64,
+    pub retry_max: u64,
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,6 +256,16 @@ impl Settings {
         check(self.store.timeout_ms >= 10, "store.timeout_ms: must be at least 10");
         check(self.store.request_retention >= 7200, "store.request_retention: must be at least 7200 seconds");
         check(self.store.ledger_limit >= 1, "store.ledger_limit: must be at least 1");
+        let d = &self.delivery;
+        check(d.workers <= 256, "delivery.workers: at most 256");
+        check((1..=1000).contains(&d.batch), "delivery.batch: must be from 1 to 1000");
+        check(d.lease >= 1, "delivery.lease: must be at least 1 second");
+        check(d.task_lease >= 1, "delivery.task_lease: must be at least 1 second");
+        check(
+            d.retry_initial >= 1 && d.retry_initial <= d.retry_max,
+            "delivery.retry_initial: must be from 1 to retry_max",
+        );
+        check((10..=60_000).contains(&d.poll_interval_ms), "delivery.poll_interval_ms: must be from 10 to 60000");
         check(self.billing.price >= Credits::ZERO, "billing.price: must not be negative");
         for (code, price) in &self.billing.country_prices {
             let valid_code =
@@ -323,7 +366,8 @@ impl Settings {
     /// A one-line description without secrets, for start-up logs and `config check`.
     pub fn summary(&self) -> String {
         format!(
-            "listen={} store={} codes.hash={:?} sender={:?} admin_api={} error_status={:?}",
+            "role={:?} listen={} store={} codes.hash={:?} sender={:?} admin_api={} error_status={:?}",
+            self.server.role,
             self.server.listen,
             redact_url(&self.store.url),
             self.codes.hash,

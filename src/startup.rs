@@ -3,9 +3,10 @@
 use crate::api::{self, AppState};
 use crate::config::{Settings, StoreKind};
 use crate::delivery::sandbox::SandboxInbox;
+use crate::delivery::worker::Worker;
 use crate::delivery::Sender;
 use crate::domain::{Clock, SystemClock};
-use crate::secrets::{CodeHasher, Pepper, TokenKeys};
+use crate::secrets::{CodeHasher, CodeSealer, Pepper, TokenKeys};
 use crate::service::Services;
 use crate::store::{MemoryStore, RedisStore, Store};
 use actix_web::dev::Server;
@@ -23,6 +24,9 @@ pub struct Application {
     server: Server,
     services: Arc<Services>,
 }
+
+/// How long workers get to finish the job in hand when the server stops.
+const WORKER_GRACE: Duration = Duration::from_secs(10);
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -44,6 +48,7 @@ impl Application {
             error_status: settings.api.error_status,
             body_limit: settings.server.body_limit,
             admin_token,
+            role: settings.server.role,
         });
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
@@ -68,9 +73,24 @@ impl Application {
         Arc::clone(&self.services)
     }
 
-    /// Serves until SIGINT/SIGTERM (then finishes requests in flight) or until stopped.
+    /// Serves (and runs the delivery workers, by role) until SIGINT/SIGTERM or until
+    /// stopped; then finishes requests in flight, and lets workers finish the job in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut workers = tokio::task::JoinSet::new();
+        if self.services.settings.server.role.runs_workers() {
+            let prefix = uuid::Uuid::new_v4().simple().to_string();
+            for n in 0..self.services.settings.delivery.workers {
+                let worker = Worker::new(Arc::clone(&self.services), format!("{}-{n}", &prefix[..12]));
+                workers.spawn(worker.run(stopped.clone()));
+            }
+        }
+        let served = self.server.await;
+        let _ = stop.send(true);
+        if tokio::time::timeout(WORKER_GRACE, async { while workers.join_next().await.is_some() {} }).await.is_err() {
+            tracing::warn!("delivery workers did not stop in time; their jobs will be taken over");
+        }
+        served
     }
 
     /// A handle that stops the server (tests, embedding).
@@ -111,9 +131,11 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
     Ok(Services {
         store: Arc::new(store),
         hasher: CodeHasher::new(settings.hash_scheme(), pepper.clone(), concurrency),
+        sealer: CodeSealer::new(&pepper),
         sender: Sender::Sandbox(Arc::new(SandboxInbox::new(SANDBOX_CAPACITY))),
         clock,
         token_keys: TokenKeys::new(&pepper),
+        wake: Arc::new(tokio::sync::Notify::new()),
         settings: Arc::new(settings),
     })
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 use verigram::domain::{
-    CodeMatch, CodeState, Credits, DeliveryStatus, LedgerEntry, LedgerKind, PhoneNumber, RequestId, RequestRecord,
-    Tenant, TenantId, TenantSettings, Timestamp, TokenRecord, VerificationStatus,
+    CodeMatch, CodeState, Credits, LedgerEntry, LedgerKind, PhoneNumber, RequestId, RequestRecord, Tenant, TenantId,
+    TenantSettings, Timestamp, TokenRecord, VerificationStatus,
 };
 use verigram::store::{AdjustOutcome, Change, CreateOutcome, MemoryStore, RedisStore, Retention, Store};
 use verigram::test_support::RedisServer;
@@ -64,6 +64,8 @@ fn request(cost: i64) -> RequestRecord {
             callback_url: None,
             callback_key: None,
             sender_username: None,
+            sealed: None,
+            account: None,
             message_id: None,
         }),
         delivery: None,
@@ -72,8 +74,10 @@ fn request(cost: i64) -> RequestRecord {
     }
 }
 
-fn charge(r: &RequestRecord) -> LedgerEntry {
-    LedgerEntry::for_request(LedgerKind::Charge, NOW, Credits::from_micros(-r.cost.micros()), r.id)
+/// A new request with its fee charged.
+fn charged(r: &RequestRecord) -> Change {
+    let ledger = LedgerEntry::for_request(LedgerKind::Charge, NOW, Credits::from_micros(-r.cost.micros()), r.id);
+    Change { ledger: Some(ledger), ..Change::from(r.clone()) }
 }
 
 macro_rules! on_both_stores {
@@ -116,12 +120,12 @@ async fn requests_are_charged_atomically(redis: bool) {
     let (t, token) = tenant(15_000);
     store.create_tenant(&t, &token).await.unwrap();
     let r = request(10_000);
-    let out = store.create_request(&t.id, &r, Some(&charge(&r)), RETENTION, NOW).await.unwrap();
+    let out = store.create_request(&t.id, &charged(&r), RETENTION, NOW).await.unwrap();
     assert_eq!(out, CreateOutcome::Created { balance: Credits::from_micros(5_000) });
     let stored = store.request(&t.id, r.id, NOW).await.unwrap().unwrap();
     assert_eq!(stored, RequestRecord { version: 1, ..r.clone() });
     let second = request(10_000);
-    let out = store.create_request(&t.id, &second, Some(&charge(&second)), RETENTION, NOW).await.unwrap();
+    let out = store.create_request(&t.id, &charged(&second), RETENTION, NOW).await.unwrap();
     assert_eq!(out, CreateOutcome::BalanceNotEnough);
     assert!(store.request(&t.id, second.id, NOW).await.unwrap().is_none(), "a refused request is not stored");
     let ledger = store.ledger(&t.id, 10).await.unwrap();
@@ -129,10 +133,11 @@ async fn requests_are_charged_atomically(redis: bool) {
     assert_eq!(ledger[0].balance_after, Credits::from_micros(5_000));
     assert_eq!(ledger[0].request_id.as_deref(), Some(r.id.to_string().as_str()));
     let free = request(0);
-    let out = store.create_request(&t.id, &free, None, RETENTION, NOW).await.unwrap();
+    let out = store.create_request(&t.id, &Change::from(free.clone()), RETENTION, NOW).await.unwrap();
     assert_eq!(out, CreateOutcome::Created { balance: Credits::from_micros(5_000) });
     assert_eq!(store.ledger(&t.id, 10).await.unwrap().len(), 2, "a free request writes no ledger line");
-    let missing = store.create_request(&TenantId::generate(), &request(0), None, RETENTION, NOW).await.unwrap();
+    let missing =
+        store.create_request(&TenantId::generate(), &Change::from(request(0).clone()), RETENTION, NOW).await.unwrap();
     assert_eq!(missing, CreateOutcome::TenantNotFound);
 }
 
@@ -145,7 +150,7 @@ async fn concurrent_charges_never_overdraw(redis: bool) {
             let (store, id) = (store.clone(), t.id.clone());
             tokio::spawn(async move {
                 let r = request(10_000);
-                store.create_request(&id, &r, Some(&charge(&r)), RETENTION, NOW).await.unwrap()
+                store.create_request(&id, &charged(&r), RETENTION, NOW).await.unwrap()
             })
         })
         .collect();
@@ -166,7 +171,7 @@ async fn optimistic_updates_serialize_concurrent_checks(redis: bool) {
     let (t, token) = tenant(0);
     store.create_tenant(&t, &token).await.unwrap();
     let r = request(0);
-    store.create_request(&t.id, &r, None, RETENTION, NOW).await.unwrap();
+    store.create_request(&t.id, &Change::from(r.clone()), RETENTION, NOW).await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (store, id) = (store.clone(), t.id.clone());
@@ -261,7 +266,7 @@ async fn requests_are_scoped_to_their_tenant(redis: bool) {
     store.create_tenant(&a, &ta).await.unwrap();
     store.create_tenant(&b, &TokenRecord { lookup_key: "other".into(), ..tb }).await.unwrap();
     let r = request(0);
-    store.create_request(&a.id, &r, None, RETENTION, NOW).await.unwrap();
+    store.create_request(&a.id, &Change::from(r.clone()), RETENTION, NOW).await.unwrap();
     assert!(store.request(&a.id, r.id, NOW).await.unwrap().is_some());
     assert!(store.request(&b.id, r.id, NOW).await.unwrap().is_none());
     let touched =
@@ -274,12 +279,12 @@ async fn refunds_move_money_with_the_change(redis: bool) {
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
     let r = request(10_000);
-    store.create_request(&t.id, &r, Some(&charge(&r)), RETENTION, NOW).await.unwrap();
+    store.create_request(&t.id, &charged(&r), RETENTION, NOW).await.unwrap();
     let refund = LedgerEntry::for_request(LedgerKind::Refund, NOW, r.cost, r.id);
     let (after, ()) = store
         .update_request(&t.id, r.id, RETENTION, NOW, |cur| {
-            let next = RequestRecord { refunded: true, ..cur.advance_delivery(DeliveryStatus::Sent, NOW).unwrap() };
-            (Some(Change { record: next, ledger: Some(refund.clone()) }), ())
+            let next = RequestRecord { refunded: true, ..cur.mark_sent("sandbox", 1, false, NOW).unwrap() };
+            (Some(Change { ledger: Some(refund.clone()), ..Change::from(next) }), ())
         })
         .await
         .unwrap()

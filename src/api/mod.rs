@@ -8,7 +8,7 @@ mod health;
 mod params;
 mod sandbox;
 
-use crate::config::ErrorStatus;
+use crate::config::{ErrorStatus, Role};
 use crate::service::Services;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -23,6 +23,7 @@ pub struct AppState {
     pub body_limit: usize,
     /// `None`: the admin API is off.
     pub admin_token: Option<String>,
+    pub role: Role,
 }
 
 /// The trace id of one HTTP request (not a Gateway `request_id`).
@@ -36,14 +37,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     cfg.app_data(state.clone())
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
-    if state.admin_token.is_some() {
+    if state.admin_token.is_some() && state.role.serves_api() {
         cfg.service(admin::scope());
     }
-    if state.services.sender.sandbox().is_some() {
+    // The sandbox inbox lives where messages are sent: in processes that run workers.
+    if state.services.sender.sandbox().is_some() && state.role.runs_workers() {
         cfg.service(sandbox::scope());
     }
-    cfg.route("/{method}", web::route().to(gateway::dispatch))
-        .default_service(web::route().to(gateway::unknown_method));
+    if state.role.serves_api() {
+        cfg.route("/{method}", web::route().to(gateway::dispatch));
+    }
+    cfg.default_service(web::route().to(gateway::unknown_method));
 }
 
 /// Wraps an app so that every request has a trace id: in a tracing span around its handling

@@ -20,11 +20,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API (and, later, the workers).
+    /// Run the HTTP API and the delivery workers (or one of them, with --role).
     Serve {
         /// Address to listen on, overriding server.listen.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// What this process does, overriding server.role.
+        #[arg(long, value_enum)]
+        role: Option<crate::config::Role>,
         /// Configuration file over the compiled-in defaults.
         #[arg(long, env = "VERIGRAM_CONFIG")]
         config: Option<PathBuf>,
@@ -152,7 +155,7 @@ pub enum BalanceCommand {
 /// Runs one command; the binary's `main` is only this and error printing.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, config } => serve(listen, config).await,
+        Command::Serve { listen, role, config } => serve(listen, role, config).await,
         Command::Config { command: ConfigCommand::Check { config } } => {
             let settings = Settings::load(config.as_deref())?;
             println!("configuration OK: {}", settings.summary());
@@ -175,10 +178,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(listen: Option<SocketAddr>, config: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(
+    listen: Option<SocketAddr>,
+    role: Option<crate::config::Role>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let mut settings = Settings::load(config.as_deref())?;
     if let Some(addr) = listen {
         settings.server.listen = addr;
+    }
+    if let Some(role) = role {
+        settings.server.role = role;
     }
     crate::telemetry::init(&settings.log);
     let app = Application::build(settings).await?;

@@ -1,8 +1,9 @@
-//! Getting a message with a code to a user. So far the sandbox sender; Telegram accounts and
-//! the durable queue come with the delivery work.
+//! Getting a message with a code to a user: the `Sender` interface, its sandbox
+//! implementation, message templates, and the workers that drain the durable queue.
 
 pub mod sandbox;
 pub mod templates;
+pub mod worker;
 
 use crate::domain::{PhoneNumber, RequestId, TenantId, Timestamp};
 use sandbox::SandboxInbox;
@@ -26,11 +27,27 @@ impl std::fmt::Debug for OutgoingMessage {
     }
 }
 
+/// A message the sender accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// The account that sent it (a Telegram sender account; `sandbox` for the sandbox).
+    pub account: String,
+    /// The message's id in that account.
+    pub message_id: i64,
+    /// Whether acceptance is already the delivery (Telegram user accounts: there is no
+    /// separate device receipt).
+    pub delivered: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// The recipient cannot receive messages (no account, privacy settings): do not retry.
     #[error("the recipient cannot receive messages")]
     RecipientUnavailable,
+    /// Nothing went out; try again after this long (network trouble, every account busy or
+    /// flood-waiting).
+    #[error("the message could not be sent now")]
+    Retry { after: std::time::Duration },
 }
 
 /// The configured sender.
@@ -40,10 +57,15 @@ pub enum Sender {
 }
 
 impl Sender {
-    /// Hands a message over; answers the sender's id for it.
-    pub async fn send(&self, message: OutgoingMessage, now: Timestamp) -> Result<i64, SendError> {
+    /// Hands a message over. Sending the same request twice gives the same message (the
+    /// sandbox keeps one message per request), so a job taken over after a crash between
+    /// sending and recording does not show the user a second message.
+    pub async fn send(&self, message: OutgoingMessage, now: Timestamp) -> Result<SentMessage, SendError> {
         match self {
-            Sender::Sandbox(inbox) => Ok(inbox.deliver(message, now)),
+            Sender::Sandbox(inbox) => {
+                let message_id = inbox.deliver(message, now);
+                Ok(SentMessage { account: sandbox::ACCOUNT.to_owned(), message_id, delivered: false })
+            }
         }
     }
 

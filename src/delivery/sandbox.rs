@@ -7,6 +7,9 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::VecDeque;
 
+/// The account name the sandbox sends from.
+pub const ACCOUNT: &str = "sandbox";
+
 /// What the recipient's device shows of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,10 +60,15 @@ impl SandboxInbox {
 
     pub(super) fn deliver(&self, message: OutgoingMessage, now: Timestamp) -> i64 {
         let mut inbox = self.messages.lock();
+        let request_id = message.request.to_string();
+        if let Some(existing) = inbox.messages.iter().find(|m| m.request_id == request_id && m.tenant == message.tenant)
+        {
+            return existing.message_id;
+        }
         let id = inbox.next_id;
         inbox.next_id += 1;
         inbox.messages.push_front(InboxMessage {
-            request_id: message.request.to_string(),
+            request_id,
             phone_number: message.phone.digits().to_owned(),
             text: message.text,
             status: InboxStatus::Delivered,

@@ -137,7 +137,11 @@ pub struct CodeState {
     /// Hex SHA-256 of the token that made the send: the key its reports are signed with.
     pub callback_key: Option<String>,
     pub sender_username: Option<SenderUsername>,
-    /// The sender's id for the delivered message, once it went out.
+    /// The code sealed for the sender (see `secrets::CodeSealer`) while the message waits to
+    /// go out; erased once it went out or can no longer go.
+    pub sealed: Option<String>,
+    /// Which sender account sent the message, and the message's id in that account.
+    pub account: Option<String>,
     pub message_id: Option<i64>,
 }
 
@@ -191,13 +195,57 @@ impl RequestRecord {
             .then(|| Self { delivery: Some(StatusAt { status: to, at: now }), ..self.clone() })
     }
 
-    /// Records the message id the sender gave the delivered message.
-    pub fn with_message_id(&self, message_id: i64) -> Self {
-        let mut next = self.clone();
-        if let Some(code) = next.code.as_mut() {
-            code.message_id = Some(message_id);
+    /// The message went out through `account` as `message_id`: recorded before the delivery
+    /// job is acknowledged, so a job taken over by another worker never sends it again. With
+    /// `delivered`, the sender's acceptance is also the delivery (Telegram user accounts).
+    pub fn mark_sent(&self, account: &str, message_id: i64, delivered: bool, now: Timestamp) -> Option<Self> {
+        if self.delivery.is_some() {
+            return None;
         }
-        next
+        let mut next = self.clone();
+        let code = next.code.as_mut()?;
+        code.account = Some(account.to_owned());
+        code.message_id = Some(message_id);
+        code.sealed = None;
+        let status = if delivered { DeliveryStatus::Delivered } else { DeliveryStatus::Sent };
+        next.delivery = Some(StatusAt { status, at: now });
+        Some(next)
+    }
+
+    /// A message that was not delivered (queued, or sent but never confirmed) ends: `expired`,
+    /// with its fee refunded once. `None` when there is nothing to expire. Also what happens
+    /// when the recipient cannot receive messages at all.
+    pub fn expire_undelivered(&self, now: Timestamp) -> Option<(Self, Option<Credits>)> {
+        self.code.as_ref()?;
+        if !matches!(self.delivery.map(|d| d.status), None | Some(DeliveryStatus::Sent)) {
+            return None;
+        }
+        let mut next = self.clone();
+        next.delivery = Some(StatusAt { status: DeliveryStatus::Expired, at: now });
+        if let Some(c) = next.code.as_mut() {
+            c.sealed = None;
+        }
+        let refund = (!self.refunded && self.cost.is_positive()).then_some(self.cost);
+        next.refunded = self.refunded || refund.is_some();
+        Some((next, refund))
+    }
+
+    /// Whether a message went out and is still on the recipient's screen unread (at `ttl` it
+    /// is deleted): not read, and not already taken back by a revocation.
+    pub fn shows_unread_message(&self) -> bool {
+        self.code.as_ref().is_some_and(|c| c.message_id.is_some())
+            && !matches!(self.delivery.map(|d| d.status), Some(DeliveryStatus::Read | DeliveryStatus::Revoked))
+    }
+
+    /// Writes down an expiry of the code that so far was only derived from the clock, so it is
+    /// terminal for good (and can be reported).
+    pub fn settle_expiry(&self, now: Timestamp) -> Option<Self> {
+        match self.verification_at(now) {
+            Some(v) if v.status == VerificationStatus::Expired && self.verification != Some(v) => {
+                Some(Self { verification: Some(v), ..self.clone() })
+            }
+            _ => None,
+        }
     }
 
     /// The verification status the record has at `now`: a code whose validity ended reads as
@@ -222,11 +270,7 @@ impl RequestRecord {
     /// answers the current status, and counts nothing).
     pub fn record_check(&self, outcome: CodeMatch, now: Timestamp) -> Option<Self> {
         if !self.accepts_checks(now) {
-            return match self.verification_at(now) {
-                // Write down an expiry that so far was only derived, so it is terminal for good.
-                Some(v) if self.verification != Some(v) => Some(Self { verification: Some(v), ..self.clone() }),
-                _ => None,
-            };
+            return self.settle_expiry(now);
         }
         let mut next = self.clone();
         let status = match (&mut next.code, outcome) {
@@ -255,6 +299,10 @@ impl RequestRecord {
             self.code.is_some() && matches!(self.delivery.map(|d| d.status), None | Some(DeliveryStatus::Sent));
         if undelivered {
             next.delivery = Some(StatusAt { status: DeliveryStatus::Revoked, at: now });
+        }
+        if let Some(code) = next.code.as_mut() {
+            // A revoked request never sends: its sealed code is erased.
+            code.sealed = None;
         }
         if self.verification.map(|v| v.status) != Some(VerificationStatus::Expired) {
             next.verification = Some(StatusAt { status: VerificationStatus::Expired, at: now });
@@ -336,6 +384,8 @@ mod tests {
                 callback_url: None,
                 callback_key: None,
                 sender_username: None,
+                sealed: Some("sealed".into()),
+                account: None,
                 message_id: None,
             }),
             delivery: None,
@@ -393,7 +443,8 @@ mod tests {
     #[test]
     fn revoke_deletes_only_undelivered_messages() {
         let now = Timestamp::from_millis(1);
-        let sent = record(5).advance_delivery(DeliveryStatus::Sent, now).unwrap();
+        let sent = record(5).mark_sent("sandbox", 1, false, now).unwrap();
+        assert!(sent.code.as_ref().unwrap().sealed.is_none(), "sent: the sealed code is erased");
         let (revoked, delete) = sent.revoke(now);
         assert!(delete);
         assert_eq!(revoked.delivery.unwrap().status, DeliveryStatus::Revoked);

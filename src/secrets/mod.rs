@@ -2,9 +2,11 @@
 
 mod api_token;
 mod code_hash;
+mod code_seal;
 
 pub use api_token::{ApiToken, TokenKeys};
 pub use code_hash::{Argon2Params, CodeBinding, CodeHasher, HashError, HashScheme};
+pub use code_seal::{CodeSealer, SealError};
 
 use std::sync::Arc;
 

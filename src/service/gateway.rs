@@ -1,16 +1,14 @@
 //! The four Gateway methods.
 
 use super::{ServiceError, Services};
-use crate::delivery::{templates, OutgoingMessage};
 use crate::domain::{
     CallbackUrl, Code, CodeLength, CodeMatch, CodeState, ContinueError, Credits, DeliveryStatus, LedgerEntry,
     LedgerKind, Payload, PhoneNumber, RequestId, RequestRecord, RequestStatusView, SenderUsername, Tenant, TenantId,
     Timestamp, TokenRecord, Ttl,
 };
 use crate::secrets::{ApiToken, CodeBinding};
-use crate::store::{Change, CreateOutcome};
+use crate::store::{Change, CreateOutcome, Scheduled, Task};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 /// The tenant and token behind an authenticated call.
 #[derive(Debug, Clone)]
@@ -61,7 +59,7 @@ impl Services {
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %caller.tenant.id))]
-    pub async fn send(self: &Arc<Self>, caller: &Caller, cmd: SendCommand) -> Result<RequestStatusView, ServiceError> {
+    pub async fn send(&self, caller: &Caller, cmd: SendCommand) -> Result<RequestStatusView, ServiceError> {
         let tenant = &caller.tenant;
         let own_number = tenant.settings.is_own_number(&cmd.phone);
         if let Some(username) = &cmd.sender_username {
@@ -79,7 +77,8 @@ impl Services {
             Some(id) => (self.continue_checked_request(caller, id, &cmd, &code).await?, None),
             None => self.create_sent_request(caller, &cmd, &code).await?,
         };
-        let record = self.deliver(&tenant.id, record, &code, cmd.sender_username.as_ref(), &tenant.name).await?;
+        // The delivery job is queued with the request: wake this process's workers, if any.
+        self.wake.notify_waiters();
         Ok(record.view(self.clock.now(), remaining_balance))
     }
 
@@ -201,8 +200,9 @@ impl Services {
         }
     }
 
-    /// Stores a new request and takes its fee in one atomic step. Answers the balance after the
-    /// charge when there was one.
+    /// Stores a new request and takes its fee in one atomic step, with its delivery job and
+    /// timed tasks when it has a message. Answers the balance after the charge when there was
+    /// one.
     async fn charge_and_store(
         &self,
         caller: &Caller,
@@ -212,17 +212,26 @@ impl Services {
         let charge = record.cost.is_positive().then(|| {
             LedgerEntry::for_request(LedgerKind::Charge, now, Credits::from_micros(-record.cost.micros()), record.id)
         });
-        match self.store.create_request(&caller.tenant.id, &record, charge.as_ref(), self.retention(), now).await? {
+        let change = Change { ledger: charge, ..delivery_change(record) };
+        match self.store.create_request(&caller.tenant.id, &change, self.retention(), now).await? {
             CreateOutcome::Created { balance } => {
-                let charged = record.cost.is_positive().then_some(balance);
-                Ok((RequestRecord { version: 1, ..record }, charged))
+                let charged = change.record.cost.is_positive().then_some(balance);
+                Ok((RequestRecord { version: 1, ..change.record }, charged))
             }
             CreateOutcome::BalanceNotEnough => Err(ServiceError::BalanceNotEnough),
             CreateOutcome::TenantNotFound => Err(ServiceError::AccessTokenInvalid),
         }
     }
 
-    fn code_state(&self, caller: &Caller, cmd: &SendCommand, hash: String, now: Timestamp) -> CodeState {
+    fn code_state(
+        &self,
+        caller: &Caller,
+        cmd: &SendCommand,
+        code: &Code,
+        id: RequestId,
+        hash: String,
+        now: Timestamp,
+    ) -> CodeState {
         let validity = cmd.ttl.map_or_else(|| self.settings.default_validity(), Ttl::duration);
         CodeState {
             hash,
@@ -234,6 +243,8 @@ impl Services {
             callback_url: cmd.callback_url.as_ref().map(|u| u.as_str().to_owned()),
             callback_key: cmd.callback_url.as_ref().map(|_| caller.token.signing_key.clone()),
             sender_username: cmd.sender_username.clone(),
+            sealed: Some(self.sealer.seal(&caller.tenant.id, id, code)),
+            account: None,
             message_id: None,
         }
     }
@@ -253,7 +264,7 @@ impl Services {
         }
         let binding = CodeBinding { tenant: caller.tenant.id.clone(), request: record.id };
         let hash = self.hasher.hash(&binding, code).await?;
-        record.code = Some(self.code_state(caller, cmd, hash, now));
+        record.code = Some(self.code_state(caller, cmd, code, record.id, hash, now));
         self.charge_and_store(caller, record, now).await
     }
 
@@ -271,12 +282,12 @@ impl Services {
         // Refuse early (before hashing) what the atomic step would refuse anyway.
         current.can_attach_code(&cmd.phone).map_err(continue_error)?;
         let hash = self.hasher.hash(&CodeBinding { tenant: tenant.clone(), request: id }, code).await?;
-        let state = self.code_state(caller, cmd, hash, now);
+        let state = self.code_state(caller, cmd, code, id, hash, now);
         let (record, result) = self
             .store
             .update_known_request(tenant, current, self.retention(), now, |r| {
                 match r.attach_code(&cmd.phone, state.clone()) {
-                    Ok(next) => (Some(Change::from(next)), Ok(())),
+                    Ok(next) => (Some(delivery_change(next)), Ok(())),
                     Err(e) => (None, Err(e)),
                 }
             })
@@ -284,55 +295,6 @@ impl Services {
             .ok_or(ServiceError::RequestIdInvalid)?;
         result.map_err(continue_error)?;
         Ok(record)
-    }
-
-    /// Hands the message to the sender and records that it went out. The sandbox then
-    /// confirms delivery on its own, as a device would.
-    async fn deliver(
-        self: &Arc<Self>,
-        tenant: &TenantId,
-        record: RequestRecord,
-        code: &Code,
-        sender_username: Option<&SenderUsername>,
-        tenant_name: &str,
-    ) -> Result<RequestRecord, ServiceError> {
-        let service = sender_username.map_or(tenant_name, |u| u.as_str());
-        let message = OutgoingMessage {
-            tenant: tenant.clone(),
-            request: record.id,
-            phone: record.phone.clone(),
-            text: templates::render(&record.phone, service, code),
-        };
-        let now = self.clock.now();
-        let Ok(message_id) = self.sender.send(message, now).await else {
-            // The recipient cannot be reached: the request stays without a delivery status
-            // (what happens to its fee is the delivery queue's business).
-            return Ok(record);
-        };
-        let id = record.id;
-        let updated = self
-            .store
-            .update_known_request(tenant, record.clone(), self.retention(), now, |r| {
-                let sent = r.with_message_id(message_id);
-                (sent.advance_delivery(DeliveryStatus::Sent, now).map(Change::from), ())
-            })
-            .await?
-            .map_or(record, |(r, ())| r);
-        if updated.delivery.is_some_and(|d| d.status == DeliveryStatus::Revoked) {
-            // Revoked while the message was on its way: take it back.
-            self.sender.delete(tenant, id).await;
-            return Ok(updated);
-        }
-        if self.sender.sandbox().is_some() {
-            let services = Arc::clone(self);
-            let tenant = tenant.clone();
-            tokio::spawn(async move {
-                if let Err(e) = services.record_delivery(&tenant, id, DeliveryStatus::Delivered).await {
-                    tracing::warn!(error = &e as &dyn std::error::Error, "could not record a sandbox delivery");
-                }
-            });
-        }
-        Ok(updated)
     }
 }
 
@@ -343,4 +305,18 @@ fn continue_error(e: ContinueError) -> ServiceError {
         // A revoked request is no longer one a send can use.
         ContinueError::Revoked => ServiceError::RequestIdInvalid,
     }
+}
+
+/// A request with a message to send: its delivery job, the end of its code's validity, and its
+/// `ttl` go with it into the store.
+fn delivery_change(record: RequestRecord) -> Change {
+    let mut change = Change::from(record);
+    if let Some(code) = &change.record.code {
+        change.enqueue = true;
+        change.schedule.push(Scheduled { task: Task::Validity, at: code.valid_until });
+        if let Some(ttl) = code.ttl {
+            change.schedule.push(Scheduled { task: Task::Ttl, at: change.record.created_at.plus(ttl.duration()) });
+        }
+    }
+    change
 }

@@ -10,7 +10,7 @@ pub use tenants::{NewTenant, SettingsPatch, TenantError};
 use crate::config::Settings;
 use crate::delivery::Sender;
 use crate::domain::Clock;
-use crate::secrets::{CodeHasher, HashError, TokenKeys};
+use crate::secrets::{CodeHasher, CodeSealer, HashError, TokenKeys};
 use crate::store::{Retention, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,14 +44,18 @@ pub enum ServiceError {
 pub struct Services {
     pub store: Arc<Store>,
     pub hasher: CodeHasher,
+    /// Seals codes for the delivery queue.
+    pub sealer: CodeSealer,
     pub sender: Sender,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub token_keys: TokenKeys,
+    /// Wakes this process's delivery workers when it queues a job.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Services {
-    fn retention(&self) -> Retention {
+    pub(crate) fn retention(&self) -> Retention {
         Retention(Duration::from_secs(self.settings.store.request_retention))
     }
 }

@@ -42,6 +42,10 @@ struct StoredCode {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sender_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     message_id: Option<i64>,
 }
 
@@ -65,6 +69,8 @@ pub fn encode_request(r: &RequestRecord) -> String {
             callback_url: c.callback_url.clone(),
             callback_key: c.callback_key.clone(),
             sender_username: c.sender_username.as_ref().map(|s| s.as_str().to_owned()),
+            sealed: c.sealed.clone(),
+            account: c.account.clone(),
             message_id: c.message_id,
         }),
         delivery: r.delivery.map(|d| (d.status.as_str().to_owned(), d.at.millis())),
@@ -93,6 +99,8 @@ pub fn decode_request(text: &str, version: u64) -> StoreResult<RequestRecord> {
                     .map(|u| SenderUsername::parse(&u))
                     .transpose()
                     .map_err(|_| CORRUPT_REQUEST)?,
+                sealed: c.sealed,
+                account: c.account,
                 message_id: c.message_id,
             })
         })
@@ -157,6 +165,8 @@ mod tests {
                 callback_url: Some("https://example.com/h".into()),
                 callback_key: Some("00ff".into()),
                 sender_username: Some(SenderUsername::parse("myshop").unwrap()),
+                sealed: Some("c2VhbGVk".into()),
+                account: Some("sandbox".into()),
                 message_id: Some(42),
             }),
             delivery: Some(StatusAt { status: DeliveryStatus::Read, at: Timestamp::from_millis(5) }),

@@ -3,12 +3,13 @@
 //! One mutex guards all state, so every operation is trivially atomic; critical sections are
 //! short (no hashing or I/O happens under the lock).
 
-use super::{AdjustOutcome, Change, CreateOutcome, Retention, StoreResult};
+use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
 use crate::domain::{
     Credits, LedgerEntry, RequestId, RequestRecord, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -25,6 +26,21 @@ struct Inner {
     /// the same retention, so creation order is expiry order and dropping the expired ones
     /// costs only as many steps as there are expired requests.
     expiries: VecDeque<(Timestamp, (TenantId, RequestId))>,
+    /// Delivery jobs per tenant, served in turn.
+    queues: BTreeMap<TenantId, TenantQueue>,
+    /// The tenant served last, so the next claim starts after it.
+    last_served: Option<TenantId>,
+    next_job: u64,
+    /// Timed tasks in time order, and where each one stands.
+    due: BTreeSet<(Timestamp, TenantId, RequestId, Task)>,
+    due_at: HashMap<(TenantId, RequestId, Task), Timestamp>,
+}
+
+#[derive(Default)]
+struct TenantQueue {
+    ready: VecDeque<(String, RequestId)>,
+    /// Claimed jobs: id → (request, since when it is held).
+    leased: BTreeMap<String, (RequestId, Timestamp)>,
 }
 
 struct TenantState {
@@ -126,8 +142,7 @@ impl MemoryStore {
     pub async fn create_request(
         &self,
         tenant: &TenantId,
-        record: &RequestRecord,
-        charge: Option<&LedgerEntry>,
+        change: &Change,
         retention: Retention,
         now: Timestamp,
     ) -> StoreResult<CreateOutcome> {
@@ -137,13 +152,13 @@ impl MemoryStore {
         let Some(state) = inner.tenants.get_mut(tenant) else {
             return Ok(CreateOutcome::TenantNotFound);
         };
-        let cost = record.cost;
-        if state.tenant.balance < cost {
+        let record = &change.record;
+        if state.tenant.balance < record.cost {
             return Ok(CreateOutcome::BalanceNotEnough);
         }
-        let balance = Credits::from_micros(state.tenant.balance.micros() - cost.micros());
+        let balance = Credits::from_micros(state.tenant.balance.micros() - record.cost.micros());
         state.tenant.balance = balance;
-        if let Some(entry) = charge {
+        if let Some(entry) = &change.ledger {
             push_ledger(&mut state.ledger, entry, balance, ledger_limit);
         }
         let expires_at = now.plus(retention.remaining(record.created_at, now));
@@ -151,6 +166,7 @@ impl MemoryStore {
         let key = (tenant.clone(), record.id);
         inner.expiries.push_back((expires_at, key.clone()));
         inner.requests.insert(key, StoredRequest { record, expires_at });
+        inner.queue_and_schedule(tenant, change);
         Ok(CreateOutcome::Created { balance })
     }
 
@@ -185,7 +201,7 @@ impl MemoryStore {
         };
         let current = stored.record.clone();
         let (change, output) = decide(&current);
-        let Some(Change { record, ledger }) = change else {
+        let Some(Change { record, ledger, enqueue, schedule }) = change else {
             return Ok(Some((current, output)));
         };
         let record = RequestRecord { version: current.version + 1, ..record };
@@ -196,11 +212,144 @@ impl MemoryStore {
         }
         let expires_at = now.plus(retention.remaining(record.created_at, now));
         inner.requests.insert(key, StoredRequest { record: record.clone(), expires_at });
+        inner.queue_and_schedule(tenant, &Change { record: record.clone(), ledger: None, enqueue, schedule });
         Ok(Some((record, output)))
     }
 }
 
+impl MemoryStore {
+    pub async fn claim_jobs(
+        &self,
+        _consumer: &str,
+        max: usize,
+        lease: Duration,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Job>> {
+        let mut inner = self.inner.lock();
+        let tenants: Vec<TenantId> = {
+            // Start after the tenant served last, so every tenant gets its turn.
+            let after = inner.last_served.clone();
+            let (later, earlier): (Vec<_>, Vec<_>) =
+                inner.queues.keys().cloned().partition(|t| after.as_ref().is_none_or(|a| t > a));
+            later.into_iter().chain(earlier).collect()
+        };
+        let mut jobs = Vec::new();
+        // Round by round, one job per tenant per round.
+        loop {
+            let before = jobs.len();
+            for tenant in &tenants {
+                if jobs.len() >= max {
+                    break;
+                }
+                let Some(queue) = inner.queues.get_mut(tenant) else { continue };
+                let stale =
+                    queue.leased.iter().find(|(_, (_, since))| since.plus(lease) <= now).map(|(id, _)| id.clone());
+                let job = if let Some(id) = stale {
+                    queue.leased.get_mut(&id).map(|(request, since)| {
+                        *since = now;
+                        Job { tenant: tenant.clone(), request: *request, id: id.clone(), reclaimed: true }
+                    })
+                } else if let Some((id, request)) = queue.ready.pop_front() {
+                    queue.leased.insert(id.clone(), (request, now));
+                    Some(Job { tenant: tenant.clone(), request, id, reclaimed: false })
+                } else {
+                    None
+                };
+                if let Some(job) = job {
+                    inner.last_served = Some(tenant.clone());
+                    jobs.push(job);
+                }
+            }
+            if jobs.len() == before || jobs.len() >= max {
+                break;
+            }
+        }
+        inner.queues.retain(|_, q| !q.ready.is_empty() || !q.leased.is_empty());
+        Ok(jobs)
+    }
+
+    pub async fn ack_job(&self, job: &Job) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        if let Some(queue) = inner.queues.get_mut(&job.tenant) {
+            queue.leased.remove(&job.id);
+        }
+        Ok(())
+    }
+
+    pub async fn defer_job(&self, job: &Job, until: Timestamp) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        if let Some(queue) = inner.queues.get_mut(&job.tenant) {
+            queue.leased.remove(&job.id);
+        }
+        inner.schedule(&job.tenant, job.request, Scheduled { task: Task::Deliver, at: until });
+        Ok(())
+    }
+
+    pub async fn claim_due(&self, now: Timestamp, lease_until: Timestamp, max: usize) -> StoreResult<Vec<DueTask>> {
+        let mut inner = self.inner.lock();
+        let mut claimed = Vec::new();
+        let mut taken = 0;
+        while taken < max {
+            let Some(first) = inner.due.first().cloned() else { break };
+            if first.0 > now {
+                break;
+            }
+            taken += 1;
+            let (_, tenant, request, task) = first;
+            if task == Task::Deliver {
+                inner.unschedule(&tenant, request, task);
+                inner.enqueue(&tenant, request);
+            } else {
+                inner.schedule(&tenant, request, Scheduled { task, at: lease_until });
+                claimed.push(DueTask { tenant, request, task, lease: lease_until });
+            }
+        }
+        Ok(claimed)
+    }
+
+    pub async fn finish_due(&self, task: &DueTask) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        let key = (task.tenant.clone(), task.request, task.task);
+        if inner.due_at.get(&key) == Some(&task.lease) {
+            inner.unschedule(&task.tenant, task.request, task.task);
+        }
+        Ok(())
+    }
+
+    pub async fn queued_jobs(&self) -> StoreResult<u64> {
+        let inner = self.inner.lock();
+        Ok(inner.queues.values().map(|q| (q.ready.len() + q.leased.len()) as u64).sum())
+    }
+}
+
 impl Inner {
+    fn queue_and_schedule(&mut self, tenant: &TenantId, change: &Change) {
+        if change.enqueue {
+            self.enqueue(tenant, change.record.id);
+        }
+        for scheduled in &change.schedule {
+            self.schedule(tenant, change.record.id, *scheduled);
+        }
+    }
+
+    fn enqueue(&mut self, tenant: &TenantId, request: RequestId) {
+        self.next_job += 1;
+        let id = format!("{}-0", self.next_job);
+        self.queues.entry(tenant.clone()).or_default().ready.push_back((id, request));
+    }
+
+    fn schedule(&mut self, tenant: &TenantId, request: RequestId, scheduled: Scheduled) {
+        self.unschedule(tenant, request, scheduled.task);
+        self.due.insert((scheduled.at, tenant.clone(), request, scheduled.task));
+        self.due_at.insert((tenant.clone(), request, scheduled.task), scheduled.at);
+    }
+
+    fn unschedule(&mut self, tenant: &TenantId, request: RequestId, task: Task) {
+        if let Some(at) = self.due_at.remove(&(tenant.clone(), request, task)) {
+            self.due.remove(&(at, tenant.clone(), request, task));
+        }
+    }
+
     /// Drops the requests whose retention has ended, so memory stays bounded without a
     /// background task.
     fn sweep(&mut self, now: Timestamp) {

@@ -68,18 +68,77 @@ pub enum AdjustOutcome {
     TenantNotFound,
 }
 
-/// A change of one request decided by a domain rule, with the money that moves with it.
+/// A change of one request decided by a domain rule, with what moves with it atomically: money
+/// (a charge or a refund, with its ledger line), a delivery job, timed tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub record: RequestRecord,
-    /// A balance movement (a refund) applied in the same atomic step, with its ledger line.
+    /// A balance movement of `amount` (negative: a charge) and its ledger line.
     pub ledger: Option<LedgerEntry>,
+    /// Queue a delivery job for the request.
+    pub enqueue: bool,
+    /// Timed tasks for the request (a task scheduled again moves to the new time).
+    pub schedule: Vec<Scheduled>,
 }
 
 impl From<RequestRecord> for Change {
     fn from(record: RequestRecord) -> Self {
-        Self { record, ledger: None }
+        Self { record, ledger: None, enqueue: false, schedule: Vec::new() }
     }
+}
+
+/// What the scheduler does for a request at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Task {
+    /// Queue the delivery job again (a delivery that was put off).
+    Deliver,
+    /// The request's `ttl` ended: expire and refund what was not delivered, delete what was
+    /// not read.
+    Ttl,
+    /// The code's validity ended: its verification status becomes `expired`.
+    Validity,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Deliver => "send",
+            Task::Ttl => "ttl",
+            Task::Validity => "valid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Task::Deliver, Task::Ttl, Task::Validity].into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scheduled {
+    pub task: Task,
+    pub at: Timestamp,
+}
+
+/// A delivery job claimed by a worker: it holds the job until it acknowledges or defers it, or
+/// until the lease runs out and another worker takes it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub tenant: TenantId,
+    pub request: RequestId,
+    /// The queue's id of the job.
+    pub id: String,
+    /// Taken over from a worker whose lease ran out.
+    pub reclaimed: bool,
+}
+
+/// A timed task that came due, leased to one worker until `lease`: if the worker dies, the
+/// task comes due again then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTask {
+    pub tenant: TenantId,
+    pub request: RequestId,
+    pub task: Task,
+    pub lease: Timestamp,
 }
 
 /// How long per-request state is kept, counted from the request's creation.
@@ -165,17 +224,16 @@ impl Store {
         on_backend!(self, s => s.tokens(tenant).await)
     }
 
-    /// Stores a new request and charges `charge` (with its ledger line) in one atomic step;
-    /// refuses when the balance is below the fee.
+    /// Stores a new request, takes its fee (`change.ledger`), queues its job and schedules its
+    /// tasks, in one atomic step; refuses when the balance is below the fee.
     pub async fn create_request(
         &self,
         tenant: &TenantId,
-        record: &RequestRecord,
-        charge: Option<&LedgerEntry>,
+        change: &Change,
         retention: Retention,
         now: Timestamp,
     ) -> StoreResult<CreateOutcome> {
-        on_backend!(self, s => s.create_request(tenant, record, charge, retention, now).await)
+        on_backend!(self, s => s.create_request(tenant, change, retention, now).await)
     }
 
     pub async fn request(
@@ -221,5 +279,43 @@ impl Store {
         T: Send,
     {
         on_backend!(self, s => s.update_request(tenant, known.id, Some(known), retention, now, decide).await)
+    }
+
+    /// Claims up to `max` delivery jobs for `consumer`: new ones, and ones whose worker held
+    /// them longer than `lease` (it died or hung). Tenants with work are served in turn.
+    pub async fn claim_jobs(
+        &self,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Job>> {
+        on_backend!(self, s => s.claim_jobs(consumer, max, lease, now).await)
+    }
+
+    /// The job is done (sent, or nothing left to send): it leaves the queue.
+    pub async fn ack_job(&self, job: &Job) -> StoreResult<()> {
+        on_backend!(self, s => s.ack_job(job).await)
+    }
+
+    /// The job cannot run now: it leaves the queue and comes back at `until`.
+    pub async fn defer_job(&self, job: &Job, until: Timestamp) -> StoreResult<()> {
+        on_backend!(self, s => s.defer_job(job, until).await)
+    }
+
+    /// Takes up to `max` timed tasks due at `now`, leased until `lease_until`. Deliveries that
+    /// were put off go back to the queue instead of being returned.
+    pub async fn claim_due(&self, now: Timestamp, lease_until: Timestamp, max: usize) -> StoreResult<Vec<DueTask>> {
+        on_backend!(self, s => s.claim_due(now, lease_until, max).await)
+    }
+
+    /// The task is done: it is removed, unless it was scheduled anew meanwhile.
+    pub async fn finish_due(&self, task: &DueTask) -> StoreResult<()> {
+        on_backend!(self, s => s.finish_due(task).await)
+    }
+
+    /// Delivery jobs waiting or in progress, across tenants.
+    pub async fn queued_jobs(&self) -> StoreResult<u64> {
+        on_backend!(self, s => s.queued_jobs().await)
     }
 }

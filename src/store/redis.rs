@@ -7,14 +7,20 @@
 //! - `{t:<tenant>}:tokens`   hash: token id → token record JSON (the tenant's index)
 //! - `{t:<tenant>}:req:<id>` hash: `v` (version), `d` (record JSON); expires after retention
 //! - `tok:{<lookup key>}`    string: token record JSON; deleted or expiring once unusable
+//! - `{t:<tenant>}:jobs`     stream of delivery jobs, consumer group `delivery`
+//! - `{t:<tenant>}:due`      sorted set of timed tasks `<task>:<request id>` by due time (ms)
 //! - `verigram:tenants`      set of tenant ids (for listing; admin only)
+//! - `verigram:work`         set of tenants with jobs (advisory: written after the atomic step,
+//!   removed only when the stream is seen empty, re-added by producers)
+//! - `verigram:due`          sorted set of tenants by their earliest task (advisory, likewise)
 
 use super::codec::{decode_ledger, decode_request, encode_ledger, encode_request};
-use super::{AdjustOutcome, Change, CreateOutcome, Retention, StoreError, StoreResult};
+use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
 use crate::domain::{
     Credits, LedgerEntry, RequestId, RequestRecord, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,12 +36,20 @@ struct Scripts {
     update_request: Script,
     adjust_balance: Script,
     set_settings: Script,
+    claim_due: Script,
+    finish_due: Script,
+    ack_job: Script,
 }
 
 /// How often an optimistic update is retried before giving up with `Contention`. Each retry
 /// means another writer succeeded, so this bounds the wait, not the correctness.
 const MAX_CAS_ATTEMPTS: usize = 64;
 const TENANTS: &str = "verigram:tenants";
+const WORK: &str = "verigram:work";
+const DUE: &str = "verigram:due";
+const GROUP: &str = "delivery";
+/// Shared by the scripts that queue jobs and schedule tasks.
+const SCHEDULE_LUA: &str = include_str!("lua/schedule.lua");
 
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
@@ -59,6 +73,12 @@ fn tokens_key(t: &TenantId) -> String {
 fn request_key(t: &TenantId, id: RequestId) -> String {
     format!("{{t:{t}}}:req:{id}")
 }
+fn jobs_key(t: &TenantId) -> String {
+    format!("{{t:{t}}}:jobs")
+}
+fn due_key(t: &TenantId) -> String {
+    format!("{{t:{t}}}:due")
+}
 fn token_lookup_key(lookup: &str) -> String {
     format!("tok:{{{lookup}}}")
 }
@@ -78,8 +98,11 @@ impl RedisStore {
         Ok(Self {
             conn,
             scripts: Scripts {
-                create_request: Script::new(include_str!("lua/create_request.lua")),
-                update_request: Script::new(include_str!("lua/update_request.lua")),
+                create_request: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/create_request.lua"))),
+                update_request: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/update_request.lua"))),
+                claim_due: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/claim_due.lua"))),
+                finish_due: Script::new(include_str!("lua/finish_due.lua")),
+                ack_job: Script::new(include_str!("lua/ack_job.lua")),
                 adjust_balance: Script::new(include_str!("lua/adjust_balance.lua")),
                 set_settings: Script::new(include_str!("lua/set_settings.lua")),
             },
@@ -221,27 +244,29 @@ impl RedisStore {
     pub async fn create_request(
         &self,
         tenant: &TenantId,
-        record: &RequestRecord,
-        charge: Option<&LedgerEntry>,
+        change: &Change,
         retention: Retention,
         now: Timestamp,
     ) -> StoreResult<CreateOutcome> {
-        let (status, detail): (i64, redis::Value) = self
-            .scripts
-            .create_request
+        let record = &change.record;
+        let mut invocation = self.scripts.create_request.prepare_invoke();
+        invocation
             .key(tenant_key(tenant))
             .key(request_key(tenant, record.id))
             .key(ledger_key(tenant))
+            .key(jobs_key(tenant))
+            .key(due_key(tenant))
             .arg(record.cost.micros())
             .arg(encode_request(record))
             .arg(retention.remaining(record.created_at, now).as_millis() as u64)
-            .arg(charge.map(encode_ledger).unwrap_or_default())
+            .arg(change.ledger.as_ref().map(encode_ledger).unwrap_or_default())
             .arg(self.ledger_limit)
-            .arg(record.created_at.plus(retention.0).millis())
-            .invoke_async(&mut self.conn())
-            .await?;
+            .arg(record.created_at.plus(retention.0).millis());
+        schedule_args(&mut invocation, change);
+        let (status, detail): (i64, redis::Value) = invocation.invoke_async(&mut self.conn()).await?;
         if status == 1 {
             let balance: i64 = redis::from_redis_value(detail).map_err(|e| StoreError::Failed(Box::new(e)))?;
+            self.announce_work(tenant, change).await?;
             return Ok(CreateOutcome::Created { balance: Credits::from_micros(balance) });
         }
         let reason: String = redis::from_redis_value(detail).map_err(|e| StoreError::Failed(Box::new(e)))?;
@@ -251,6 +276,23 @@ impl RedisStore {
             // A 63-bit random id collided: astronomically unlikely, and never overwritten.
             _ => Err(StoreError::Contention),
         }
+    }
+
+    /// Tells workers where the new work is (after the atomic step: advisory only).
+    async fn announce_work(&self, tenant: &TenantId, change: &Change) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        if change.enqueue {
+            pipe.sadd(WORK, tenant.as_str()).ignore();
+        }
+        if let Some(first) = change.schedule.iter().map(|s| s.at.millis()).min() {
+            pipe.cmd("ZADD").arg(DUE).arg("LT").arg(first).arg(tenant.as_str()).ignore();
+            // ZADD LT does not add a missing member; this adds it when it is absent.
+            pipe.cmd("ZADD").arg(DUE).arg("NX").arg(first).arg(tenant.as_str()).ignore();
+        }
+        if change.enqueue || !change.schedule.is_empty() {
+            let () = pipe.query_async(&mut self.conn()).await?;
+        }
+        Ok(())
     }
 
     /// The request, unless it is gone or past its retention by the service clock (Redis
@@ -295,32 +337,235 @@ impl RedisStore {
                 },
             };
             let (change, output) = decide(&current);
-            let Some(Change { record, ledger }) = change else {
+            let Some(change) = change else {
                 return Ok(Some((current, output)));
             };
-            let new_version: i64 = self
-                .scripts
-                .update_request
+            let (record, ledger) = (&change.record, &change.ledger);
+            let mut invocation = self.scripts.update_request.prepare_invoke();
+            invocation
                 .key(request_key(tenant, id))
                 .key(tenant_key(tenant))
                 .key(ledger_key(tenant))
+                .key(jobs_key(tenant))
+                .key(due_key(tenant))
                 .arg(current.version)
-                .arg(encode_request(&record))
+                .arg(encode_request(record))
                 .arg(retention.remaining(record.created_at, now).as_millis() as u64)
                 .arg(ledger.as_ref().map_or(0, |e| e.amount.micros()))
                 .arg(ledger.as_ref().map(encode_ledger).unwrap_or_default())
                 .arg(self.ledger_limit)
-                .arg(now.millis())
-                .invoke_async(&mut self.conn())
-                .await?;
+                .arg(now.millis());
+            schedule_args(&mut invocation, &change);
+            let new_version: i64 = invocation.invoke_async(&mut self.conn()).await?;
             match new_version {
                 -1 => return Ok(None),
                 0 => continue,
-                v => return Ok(Some((RequestRecord { version: v as u64, ..record }, output))),
+                v => {
+                    self.announce_work(tenant, &change).await?;
+                    return Ok(Some((RequestRecord { version: v as u64, ..change.record }, output)));
+                }
             }
         }
         Err(StoreError::Contention)
     }
+}
+
+impl RedisStore {
+    pub async fn claim_jobs(
+        &self,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+        _now: Timestamp,
+    ) -> StoreResult<Vec<Job>> {
+        let mut tenants: Vec<String> = self.conn().smembers(WORK).await?;
+        // A different order each time, so no tenant's backlog always goes first.
+        use rand::seq::SliceRandom;
+        tenants.shuffle(&mut rand::thread_rng());
+        let mut jobs = Vec::new();
+        for raw in tenants {
+            if jobs.len() >= max {
+                break;
+            }
+            let Ok(tenant) = TenantId::parse(&raw) else {
+                let _: () = self.conn().srem(WORK, &raw).await?;
+                continue;
+            };
+            let before = jobs.len();
+            let room = max - jobs.len();
+            // Jobs whose worker held them past the lease: it died or hung.
+            let reclaimed: Result<StreamAutoClaimReply, _> = redis::cmd("XAUTOCLAIM")
+                .arg(jobs_key(&tenant))
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(lease.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(room)
+                .query_async(&mut self.conn())
+                .await;
+            match reclaimed {
+                Ok(reply) => jobs.extend(reply.claimed.iter().filter_map(|e| parse_job(&tenant, e, true))),
+                Err(e) if e.code() == Some("NOGROUP") => {}
+                Err(e) => return Err(e.into()),
+            }
+            let room = max.saturating_sub(jobs.len());
+            if room > 0 {
+                let fresh: Result<Option<StreamReadReply>, _> = redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(room)
+                    .arg("STREAMS")
+                    .arg(jobs_key(&tenant))
+                    .arg(">")
+                    .query_async(&mut self.conn())
+                    .await;
+                match fresh {
+                    Ok(Some(reply)) => jobs.extend(
+                        reply.keys.iter().flat_map(|k| k.ids.iter()).filter_map(|e| parse_job(&tenant, e, false)),
+                    ),
+                    Ok(None) => {}
+                    Err(e) if e.code() == Some("NOGROUP") => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if jobs.len() == before {
+                self.retire_idle_tenant(&tenant).await?;
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Drops a tenant from the work index when its stream is empty. A producer adds the job,
+    /// then the tenant; we remove the tenant, then look at the stream: whichever order the two
+    /// interleave in, a tenant with a job ends up in the index.
+    async fn retire_idle_tenant(&self, tenant: &TenantId) -> StoreResult<()> {
+        let _: () = self.conn().srem(WORK, tenant.as_str()).await?;
+        let left: u64 = self.conn().xlen(jobs_key(tenant)).await?;
+        if left > 0 {
+            let _: () = self.conn().sadd(WORK, tenant.as_str()).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ack_job(&self, job: &Job) -> StoreResult<()> {
+        self.finish_job(job, None).await
+    }
+
+    pub async fn defer_job(&self, job: &Job, until: Timestamp) -> StoreResult<()> {
+        self.finish_job(job, Some(until)).await?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD").arg(DUE).arg("LT").arg(until.millis()).arg(job.tenant.as_str()).ignore();
+        pipe.cmd("ZADD").arg(DUE).arg("NX").arg(until.millis()).arg(job.tenant.as_str()).ignore();
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn finish_job(&self, job: &Job, retry_at: Option<Timestamp>) -> StoreResult<()> {
+        let _left: u64 = self
+            .scripts
+            .ack_job
+            .key(jobs_key(&job.tenant))
+            .key(due_key(&job.tenant))
+            .arg(&job.id)
+            .arg(retry_at.map(|t| t.millis().to_string()).unwrap_or_default())
+            .arg(job.request.to_string())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn claim_due(&self, now: Timestamp, lease_until: Timestamp, max: usize) -> StoreResult<Vec<DueTask>> {
+        let tenants: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(DUE)
+            .arg("-inf")
+            .arg(now.millis())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(max.max(1))
+            .query_async(&mut self.conn())
+            .await?;
+        let mut tasks = Vec::new();
+        for raw in tenants {
+            let Ok(tenant) = TenantId::parse(&raw) else {
+                let _: () = self.conn().zrem(DUE, &raw).await?;
+                continue;
+            };
+            let room = max.saturating_sub(tasks.len()).max(1);
+            let (leased, next): (Vec<String>, Option<i64>) = self
+                .scripts
+                .claim_due
+                .key(due_key(&tenant))
+                .key(jobs_key(&tenant))
+                .arg(now.millis())
+                .arg(lease_until.millis())
+                .arg(room)
+                .invoke_async(&mut self.conn())
+                .await?;
+            let mut pipe = redis::pipe();
+            // Deliveries that came back to the stream need a worker to notice them.
+            pipe.sadd(WORK, tenant.as_str()).ignore();
+            match next {
+                Some(at) => pipe.cmd("ZADD").arg(DUE).arg(at).arg(tenant.as_str()).ignore(),
+                None => pipe.zrem(DUE, tenant.as_str()).ignore(),
+            };
+            let () = pipe.query_async(&mut self.conn()).await?;
+            for member in leased {
+                let parsed = member
+                    .split_once(':')
+                    .and_then(|(task, id)| Some((Task::parse(task)?, RequestId::parse(id).ok()?)));
+                if let Some((task, request)) = parsed {
+                    tasks.push(DueTask { tenant: tenant.clone(), request, task, lease: lease_until });
+                }
+            }
+            if tasks.len() >= max {
+                break;
+            }
+        }
+        Ok(tasks)
+    }
+
+    pub async fn finish_due(&self, task: &DueTask) -> StoreResult<()> {
+        let _: i64 = self
+            .scripts
+            .finish_due
+            .key(due_key(&task.tenant))
+            .arg(format!("{}:{}", task.task.as_str(), task.request))
+            .arg(task.lease.millis())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn queued_jobs(&self) -> StoreResult<u64> {
+        let tenants: Vec<String> = self.conn().smembers(WORK).await?;
+        let mut total = 0;
+        for raw in tenants {
+            if let Ok(tenant) = TenantId::parse(&raw) {
+                let n: u64 = self.conn().xlen(jobs_key(&tenant)).await?;
+                total += n;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// The request id, the enqueue flag and the task pairs, after a script's fixed arguments.
+fn schedule_args(invocation: &mut redis::ScriptInvocation<'_>, change: &Change) {
+    invocation.arg(change.record.id.to_string()).arg(if change.enqueue { "1" } else { "0" });
+    for s in &change.schedule {
+        invocation.arg(s.at.millis()).arg(format!("{}:{}", s.task.as_str(), change.record.id));
+    }
+}
+
+fn parse_job(tenant: &TenantId, entry: &StreamId, reclaimed: bool) -> Option<Job> {
+    let request = match entry.map.get("request")? {
+        redis::Value::BulkString(bytes) => RequestId::parse(std::str::from_utf8(bytes).ok()?).ok()?,
+        _ => return None,
+    };
+    Some(Job { tenant: tenant.clone(), request, id: entry.id.clone(), reclaimed })
 }
 
 fn settings_json(settings: &TenantSettings) -> String {

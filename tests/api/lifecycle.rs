@@ -4,7 +4,6 @@ use crate::helpers::*;
 
 both_backends!(
     a_revoked_checked_request_sends_nothing,
-    #[ignore = "not built yet: the ttl scheduler is issue 3 (spec §2 ttl: an unread message is deleted at ttl)"]
     unread_messages_are_deleted_at_ttl,
     ledger_keeps_the_newest_lines,
 );

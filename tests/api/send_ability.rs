@@ -48,7 +48,7 @@ async fn its_request_id_gives_exactly_one_free_send(backend: Backend) {
     let s = r.result();
     assert_eq!(s["request_id"], id.as_str(), "the send continues the checked request");
     assert!(s.get("remaining_balance").is_none(), "the send charged nothing: {r:?}");
-    assert_eq!(s["delivery_status"]["status"], "sent");
+    assert!(s.get("delivery_status").is_none(), "queued: {r:?}");
     assert_eq!(s["payload"], "p");
     assert_eq!(app.balance(&t).await, 990_000, "one fee in all");
     assert_eq!(app.charges(&t).await.len(), 1);

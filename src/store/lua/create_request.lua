@@ -2,12 +2,16 @@
 -- KEYS[1] tenant hash     {t:<tenant>}:tenant   (field `balance`, integer micro-credits)
 -- KEYS[2] request hash    {t:<tenant>}:req:<id> (fields `v` version, `d` record JSON, `e` end)
 -- KEYS[3] ledger list     {t:<tenant>}:ledger   (newest first, `<balance_after>|<json>`)
+-- KEYS[4] job stream      {t:<tenant>}:jobs
+-- KEYS[5] task set        {t:<tenant>}:due
 -- ARGV[1] fee in micro-credits (0 for a free request)
 -- ARGV[2] record JSON
 -- ARGV[3] retention of the request key, milliseconds
 -- ARGV[4] ledger entry JSON, or "" when nothing is charged
 -- ARGV[5] ledger length cap
 -- ARGV[6] end of retention by the service clock, unix milliseconds (field `e`)
+-- ARGV[7] request id; ARGV[8] "1" to queue a delivery job
+-- ARGV[9..] due time, task member pairs
 -- Returns {1, balance_after} | {0, "balance"} | {0, "tenant"} | {0, "exists"}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0, 'tenant'}
@@ -29,4 +33,5 @@ if ARGV[4] ~= '' then
   redis.call('LPUSH', KEYS[3], string.format('%d', balance) .. '|' .. ARGV[4])
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
 end
+schedule(KEYS[4], KEYS[5], ARGV[7], ARGV[8], 9)
 return {1, balance}

@@ -302,8 +302,22 @@ impl TestApp {
 
     // ---- sandbox ------------------------------------------------------------------------
 
-    /// The sandbox inbox of one number (digits or `+digits`), newest first.
+    /// Waits until the delivery workers have worked off every queued job, so what the sandbox
+    /// shows is final for the sends made so far. (With Redis down there is nothing to wait for.)
+    pub async fn settle(&self) {
+        super::wait_for("the delivery queue to drain", || async {
+            match self.services.store.queued_jobs().await {
+                Ok(0) | Err(_) => Some(()),
+                Ok(_) => None,
+            }
+        })
+        .await
+    }
+
+    /// The sandbox inbox of one number (digits or `+digits`), newest first, after every
+    /// queued job was worked off.
     pub async fn inbox(&self, phone: &str) -> Vec<Value> {
+        self.settle().await;
         let digits = phone.trim_start_matches('+');
         let response = self
             .client
@@ -317,22 +331,27 @@ impl TestApp {
         body.as_array().expect("an inbox array").clone()
     }
 
-    /// The newest messages to anyone.
+    /// The newest messages to anyone, after every queued job was worked off.
     pub async fn all_messages(&self) -> Vec<Value> {
+        self.settle().await;
         let response = self.client.get(self.url("/sandbox/v1/messages")).send().await.expect("the sandbox answers");
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.expect("a JSON inbox");
         body.as_array().expect("an inbox array").clone()
     }
 
-    /// The code the sandbox message of a request shows.
+    /// The code the sandbox message of a request shows, once a delivery worker sent it.
     pub async fn code_for(&self, request_id: &str) -> String {
-        let messages = self.all_messages().await;
-        let message = messages
-            .iter()
-            .find(|m| m["request_id"] == request_id)
-            .unwrap_or_else(|| panic!("no sandbox message for request {request_id}: {messages:?}"));
+        let message = self.message_for(request_id).await;
         code_in(message["text"].as_str().expect("message text"))
+    }
+
+    /// The sandbox message of a request, once a delivery worker sent it.
+    pub async fn message_for(&self, request_id: &str) -> Value {
+        super::wait_for(&format!("the sandbox message of request {request_id}"), || async {
+            self.all_messages().await.into_iter().find(|m| m["request_id"] == request_id)
+        })
+        .await
     }
 
     /// `POST /sandbox/v1/messages/{id}/read`: (status, body).

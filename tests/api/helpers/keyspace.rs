@@ -39,6 +39,11 @@ pub async fn dump_keyspace(redis: &RedisServer) -> Vec<KeyDump> {
             "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await.expect("LRANGE"),
             "set" => redis::cmd("SMEMBERS").arg(&key).query_async(&mut conn).await.expect("SMEMBERS"),
             "zset" => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query_async(&mut conn).await.expect("ZRANGE"),
+            "stream" => {
+                let entries: Vec<(String, Vec<String>)> =
+                    redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query_async(&mut conn).await.expect("XRANGE");
+                entries.into_iter().flat_map(|(id, fields)| std::iter::once(id).chain(fields)).collect()
+            }
             other => panic!("key {key} has a type this check cannot read: {other}"),
         };
         out.push(KeyDump { key, kind, pttl, values });

@@ -1,0 +1,198 @@
+//! Delivery workers: they drain the durable queue (messages to send) and run the timed tasks
+//! (`ttl`, end of a code's validity). Any number of them, in any number of processes, share
+//! one store; each job and task is held by one worker at a time under a lease.
+
+use super::{sandbox, templates, OutgoingMessage, SendError};
+use crate::domain::{DeliveryStatus, LedgerEntry, LedgerKind, RequestRecord, Timestamp};
+use crate::service::Services;
+use crate::store::{Change, DueTask, Job, StoreError, Task};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What one round of a worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Worked,
+    Idle,
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    name: String,
+    services: Arc<Services>,
+}
+
+impl Worker {
+    /// `name` identifies the worker in the queue (a consumer of the stream): unique per worker.
+    pub fn new(services: Arc<Services>, name: String) -> Self {
+        Self { name, services }
+    }
+
+    /// One round: run the timed tasks that are due, then deliver a batch of jobs. Tests drive
+    /// workers with this, step by step.
+    pub async fn run_once(&self) -> Result<Outcome, StoreError> {
+        let s = &self.services;
+        let config = &s.settings.delivery;
+        let now = s.clock.now();
+        let tasks = s.store.claim_due(now, now.plus(Duration::from_secs(config.task_lease)), config.batch).await?;
+        for task in &tasks {
+            self.isolated(run_task(Arc::clone(s), task.clone())).await?;
+            s.store.finish_due(task).await?;
+        }
+        let jobs = s.store.claim_jobs(&self.name, config.batch, Duration::from_secs(config.lease), now).await?;
+        for job in &jobs {
+            if job.reclaimed {
+                tracing::warn!(tenant = %job.tenant, "took over a delivery job whose worker stopped");
+            }
+            self.isolated(deliver(Arc::clone(s), job.clone())).await?;
+        }
+        Ok(if tasks.is_empty() && jobs.is_empty() { Outcome::Idle } else { Outcome::Worked })
+    }
+
+    /// Runs until `stop` turns true; finishes the job in hand first. Jobs it claimed but did
+    /// not finish are taken over by another worker when their lease ends.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let poll = Duration::from_millis(self.services.settings.delivery.poll_interval_ms);
+        let wake = Arc::clone(&self.services.wake);
+        let mut backoff = Duration::from_millis(100);
+        while !*stop.borrow() {
+            let pause = match self.run_once().await {
+                Ok(Outcome::Worked) => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(Outcome::Idle) => poll,
+                Err(e) => {
+                    tracing::warn!(worker = %self.name, error = &e as &dyn std::error::Error, "delivery round failed");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::debug!(worker = %self.name, "delivery worker stopped");
+    }
+
+    /// Runs one job or task in its own task: a panic there is logged and the job is left to be
+    /// taken over, instead of killing the worker.
+    async fn isolated(
+        &self,
+        work: impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        match tokio::spawn(work).await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(worker = %self.name, error = %e, "a delivery job panicked; it will be taken over");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Sends the message of one job, records it, then acknowledges the job. Recording comes first,
+/// so a job taken over later finds the message recorded and sends nothing.
+async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
+    let now = s.clock.now();
+    let retention = s.retention();
+    let Some(record) = s.store.request(&job.tenant, job.request, now).await? else {
+        return s.store.ack_job(&job).await;
+    };
+    // Sent already, revoked, expired, or nothing to send: the job is done.
+    let Some(sealed) = record.code.as_ref().and_then(|c| c.sealed.clone()).filter(|_| record.delivery.is_none()) else {
+        return s.store.ack_job(&job).await;
+    };
+    let code = match s.sealer.open(&job.tenant, job.request, &sealed) {
+        Ok(code) => code,
+        Err(e) => {
+            // Sealed under another pepper: it can never be sent. Expire and refund.
+            tracing::error!(tenant = %job.tenant, error = &e as &dyn std::error::Error, "cannot open a sealed code");
+            s.store.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
+            return s.store.ack_job(&job).await;
+        }
+    };
+    let service_name = match record.code.as_ref().and_then(|c| c.sender_username.clone()) {
+        Some(username) => username.as_str().to_owned(),
+        None => s.store.tenant(&job.tenant).await?.map(|t| t.name).unwrap_or_default(),
+    };
+    let message = OutgoingMessage {
+        tenant: job.tenant.clone(),
+        request: job.request,
+        phone: record.phone.clone(),
+        text: templates::render(&record.phone, &service_name, &code),
+    };
+    match s.sender.send(message, now).await {
+        Ok(sent) => {
+            let recorded = s
+                .store
+                .update_known_request(&job.tenant, record, retention, now, |r| {
+                    (r.mark_sent(&sent.account, sent.message_id, sent.delivered, now).map(Change::from), ())
+                })
+                .await?;
+            let mine = recorded
+                .as_ref()
+                .and_then(|(r, ())| r.code.as_ref())
+                .is_some_and(|c| c.message_id == Some(sent.message_id));
+            if !mine {
+                // Revoked or expired while the message was on its way: take it back.
+                s.sender.delete(&job.tenant, job.request).await;
+            }
+            s.store.ack_job(&job).await?;
+            if mine && !sent.delivered && sent.account == sandbox::ACCOUNT {
+                // The sandbox's recipient device confirms at once.
+                if let Err(e) = s.record_delivery(&job.tenant, job.request, DeliveryStatus::Delivered).await {
+                    tracing::warn!(error = &e as &dyn std::error::Error, "could not record a sandbox delivery");
+                }
+            }
+            Ok(())
+        }
+        Err(SendError::RecipientUnavailable) => {
+            s.store.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
+            s.store.ack_job(&job).await
+        }
+        Err(SendError::Retry { after }) => {
+            let config = &s.settings.delivery;
+            let wait = after.clamp(Duration::from_secs(config.retry_initial), Duration::from_secs(config.retry_max));
+            s.store.defer_job(&job, now.plus(wait)).await
+        }
+    }
+}
+
+/// `expired` with the fee refunded, for a request whose message was not delivered.
+fn expiry(r: &RequestRecord, now: Timestamp) -> Option<Change> {
+    let (next, refund) = r.expire_undelivered(now)?;
+    let ledger = refund.map(|amount| LedgerEntry::for_request(LedgerKind::Refund, now, amount, r.id));
+    Some(Change { record: next, ledger, enqueue: false, schedule: Vec::new() })
+}
+
+async fn run_task(s: Arc<Services>, task: DueTask) -> Result<(), StoreError> {
+    let now = s.clock.now();
+    let retention = s.retention();
+    match task.task {
+        Task::Ttl => {
+            let Some((record, ())) =
+                s.store.update_request(&task.tenant, task.request, retention, now, |r| (expiry(r, now), ())).await?
+            else {
+                return Ok(());
+            };
+            // Not read by the end of its ttl: the message is deleted for both sides.
+            if record.shows_unread_message() {
+                s.sender.delete(&task.tenant, task.request).await;
+            }
+        }
+        Task::Validity => {
+            s.store
+                .update_request(&task.tenant, task.request, retention, now, |r| {
+                    (r.settle_expiry(now).map(Change::from), ())
+                })
+                .await?;
+        }
+        // Deliveries that were put off go back to the queue inside `claim_due`.
+        Task::Deliver => {}
+    }
+    Ok(())
+}

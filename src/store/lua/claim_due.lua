@@ -1,0 +1,20 @@
+-- Takes the tenant's timed tasks that are due: a delivery that was put off goes back to the job
+-- stream; any other task is leased (rescored to the lease's end, so it comes due again if the
+-- worker dies) and returned.
+-- KEYS[1] task set        {t:<tenant>}:due
+-- KEYS[2] job stream      {t:<tenant>}:jobs
+-- ARGV[1] now (unix ms), ARGV[2] end of the lease (unix ms), ARGV[3] at most this many
+-- Returns {leased members, earliest remaining due time or nil}
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local leased = {}
+for _, member in ipairs(items) do
+  if string.sub(member, 1, 5) == 'send:' then
+    redis.call('ZREM', KEYS[1], member)
+    queue_job(KEYS[2], string.sub(member, 6))
+  else
+    redis.call('ZADD', KEYS[1], ARGV[2], member)
+    table.insert(leased, member)
+  end
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {leased, first[2]}
