@@ -25,6 +25,8 @@ pub struct Settings {
     pub billing: BillingSettings,
     pub tokens: TokenSettings,
     pub sender: SenderSettings,
+    pub pool: PoolSettings,
+    pub sandbox: SandboxSettings,
     pub delivery: DeliverySettings,
     pub callbacks: CallbackSettings,
     pub log: LogSettings,
@@ -144,6 +146,40 @@ pub struct SenderSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct PoolSettings {
+    pub interval_ms: u64,
+    pub daily_cap: u32,
+    pub lease: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    pub accounts: Vec<String>,
+    pub recipients: BTreeMap<String, RecipientBehaviour>,
+    pub account_behaviour: BTreeMap<String, AccountBehaviour>,
+}
+
+/// How a sandbox recipient behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RecipientBehaviour {
+    NotOnTelegram,
+    PrivacyRestricted,
+    Slow { seconds: u64 },
+}
+
+/// How a simulated sender account answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum AccountBehaviour {
+    FloodWait { seconds: u64 },
+    PeerFlood,
+    Banned,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
     pub workers: usize,
     pub batch: usize,
@@ -256,6 +292,15 @@ impl Settings {
         check(self.store.timeout_ms >= 10, "store.timeout_ms: must be at least 10");
         check(self.store.request_retention >= 7200, "store.request_retention: must be at least 7200 seconds");
         check(self.store.ledger_limit >= 1, "store.ledger_limit: must be at least 1");
+        check(self.pool.daily_cap >= 1, "pool.daily_cap: must be at least 1");
+        check(self.pool.lease >= 1, "pool.lease: must be at least 1 second");
+        for id in &self.sandbox.accounts {
+            check(crate::domain::SenderAccount::valid_id(id), &format!("sandbox.accounts: {id:?} is not an account id (1-64 of A-Z a-z 0-9 _ -)"));
+        }
+        for prefix in self.sandbox.recipients.keys() {
+            let digits = !prefix.is_empty() && prefix.len() <= 15 && prefix.bytes().all(|b| b.is_ascii_digit());
+            check(digits, &format!("sandbox.recipients.{prefix}: the key must be a number prefix (digits)"));
+        }
         let d = &self.delivery;
         check(d.workers <= 256, "delivery.workers: at most 256");
         check((1..=1000).contains(&d.batch), "delivery.batch: must be from 1 to 1000");

@@ -4,8 +4,9 @@ use crate::api::{self, AppState};
 use crate::config::{Settings, StoreKind};
 use crate::delivery::sandbox::SandboxInbox;
 use crate::delivery::worker::Worker;
-use crate::delivery::Sender;
-use crate::domain::{Clock, SystemClock};
+use crate::delivery::pool::Pool;
+use crate::delivery::{Sender, Transport};
+use crate::domain::{AccountKind, Clock, Pacing, SenderAccount, SystemClock};
 use crate::secrets::{CodeHasher, CodeSealer, Pepper, TokenKeys};
 use crate::service::Services;
 use crate::store::{MemoryStore, RedisStore, Store};
@@ -128,11 +129,24 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
     };
+    let store = Arc::new(store);
+    for id in &settings.sandbox.accounts {
+        if store.add_account(&SenderAccount::new(id.clone(), AccountKind::Sandbox)).await? {
+            tracing::info!(account = %id, "sandbox sender account added");
+        }
+    }
+    let pacing = Pacing {
+        interval: Duration::from_millis(settings.pool.interval_ms),
+        daily_cap: settings.pool.daily_cap,
+    };
+    let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let pool = Pool::new(Arc::clone(&store), Arc::clone(&clock), holder, pacing, Duration::from_secs(settings.pool.lease));
+    let inbox = Arc::new(SandboxInbox::new(SANDBOX_CAPACITY, &settings.sandbox));
     Ok(Services {
-        store: Arc::new(store),
+        store,
         hasher: CodeHasher::new(settings.hash_scheme(), pepper.clone(), concurrency),
         sealer: CodeSealer::new(&pepper),
-        sender: Sender::Sandbox(Arc::new(SandboxInbox::new(SANDBOX_CAPACITY))),
+        sender: Sender::new(pool, Transport::Sandbox(inbox)),
         clock,
         token_keys: TokenKeys::new(&pepper),
         wake: Arc::new(tokio::sync::Notify::new()),

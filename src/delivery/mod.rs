@@ -1,15 +1,19 @@
 //! Getting a message with a code to a user: the `Sender` interface, its sandbox
 //! implementation, message templates, and the workers that drain the durable queue.
 
+pub mod pool;
 pub mod sandbox;
 pub mod templates;
 pub mod worker;
 
 use crate::domain::{PhoneNumber, RequestId, TenantId, Timestamp};
-use sandbox::SandboxInbox;
+use pool::{NoAccount, Pool};
+use sandbox::{SandboxInbox, TransmitError};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One message to deliver. `text` holds the code: it goes to the sender and nowhere else.
+#[derive(Clone)]
 pub struct OutgoingMessage {
     pub tenant: TenantId,
     pub request: RequestId,
@@ -50,43 +54,89 @@ pub enum SendError {
     Retry { after: std::time::Duration },
 }
 
-/// The configured sender.
+/// Sends through the pool of accounts: picks an account, hands the message to the transport,
+/// and lets the transport's answer drive the pool (a flood-waiting account is parked and the
+/// message goes to another one).
 #[derive(Clone)]
-pub enum Sender {
+pub struct Sender {
+    pool: Pool,
+    transport: Transport,
+}
+
+/// What actually carries messages.
+#[derive(Clone)]
+pub enum Transport {
     Sandbox(Arc<SandboxInbox>),
 }
 
+/// When no account can send and none will be ready without an operator, look again this late.
+const NO_ACCOUNT_RETRY: Duration = Duration::from_secs(60);
+
 impl Sender {
+    pub fn new(pool: Pool, transport: Transport) -> Self {
+        Self { pool, transport }
+    }
+
     /// Hands a message over. Sending the same request twice gives the same message (the
     /// sandbox keeps one message per request), so a job taken over after a crash between
     /// sending and recording does not show the user a second message.
     pub async fn send(&self, message: OutgoingMessage, now: Timestamp) -> Result<SentMessage, SendError> {
-        match self {
-            Sender::Sandbox(inbox) => {
-                let message_id = inbox.deliver(message, now);
-                Ok(SentMessage { account: sandbox::ACCOUNT.to_owned(), message_id, delivered: false })
+        let mut tried: Vec<String> = Vec::new();
+        loop {
+            let account = match self.pool.pick(&tried).await {
+                Ok(Ok(account)) => account,
+                Ok(Err(NoAccount::Until(at))) => {
+                    let after = Duration::from_millis((at.millis() - now.millis()).max(0) as u64);
+                    return Err(SendError::Retry { after });
+                }
+                Ok(Err(NoAccount::Never)) => {
+                    tracing::warn!("no sender account can send: every one is quarantined, disabled or paused");
+                    return Err(SendError::Retry { after: NO_ACCOUNT_RETRY });
+                }
+                Err(e) => {
+                    tracing::warn!(error = &e as &dyn std::error::Error, "cannot read the sender pool");
+                    return Err(SendError::Retry { after: Duration::from_secs(1) });
+                }
+            };
+            let outcome = match &self.transport {
+                Transport::Sandbox(inbox) => inbox.transmit(&account, message.clone(), now).await,
+            };
+            match outcome {
+                Ok(message_id) => {
+                    if let Err(e) = self.pool.sent(&account.id).await {
+                        tracing::warn!(error = &e as &dyn std::error::Error, "could not count a send");
+                    }
+                    return Ok(SentMessage { account: account.id, message_id, delivered: false });
+                }
+                Err(TransmitError::Recipient) => return Err(SendError::RecipientUnavailable),
+                Err(TransmitError::Account(failure)) => {
+                    if let Err(e) = self.pool.failed(&account.id, &failure).await {
+                        tracing::warn!(error = &e as &dyn std::error::Error, "could not record an account failure");
+                    }
+                    // Never retry a flood wait early on the same account: the message goes to another.
+                    tried.push(account.id);
+                }
             }
         }
     }
 
     /// Deletes a sent message for both sides (revocation, `ttl`).
     pub async fn delete(&self, tenant: &TenantId, request: RequestId) {
-        match self {
-            Sender::Sandbox(inbox) => inbox.delete(tenant, request),
+        match &self.transport {
+            Transport::Sandbox(inbox) => inbox.delete(tenant, request),
         }
     }
 
     /// Whether messages to `phone` can be delivered at all.
-    pub async fn can_reach(&self, _phone: &PhoneNumber) -> bool {
-        match self {
-            // Every number has an account in the sandbox.
-            Sender::Sandbox(_) => true,
+    pub async fn can_reach(&self, phone: &PhoneNumber) -> bool {
+        match &self.transport {
+            Transport::Sandbox(inbox) => inbox.can_reach(phone),
         }
     }
 
     pub fn sandbox(&self) -> Option<&Arc<SandboxInbox>> {
-        match self {
-            Sender::Sandbox(inbox) => Some(inbox),
+        match &self.transport {
+            Transport::Sandbox(inbox) => Some(inbox),
         }
     }
 }

@@ -2,13 +2,13 @@
 //! instead of reaching Telegram. It stands in for a recipient's device.
 
 use super::OutgoingMessage;
-use crate::domain::{PhoneNumber, RequestId, TenantId, Timestamp};
+use crate::config::{AccountBehaviour, RecipientBehaviour, SandboxSettings};
+use crate::domain::{AccountFailure, PhoneNumber, RequestId, SenderAccount, TenantId, Timestamp};
+use std::collections::BTreeMap;
+use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::VecDeque;
-
-/// The account name the sandbox sends from.
-pub const ACCOUNT: &str = "sandbox";
 
 /// What the recipient's device shows of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,6 +37,17 @@ pub struct InboxMessage {
 pub struct SandboxInbox {
     messages: Mutex<Inbox>,
     capacity: usize,
+    recipients: BTreeMap<String, RecipientBehaviour>,
+    accounts: BTreeMap<String, AccountBehaviour>,
+}
+
+/// Why the sandbox did not deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransmitError {
+    /// The account answered like Telegram does to a troubled account.
+    Account(AccountFailure),
+    /// The recipient cannot receive messages.
+    Recipient,
 }
 
 struct Inbox {
@@ -54,11 +65,56 @@ pub enum ReadOutcome {
 }
 
 impl SandboxInbox {
-    pub fn new(capacity: usize) -> Self {
-        Self { messages: Mutex::new(Inbox { messages: VecDeque::new(), next_id: 1 }), capacity: capacity.max(1) }
+    pub fn new(capacity: usize, settings: &SandboxSettings) -> Self {
+        Self {
+            messages: Mutex::new(Inbox { messages: VecDeque::new(), next_id: 1 }),
+            capacity: capacity.max(1),
+            recipients: settings.recipients.clone(),
+            accounts: settings.account_behaviour.clone(),
+        }
     }
 
-    pub(super) fn deliver(&self, message: OutgoingMessage, now: Timestamp) -> i64 {
+    /// The configured behaviour of a recipient: the longest matching number prefix.
+    fn recipient(&self, phone: &PhoneNumber) -> Option<RecipientBehaviour> {
+        self.recipients
+            .iter()
+            .filter(|(prefix, _)| phone.digits().starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, b)| *b)
+    }
+
+    pub(super) fn can_reach(&self, phone: &PhoneNumber) -> bool {
+        !matches!(self.recipient(phone), Some(RecipientBehaviour::NotOnTelegram | RecipientBehaviour::PrivacyRestricted))
+    }
+
+    /// Sends through a simulated account, as Telegram would answer it.
+    pub(super) async fn transmit(
+        &self,
+        account: &SenderAccount,
+        message: OutgoingMessage,
+        now: Timestamp,
+    ) -> Result<i64, TransmitError> {
+        match self.accounts.get(&account.id) {
+            Some(AccountBehaviour::FloodWait { seconds }) => {
+                return Err(TransmitError::Account(AccountFailure::FloodWait(Duration::from_secs(*seconds))))
+            }
+            Some(AccountBehaviour::PeerFlood) => return Err(TransmitError::Account(AccountFailure::PeerFlood)),
+            Some(AccountBehaviour::Banned) => {
+                return Err(TransmitError::Account(AccountFailure::Dead("USER_DEACTIVATED_BAN".into())))
+            }
+            None => {}
+        }
+        match self.recipient(&message.phone) {
+            Some(RecipientBehaviour::NotOnTelegram | RecipientBehaviour::PrivacyRestricted) => {
+                return Err(TransmitError::Recipient)
+            }
+            Some(RecipientBehaviour::Slow { seconds }) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+            None => {}
+        }
+        Ok(self.deliver(message, now))
+    }
+
+    fn deliver(&self, message: OutgoingMessage, now: Timestamp) -> i64 {
         let mut inbox = self.messages.lock();
         let request_id = message.request.to_string();
         if let Some(existing) = inbox.messages.iter().find(|m| m.request_id == request_id && m.tenant == message.tenant)

@@ -1,6 +1,7 @@
 //! The domain: typed values parsed from untrusted input, and the rules of a request's life.
 //! Nothing here knows about HTTP or Redis.
 
+mod account;
 mod code;
 mod credits;
 mod phone;
@@ -9,6 +10,7 @@ mod send;
 mod tenant;
 mod time;
 
+pub use account::{AccountFailure, AccountKind, AccountState, Pacing, SenderAccount};
 pub use code::{Code, CodeLength, InvalidCode, InvalidCodeLength};
 pub use credits::{Credits, InvalidCredits, MICROS_PER_CREDIT};
 pub use phone::{InvalidPhoneNumber, PhoneNumber};

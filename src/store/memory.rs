@@ -5,7 +5,8 @@
 
 use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
 use crate::domain::{
-    Credits, LedgerEntry, RequestId, RequestRecord, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    Credits, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
+    TokenRecord,
 };
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -34,6 +35,13 @@ struct Inner {
     /// Timed tasks in time order, and where each one stands.
     due: BTreeSet<(Timestamp, TenantId, RequestId, Task)>,
     due_at: HashMap<(TenantId, RequestId, Task), Timestamp>,
+    accounts: BTreeMap<String, AccountEntry>,
+}
+
+struct AccountEntry {
+    account: SenderAccount,
+    /// Who drives it, and until when.
+    lease: Option<(String, Timestamp)>,
 }
 
 #[derive(Default)]
@@ -319,6 +327,57 @@ impl MemoryStore {
     pub async fn queued_jobs(&self) -> StoreResult<u64> {
         let inner = self.inner.lock();
         Ok(inner.queues.values().map(|q| (q.ready.len() + q.leased.len()) as u64).sum())
+    }
+}
+
+impl MemoryStore {
+    pub async fn accounts(&self) -> StoreResult<Vec<SenderAccount>> {
+        Ok(self.inner.lock().accounts.values().map(|e| e.account.clone()).collect())
+    }
+
+    pub async fn add_account(&self, account: &SenderAccount) -> StoreResult<bool> {
+        let mut inner = self.inner.lock();
+        if inner.accounts.contains_key(&account.id) {
+            return Ok(false);
+        }
+        inner.accounts.insert(account.id.clone(), AccountEntry { account: account.clone(), lease: None });
+        Ok(true)
+    }
+
+    pub async fn update_account<F>(&self, id: &str, mut decide: F) -> StoreResult<Option<SenderAccount>>
+    where
+        F: FnMut(&SenderAccount) -> Option<SenderAccount> + Send,
+    {
+        let mut inner = self.inner.lock();
+        let Some(entry) = inner.accounts.get_mut(id) else { return Ok(None) };
+        if let Some(next) = decide(&entry.account) {
+            entry.account = next;
+        }
+        Ok(Some(entry.account.clone()))
+    }
+
+    pub async fn remove_account(&self, id: &str) -> StoreResult<bool> {
+        Ok(self.inner.lock().accounts.remove(id).is_some())
+    }
+
+    pub async fn lease_account(&self, id: &str, holder: &str, lease: Duration, now: Timestamp) -> StoreResult<bool> {
+        let mut inner = self.inner.lock();
+        let Some(entry) = inner.accounts.get_mut(id) else { return Ok(false) };
+        let free = entry.lease.as_ref().is_none_or(|(h, until)| h == holder || *until <= now);
+        if free {
+            entry.lease = Some((holder.to_owned(), now.plus(lease)));
+        }
+        Ok(free)
+    }
+
+    pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        if let Some(entry) = inner.accounts.get_mut(id) {
+            if entry.lease.as_ref().is_some_and(|(h, _)| h == holder) {
+                entry.lease = None;
+            }
+        }
+        Ok(())
     }
 }
 

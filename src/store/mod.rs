@@ -14,7 +14,8 @@ pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
 use crate::domain::{
-    Credits, LedgerEntry, RequestId, RequestRecord, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    Credits, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
+    TokenRecord,
 };
 use std::time::Duration;
 
@@ -317,5 +318,38 @@ impl Store {
     /// Delivery jobs waiting or in progress, across tenants.
     pub async fn queued_jobs(&self) -> StoreResult<u64> {
         on_backend!(self, s => s.queued_jobs().await)
+    }
+
+    /// Every sender account.
+    pub async fn accounts(&self) -> StoreResult<Vec<SenderAccount>> {
+        on_backend!(self, s => s.accounts().await)
+    }
+
+    /// Adds an account unless one with its id exists; `false` when it existed.
+    pub async fn add_account(&self, account: &SenderAccount) -> StoreResult<bool> {
+        on_backend!(self, s => s.add_account(account).await)
+    }
+
+    /// Changes one account atomically (optimistic, like `update_request`); `None` when there is
+    /// no such account, else the account as it now is.
+    pub async fn update_account<F>(&self, id: &str, decide: F) -> StoreResult<Option<SenderAccount>>
+    where
+        F: FnMut(&SenderAccount) -> Option<SenderAccount> + Send,
+    {
+        on_backend!(self, s => s.update_account(id, decide).await)
+    }
+
+    pub async fn remove_account(&self, id: &str) -> StoreResult<bool> {
+        on_backend!(self, s => s.remove_account(id).await)
+    }
+
+    /// Takes or renews the lease on an account for `holder`; `false` when another process
+    /// holds it. One account is driven by one process at a time.
+    pub async fn lease_account(&self, id: &str, holder: &str, lease: Duration, now: Timestamp) -> StoreResult<bool> {
+        on_backend!(self, s => s.lease_account(id, holder, lease, now).await)
+    }
+
+    pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {
+        on_backend!(self, s => s.release_account(id, holder).await)
     }
 }

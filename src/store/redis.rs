@@ -12,12 +12,16 @@
 //! - `verigram:tenants`      set of tenant ids (for listing; admin only)
 //! - `verigram:work`         set of tenants with jobs (advisory: written after the atomic step,
 //!   removed only when the stream is seen empty, re-added by producers)
+//! - `{s:<account>}`         hash: `v` (version), `d` (sender account JSON)
+//! - `{s:<account>}:lease`   string: the process driving the account, expiring
+//! - `verigram:senders`      set of sender account ids
 //! - `verigram:due`          sorted set of tenants by their earliest task (advisory, likewise)
 
 use super::codec::{decode_ledger, decode_request, encode_ledger, encode_request};
 use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
 use crate::domain::{
-    Credits, LedgerEntry, RequestId, RequestRecord, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    Credits, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
+    TokenRecord,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
@@ -39,6 +43,8 @@ struct Scripts {
     claim_due: Script,
     finish_due: Script,
     ack_job: Script,
+    cas_account: Script,
+    lease_account: Script,
 }
 
 /// How often an optimistic update is retried before giving up with `Contention`. Each retry
@@ -48,6 +54,7 @@ const TENANTS: &str = "verigram:tenants";
 const WORK: &str = "verigram:work";
 const DUE: &str = "verigram:due";
 const GROUP: &str = "delivery";
+const SENDERS: &str = "verigram:senders";
 /// Shared by the scripts that queue jobs and schedule tasks.
 const SCHEDULE_LUA: &str = include_str!("lua/schedule.lua");
 
@@ -79,6 +86,12 @@ fn jobs_key(t: &TenantId) -> String {
 fn due_key(t: &TenantId) -> String {
     format!("{{t:{t}}}:due")
 }
+fn account_key(id: &str) -> String {
+    format!("{{s:{id}}}")
+}
+fn account_lease_key(id: &str) -> String {
+    format!("{{s:{id}}}:lease")
+}
 fn token_lookup_key(lookup: &str) -> String {
     format!("tok:{{{lookup}}}")
 }
@@ -103,6 +116,8 @@ impl RedisStore {
                 claim_due: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/claim_due.lua"))),
                 finish_due: Script::new(include_str!("lua/finish_due.lua")),
                 ack_job: Script::new(include_str!("lua/ack_job.lua")),
+                cas_account: Script::new(include_str!("lua/cas_account.lua")),
+                lease_account: Script::new(include_str!("lua/lease_account.lua")),
                 adjust_balance: Script::new(include_str!("lua/adjust_balance.lua")),
                 set_settings: Script::new(include_str!("lua/set_settings.lua")),
             },
@@ -549,6 +564,97 @@ impl RedisStore {
             }
         }
         Ok(total)
+    }
+}
+
+impl RedisStore {
+    async fn account_with_version(&self, id: &str) -> StoreResult<Option<(u64, SenderAccount)>> {
+        let (v, d): (Option<u64>, Option<String>) =
+            redis::cmd("HMGET").arg(account_key(id)).arg(&["v", "d"]).query_async(&mut self.conn()).await?;
+        match (v, d) {
+            (Some(v), Some(d)) => {
+                let account = serde_json::from_str(&d).map_err(|_| StoreError::Corrupt { what: "sender account" })?;
+                Ok(Some((v, account)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn cas_account(&self, expected: u64, account: &SenderAccount) -> StoreResult<bool> {
+        let json = serde_json::to_string(account).map_err(|_| StoreError::Corrupt { what: "sender account" })?;
+        let v: u64 = self
+            .scripts
+            .cas_account
+            .key(account_key(&account.id))
+            .arg(expected)
+            .arg(json)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(v != 0)
+    }
+
+    pub async fn accounts(&self) -> StoreResult<Vec<SenderAccount>> {
+        let mut ids: Vec<String> = self.conn().smembers(SENDERS).await?;
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some((_, account)) = self.account_with_version(&id).await? {
+                out.push(account);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn add_account(&self, account: &SenderAccount) -> StoreResult<bool> {
+        let added = self.cas_account(0, account).await?;
+        let _: () = self.conn().sadd(SENDERS, &account.id).await?;
+        Ok(added)
+    }
+
+    pub async fn update_account<F>(&self, id: &str, mut decide: F) -> StoreResult<Option<SenderAccount>>
+    where
+        F: FnMut(&SenderAccount) -> Option<SenderAccount> + Send,
+    {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let Some((version, current)) = self.account_with_version(id).await? else { return Ok(None) };
+            let Some(next) = decide(&current) else { return Ok(Some(current)) };
+            if self.cas_account(version, &next).await? {
+                return Ok(Some(next));
+            }
+        }
+        Err(StoreError::Contention)
+    }
+
+    pub async fn remove_account(&self, id: &str) -> StoreResult<bool> {
+        let removed: u64 = self.conn().del(&[account_key(id), account_lease_key(id)]).await?;
+        let _: () = self.conn().srem(SENDERS, id).await?;
+        Ok(removed > 0)
+    }
+
+    pub async fn lease_account(&self, id: &str, holder: &str, lease: Duration, _now: Timestamp) -> StoreResult<bool> {
+        let held: i64 = self
+            .scripts
+            .lease_account
+            .key(account_lease_key(id))
+            .arg(holder)
+            .arg(lease.as_millis() as u64)
+            .arg("take")
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(held == 1)
+    }
+
+    pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {
+        let _: i64 = self
+            .scripts
+            .lease_account
+            .key(account_lease_key(id))
+            .arg(holder)
+            .arg(0)
+            .arg("release")
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
     }
 }
 
