@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 use verigram::domain::{
-    CodeMatch, CodeState, Credits, LedgerEntry, LedgerKind, PhoneNumber, RequestId, RequestRecord, Tenant, TenantId,
-    TenantSettings, Timestamp, TokenRecord, VerificationStatus,
+    AccountFailure, AccountKind, AccountState, CodeMatch, CodeState, Credits, LedgerEntry, LedgerKind, PhoneNumber,
+    RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    VerificationStatus,
 };
 use verigram::store::{AdjustOutcome, Change, CreateOutcome, MemoryStore, RedisStore, Retention, Store};
 use verigram::test_support::RedisServer;
@@ -96,6 +97,8 @@ on_both_stores!(
     tokens_are_found_until_withdrawn,
     requests_are_scoped_to_their_tenant,
     refunds_move_money_with_the_change,
+    one_process_drives_an_account_at_a_time,
+    account_updates_are_atomic,
 );
 
 async fn tenants_and_settings_round_trip(redis: bool) {
@@ -294,4 +297,54 @@ async fn refunds_move_money_with_the_change(redis: bool) {
     let ledger = store.ledger(&t.id, 10).await.unwrap();
     assert_eq!(ledger[0].kind, LedgerKind::Refund);
     assert_eq!(ledger[0].balance_after, Credits::from_micros(10_000));
+}
+
+async fn one_process_drives_an_account_at_a_time(redis: bool) {
+    let (store, _r) = store(redis).await;
+    assert!(store.add_account(&SenderAccount::new("acct".into(), AccountKind::Sandbox)).await.unwrap());
+    assert!(!store.add_account(&SenderAccount::new("acct".into(), AccountKind::Telegram)).await.unwrap(), "added once");
+    let lease = Duration::from_millis(300);
+    assert!(store.lease_account("acct", "p1", lease, NOW).await.unwrap());
+    assert!(!store.lease_account("acct", "p2", lease, NOW).await.unwrap(), "held by p1");
+    assert!(store.lease_account("acct", "p1", lease, NOW).await.unwrap(), "p1 renews");
+    store.release_account("acct", "p2").await.unwrap();
+    assert!(!store.lease_account("acct", "p2", lease, NOW).await.unwrap(), "only the holder releases");
+    store.release_account("acct", "p1").await.unwrap();
+    assert!(store.lease_account("acct", "p2", lease, NOW).await.unwrap(), "free after release");
+    // A holder that stops renewing loses the lease when it runs out (Redis: by its own clock).
+    let later = NOW.plus(lease);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !store.lease_account("acct", "p1", lease, later).await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the lease never ran out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn account_updates_are_atomic(redis: bool) {
+    let (store, _r) = store(redis).await;
+    store.add_account(&SenderAccount::new("acct".into(), AccountKind::Sandbox)).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let at = NOW.plus(Duration::from_secs(i));
+                store.update_account("acct", |a| Some(a.after_send(at))).await.unwrap().unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all = store.accounts().await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].sent, 20, "no update lost");
+    let parked = store
+        .update_account("acct", |a| Some(a.after_failure(&AccountFailure::PeerFlood, NOW)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(parked.state, AccountState::Quarantined);
+    assert!(store.update_account("nobody", |a| Some(a.clone())).await.unwrap().is_none());
+    assert!(store.remove_account("acct").await.unwrap());
+    assert!(store.accounts().await.unwrap().is_empty());
 }

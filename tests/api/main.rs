@@ -19,6 +19,7 @@ mod hashing;
 mod health;
 mod lifecycle;
 mod malformed;
+mod pool;
 mod revoke;
 mod sandbox;
 mod secrets;

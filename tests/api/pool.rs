@@ -1,0 +1,119 @@
+//! The sender pool through the running service: account failures drive the pool, messages
+//! move to healthy accounts, jobs wait while no account can send, and unreachable recipients
+//! are refused or refunded. Sandbox accounts and recipients behave as configured.
+
+use crate::helpers::*;
+use verigram::domain::{AccountState, SenderAccount};
+
+both_backends!(
+    a_flood_waiting_account_hands_the_message_to_another,
+    peer_flood_quarantines_and_a_ban_disables,
+    jobs_wait_while_every_account_is_parked,
+    unreachable_recipients_are_refused_or_refunded,
+);
+
+async fn accounts(app: &TestApp) -> Vec<SenderAccount> {
+    app.services.store.accounts().await.unwrap()
+}
+
+fn account<'a>(all: &'a [SenderAccount], id: &str) -> &'a SenderAccount {
+    all.iter().find(|a| a.id == id).unwrap_or_else(|| panic!("no account {id} in {all:?}"))
+}
+
+async fn a_flood_waiting_account_hands_the_message_to_another(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        set_key(c, "sandbox.accounts", r#"["flooded", "healthy"]"#);
+        set_key(c, "sandbox.account_behaviour.flooded", "{ flood_wait = { seconds = 60 } }");
+    })
+    .await;
+    let t = app.create_tenant("1", None).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        app.wait_delivered(&t, id).await;
+    }
+    assert_eq!(app.inbox(PHONE).await.len(), 3, "every message went out, once");
+    let all = accounts(&app).await;
+    let flooded = account(&all, "flooded");
+    assert!(matches!(flooded.state, AccountState::FloodWait { .. }), "{flooded:?}");
+    assert_eq!(flooded.reason.as_deref(), Some("FLOOD_WAIT_60"));
+    assert_eq!((flooded.sent, flooded.flood_waits), (0, 1), "parked once, never retried early");
+    assert_eq!(account(&all, "healthy").sent, 3);
+}
+
+async fn peer_flood_quarantines_and_a_ban_disables(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        set_key(c, "sandbox.accounts", r#"["a-spammy", "b-banned", "c-healthy"]"#);
+        set_key(c, "sandbox.account_behaviour.a-spammy", r#""peer_flood""#);
+        set_key(c, "sandbox.account_behaviour.b-banned", r#""banned""#);
+    })
+    .await;
+    let t = app.create_tenant("1", None).await;
+    // Accounts that never sent are tried in id order: the two troubled ones come first.
+    let id = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
+    app.wait_delivered(&t, &id).await;
+    let all = accounts(&app).await;
+    let spammy = account(&all, "a-spammy");
+    assert_eq!((spammy.state, spammy.reason.as_deref()), (AccountState::Quarantined, Some("PEER_FLOOD")));
+    let banned = account(&all, "b-banned");
+    assert_eq!((banned.state, banned.reason.as_deref()), (AccountState::Disabled, Some("USER_DEACTIVATED_BAN")));
+    assert_eq!(account(&all, "c-healthy").sent, 1);
+    // Out of the pool for good: later messages never try them again.
+    let second = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
+    app.wait_delivered(&t, &second).await;
+    let all = accounts(&app).await;
+    assert_eq!(account(&all, "a-spammy").failures, 1);
+    assert_eq!(account(&all, "b-banned").failures, 1);
+    assert_eq!(account(&all, "c-healthy").sent, 2);
+}
+
+async fn jobs_wait_while_every_account_is_parked(backend: Backend) {
+    let app = spawn_app_with(backend, |c| set_key(c, "sandbox.accounts", r#"["only"]"#)).await;
+    let t = app.create_tenant("1", None).await;
+    let until = verigram::domain::Timestamp::from_millis((app.now_secs() + 120) * 1000);
+    app.services
+        .store
+        .update_account("only", |a| Some(SenderAccount { state: AccountState::FloodWait { until }, ..a.clone() }))
+        .await
+        .unwrap();
+    let id = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
+    // The worker finds no account and puts the job off; nothing is lost, nothing is sent.
+    app.settle().await;
+    assert!(app.inbox(PHONE).await.is_empty());
+    assert_eq!(app.delivery(&t, &id).await, None, "still queued");
+    assert_eq!(app.charges(&t).await.len(), 1, "charged once, and not refunded while waiting");
+    // When the account may send again, the job comes back and goes out.
+    app.advance(Duration::from_secs(301));
+    app.wait_delivered(&t, &id).await;
+    assert_eq!(app.inbox(PHONE).await.len(), 1);
+    assert_eq!(account(&accounts(&app).await, "only").state, AccountState::Active);
+}
+
+async fn unreachable_recipients_are_refused_or_refunded(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        set_key(c, "sandbox.recipients.\"1555000\"", r#""not_on_telegram""#);
+        set_key(c, "sandbox.recipients.\"1555001\"", r#""privacy_restricted""#);
+    })
+    .await;
+    let t = app.create_tenant("1", None).await;
+    for phone in ["+15550001234", "+15550011234"] {
+        let r = app.call(&t, "checkSendAbility", json!({"phone_number": phone})).await;
+        assert_eq!(r.error(), "PHONE_NUMBER_NOT_FOUND", "{phone}");
+    }
+    assert_eq!(app.balance(&t).await, 1_000_000, "refusals are free");
+    // A send is accepted (the API does not ask Telegram), then expires and is refunded.
+    let id = app.send(&t, "+15550001234").await["request_id"].as_str().unwrap().to_owned();
+    let expired = wait_for("the unreachable send to expire", || async {
+        let r = app.check(&t, &id, None).await;
+        (r.result()["delivery_status"]["status"] == "expired").then(|| r.result().clone())
+    })
+    .await;
+    assert_eq!(expired["is_refunded"], true);
+    assert_eq!(app.balance(&t).await, 1_000_000);
+    assert!(app.inbox("+15550001234").await.is_empty());
+    // Other numbers are unaffected.
+    let ok = app.call(&t, "checkSendAbility", json!({"phone_number": PHONE})).await;
+    assert_eq!(ok.result()["request_cost"], 0.01);
+}
