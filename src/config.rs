@@ -295,7 +295,10 @@ impl Settings {
         check(self.pool.daily_cap >= 1, "pool.daily_cap: must be at least 1");
         check(self.pool.lease >= 1, "pool.lease: must be at least 1 second");
         for id in &self.sandbox.accounts {
-            check(crate::domain::SenderAccount::valid_id(id), &format!("sandbox.accounts: {id:?} is not an account id (1-64 of A-Z a-z 0-9 _ -)"));
+            check(
+                crate::domain::SenderAccount::valid_id(id),
+                &format!("sandbox.accounts: {id:?} is not an account id (1-64 of A-Z a-z 0-9 _ -)"),
+            );
         }
         for prefix in self.sandbox.recipients.keys() {
             let digits = !prefix.is_empty() && prefix.len() <= 15 && prefix.bytes().all(|b| b.is_ascii_digit());

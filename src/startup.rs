@@ -2,9 +2,9 @@
 
 use crate::api::{self, AppState};
 use crate::config::{Settings, StoreKind};
+use crate::delivery::pool::Pool;
 use crate::delivery::sandbox::SandboxInbox;
 use crate::delivery::worker::Worker;
-use crate::delivery::pool::Pool;
 use crate::delivery::{Sender, Transport};
 use crate::domain::{AccountKind, Clock, Pacing, SenderAccount, SystemClock};
 use crate::secrets::{CodeHasher, CodeSealer, Pepper, TokenKeys};
@@ -135,12 +135,11 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
             tracing::info!(account = %id, "sandbox sender account added");
         }
     }
-    let pacing = Pacing {
-        interval: Duration::from_millis(settings.pool.interval_ms),
-        daily_cap: settings.pool.daily_cap,
-    };
+    let pacing =
+        Pacing { interval: Duration::from_millis(settings.pool.interval_ms), daily_cap: settings.pool.daily_cap };
     let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let pool = Pool::new(Arc::clone(&store), Arc::clone(&clock), holder, pacing, Duration::from_secs(settings.pool.lease));
+    let pool =
+        Pool::new(Arc::clone(&store), Arc::clone(&clock), holder, pacing, Duration::from_secs(settings.pool.lease));
     let inbox = Arc::new(SandboxInbox::new(SANDBOX_CAPACITY, &settings.sandbox));
     Ok(Services {
         store,

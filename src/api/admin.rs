@@ -4,7 +4,7 @@
 use super::AppState;
 use crate::domain::{Credits, LedgerEntry, PhoneNumber, SenderUsername, Tenant, TenantId, TenantSettings, TokenRecord};
 use crate::secrets::ApiToken;
-use crate::service::{NewTenant, SettingsPatch, TenantError};
+use crate::service::{NewTenant, SenderError, SettingsPatch, TenantError};
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError, Scope};
@@ -32,6 +32,11 @@ pub fn scope() -> Scope {
         .route("/tenants/{id}/tokens/{token}/ip_allow", web::put().to(set_ip_allow))
         .route("/tenants/{id}/senders/{username}", web::put().to(put_sender))
         .route("/tenants/{id}/senders/{username}", web::delete().to(remove_sender))
+        .route("/senders", web::get().to(list_accounts))
+        .route("/senders", web::post().to(add_account))
+        .route("/senders/{account}/pause", web::post().to(pause_account))
+        .route("/senders/{account}/resume", web::post().to(resume_account))
+        .route("/senders/{account}", web::delete().to(remove_account))
         .default_service(web::route().to(not_found))
 }
 
@@ -97,6 +102,17 @@ impl From<TenantError> for AdminError {
                 tracing::error!(error = &e as &dyn std::error::Error, "admin operation failed");
                 Self::Internal
             }
+        }
+    }
+}
+
+impl From<SenderError> for AdminError {
+    fn from(e: SenderError) -> Self {
+        match e {
+            SenderError::NotFound => Self::NotFound("no such sender account".into()),
+            SenderError::Invalid(msg) => Self::Invalid(msg.into()),
+            e @ SenderError::Exists => Self::Conflict(e.to_string()),
+            SenderError::Store(e) => TenantError::Store(e).into(),
         }
     }
 }
@@ -445,4 +461,48 @@ async fn remove_sender(_: Admin, path: web::Path<(String, String)>, state: web::
 
 async fn not_found(_: Admin) -> AdminResult {
     Err(AdminError::NotFound("no such admin resource".into()))
+}
+
+async fn list_accounts(_: Admin, state: web::Data<AppState>) -> AdminResult {
+    Ok(HttpResponse::Ok().json(state.services.sender_accounts().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddAccount {
+    id: String,
+    kind: crate::domain::AccountKind,
+}
+
+async fn add_account(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
+    let body: AddAccount = json_object(&body)?;
+    match body.kind {
+        crate::domain::AccountKind::Sandbox => {
+            Ok(HttpResponse::Created().json(state.services.add_sandbox_account(&body.id).await?))
+        }
+        crate::domain::AccountKind::Telegram => {
+            Err(AdminError::Invalid("Telegram sender accounts are not supported yet (sandbox only)".into()))
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PauseAccount {
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn pause_account(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
+    let note = optional_json::<PauseAccount>(&body)?.note;
+    Ok(HttpResponse::Ok().json(state.services.pause_account(&id, note).await?))
+}
+
+async fn resume_account(_: Admin, id: web::Path<String>, state: web::Data<AppState>) -> AdminResult {
+    Ok(HttpResponse::Ok().json(state.services.resume_account(&id).await?))
+}
+
+async fn remove_account(_: Admin, id: web::Path<String>, state: web::Data<AppState>) -> AdminResult {
+    state.services.remove_account(&id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": id.as_str() })))
 }

@@ -48,6 +48,9 @@ impl AdminClient {
         let response = request.send().await.with_context(|| format!("cannot reach {url}"))?;
         let status = response.status();
         let text = response.text().await?;
+        if status == StatusCode::NO_CONTENT {
+            return Ok(serde_json::json!({ "ok": true }));
+        }
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status.is_success() {
             return Ok(value);

@@ -58,6 +58,13 @@ pub enum Command {
         #[command(subcommand)]
         command: BalanceCommand,
     },
+    /// Manage the pool of sender accounts (through the admin API).
+    Sender {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: SenderCommand,
+    },
     /// Show a tenant's charges, refunds and credits, newest first (through the admin API).
     Ledger {
         #[command(flatten)]
@@ -140,6 +147,24 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SenderCommand {
+    /// List sender accounts with their state, reason and counters.
+    List,
+    /// Add a simulated account to the sandbox pool.
+    AddSandbox { id: String },
+    /// Take an account out of the pool.
+    Pause {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Put an account back into the pool (also after a flood wait, quarantine or ban).
+    Resume { id: String },
+    /// Remove an account from the pool.
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BalanceCommand {
     /// Add credit (a negative amount takes it; never below zero).
     Add {
@@ -172,6 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let amount = number(&amount)?;
             client.print_post(&format!("tenants/{tenant}/balance"), json!({ "amount": amount, "note": note })).await
         }
+        Command::Sender { server, command } => sender(AdminClient::new(&server)?, command).await,
         Command::Ledger { server, tenant, limit } => {
             AdminClient::new(&server)?.print_get(&format!("tenants/{tenant}/ledger?limit={limit}")).await
         }
@@ -234,5 +260,17 @@ async fn token(client: AdminClient, command: TokenCommand) -> anyhow::Result<()>
             client.print_delete(&format!("tenants/{tenant}/tokens/{token_id}")).await
         }
         TokenCommand::List { tenant } => client.print_get(&format!("tenants/{tenant}/tokens")).await,
+    }
+}
+
+async fn sender(client: AdminClient, command: SenderCommand) -> anyhow::Result<()> {
+    match command {
+        SenderCommand::List => client.print_get("senders").await,
+        SenderCommand::AddSandbox { id } => client.print_post("senders", json!({ "id": id, "kind": "sandbox" })).await,
+        SenderCommand::Pause { id, note } => {
+            client.print_post(&format!("senders/{id}/pause"), json!({ "note": note })).await
+        }
+        SenderCommand::Resume { id } => client.print_post(&format!("senders/{id}/resume"), json!({})).await,
+        SenderCommand::Remove { id } => client.print_delete(&format!("senders/{id}")).await,
     }
 }

@@ -4,11 +4,11 @@
 use super::OutgoingMessage;
 use crate::config::{AccountBehaviour, RecipientBehaviour, SandboxSettings};
 use crate::domain::{AccountFailure, PhoneNumber, RequestId, SenderAccount, TenantId, Timestamp};
-use std::collections::BTreeMap;
-use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
+use std::time::Duration;
 
 /// What the recipient's device shows of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,7 +84,10 @@ impl SandboxInbox {
     }
 
     pub(super) fn can_reach(&self, phone: &PhoneNumber) -> bool {
-        !matches!(self.recipient(phone), Some(RecipientBehaviour::NotOnTelegram | RecipientBehaviour::PrivacyRestricted))
+        !matches!(
+            self.recipient(phone),
+            Some(RecipientBehaviour::NotOnTelegram | RecipientBehaviour::PrivacyRestricted)
+        )
     }
 
     /// Sends through a simulated account, as Telegram would answer it.

@@ -19,7 +19,9 @@ pub enum AccountKind {
 pub enum AccountState {
     Active,
     /// Telegram asked it to wait (`FLOOD_WAIT_n`): it sends again from `until` (unix ms).
-    FloodWait { until: Timestamp },
+    FloodWait {
+        until: Timestamp,
+    },
     /// Spam-limited (`PEER_FLOOD`): out of the pool until an operator resumes it.
     Quarantined,
     /// Dead or logged out (`AUTH_KEY_UNREGISTERED`, `USER_DEACTIVATED_BAN`, …).
@@ -122,6 +124,20 @@ impl SenderAccount {
         };
         let reason = if state == AccountState::Active { None } else { self.reason.clone() };
         Self { state, reason, sent: self.sent + 1, day: today, sent_today, last_sent_at: Some(now), ..self.clone() }
+    }
+
+    /// An operator takes the account out of the pool.
+    pub fn paused(&self, note: Option<String>) -> Self {
+        Self {
+            state: AccountState::Paused,
+            reason: note.or_else(|| Some("paused by an operator".into())),
+            ..self.clone()
+        }
+    }
+
+    /// An operator puts the account back into the pool, whatever parked it.
+    pub fn resumed(&self) -> Self {
+        Self { state: AccountState::Active, reason: None, ..self.clone() }
     }
 
     /// Telegram's answer parks, quarantines or disables the account.

@@ -2,9 +2,11 @@
 //! No HTTP here: handlers parse input into domain values, call one method, map the result.
 
 mod gateway;
+mod senders;
 mod tenants;
 
 pub use gateway::{Caller, CodeSpec, EnteredCode, SendCommand};
+pub use senders::SenderError;
 pub use tenants::{NewTenant, SettingsPatch, TenantError};
 
 use crate::config::Settings;

@@ -554,8 +554,10 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Counts over every tenant, not the advisory work index, which may briefly miss a
+    /// tenant with jobs (see `retire_idle_tenant`).
     pub async fn queued_jobs(&self) -> StoreResult<u64> {
-        let tenants: Vec<String> = self.conn().smembers(WORK).await?;
+        let tenants: Vec<String> = self.conn().smembers(TENANTS).await?;
         let mut total = 0;
         for raw in tenants {
             if let Ok(tenant) = TenantId::parse(&raw) {

@@ -15,6 +15,7 @@ mod bad_inputs;
 mod billing;
 mod check;
 mod concurrency;
+mod delivery;
 mod hashing;
 mod health;
 mod lifecycle;

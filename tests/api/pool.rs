@@ -10,6 +10,7 @@ both_backends!(
     peer_flood_quarantines_and_a_ban_disables,
     jobs_wait_while_every_account_is_parked,
     unreachable_recipients_are_refused_or_refunded,
+    operators_manage_the_pool,
 );
 
 async fn accounts(app: &TestApp) -> Vec<SenderAccount> {
@@ -116,4 +117,39 @@ async fn unreachable_recipients_are_refused_or_refunded(backend: Backend) {
     // Other numbers are unaffected.
     let ok = app.call(&t, "checkSendAbility", json!({"phone_number": PHONE})).await;
     assert_eq!(ok.result()["request_cost"], 0.01);
+}
+
+async fn operators_manage_the_pool(backend: Backend) {
+    use reqwest::Method;
+    let app = spawn_app(backend).await;
+    let (status, list) = app.admin(Method::GET, "/senders", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list[0]["id"], "sandbox");
+    assert_eq!((list[0]["kind"].as_str(), list[0]["state"].as_str()), (Some("sandbox"), Some("active")));
+    let add = |body: Value| app.admin(Method::POST, "/senders", Some(body));
+    assert_eq!(add(json!({"id": "extra", "kind": "sandbox"})).await.0, 201);
+    assert_eq!(add(json!({"id": "extra", "kind": "sandbox"})).await.0, 409);
+    assert_eq!(add(json!({"id": "bad id!", "kind": "sandbox"})).await.0, 400);
+    assert_eq!(add(json!({"id": "tg", "kind": "telegram"})).await.0, 400, "not built yet, so refused");
+    for id in ["sandbox", "extra"] {
+        let (status, a) =
+            app.admin(Method::POST, &format!("/senders/{id}/pause"), Some(json!({"note": "maintenance"}))).await;
+        assert_eq!((status, a["state"].as_str(), a["reason"].as_str()), (200, Some("paused"), Some("maintenance")));
+    }
+    // No account may send: the job waits.
+    let t = app.create_tenant("1", None).await;
+    let id = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
+    app.settle().await;
+    assert!(app.inbox(PHONE).await.is_empty());
+    let (status, a) = app.admin(Method::POST, "/senders/extra/resume", None).await;
+    assert_eq!((status, a["state"].as_str()), (200, Some("active")));
+    // The waiting job comes back when its wait is over.
+    app.advance(Duration::from_secs(61));
+    app.wait_delivered(&t, &id).await;
+    let (_, list) = app.admin(Method::GET, "/senders", None).await;
+    let extra = list.as_array().unwrap().iter().find(|a| a["id"] == "extra").unwrap();
+    assert_eq!(extra["sent"], 1);
+    assert_eq!(app.admin(Method::DELETE, "/senders/extra", None).await.0, 200);
+    assert_eq!(app.admin(Method::DELETE, "/senders/extra", None).await.0, 404);
+    assert_eq!(app.admin(Method::POST, "/senders/nobody/resume", None).await.0, 404);
 }

@@ -17,4 +17,5 @@ for _, member in ipairs(items) do
   end
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {leased, first[2]}
+-- (false, not nil: a nil would end the Lua array and drop the element)
+return {leased, first[2] or false}

@@ -1,0 +1,56 @@
+//! Operator use cases for the pool of sender accounts.
+
+use super::Services;
+use crate::domain::{AccountKind, SenderAccount};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("no such sender account")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("a sender account with this id exists")]
+    Exists,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Services {
+    pub async fn sender_accounts(&self) -> Result<Vec<SenderAccount>, SenderError> {
+        Ok(self.store.accounts().await?)
+    }
+
+    /// Adds a simulated account to the sandbox pool. (Telegram accounts are added with their
+    /// `api_id`, `api_hash` and phone once the Telegram transport exists.)
+    pub async fn add_sandbox_account(&self, id: &str) -> Result<SenderAccount, SenderError> {
+        if !SenderAccount::valid_id(id) {
+            return Err(SenderError::Invalid("an account id is 1-64 of A-Z a-z 0-9 _ -"));
+        }
+        let account = SenderAccount::new(id.to_owned(), AccountKind::Sandbox);
+        if !self.store.add_account(&account).await? {
+            return Err(SenderError::Exists);
+        }
+        Ok(account)
+    }
+
+    pub async fn pause_account(&self, id: &str, note: Option<String>) -> Result<SenderAccount, SenderError> {
+        let note = note.filter(|n| !n.is_empty()).map(|n| n.chars().take(256).collect());
+        self.store.update_account(id, |a| Some(a.paused(note.clone()))).await?.ok_or(SenderError::NotFound)
+    }
+
+    pub async fn resume_account(&self, id: &str) -> Result<SenderAccount, SenderError> {
+        let account = self.store.update_account(id, |a| Some(a.resumed())).await?.ok_or(SenderError::NotFound)?;
+        // Jobs put off while no account could send may go now.
+        self.wake.notify_waiters();
+        Ok(account)
+    }
+
+    pub async fn remove_account(&self, id: &str) -> Result<(), SenderError> {
+        if self.store.remove_account(id).await? {
+            Ok(())
+        } else {
+            Err(SenderError::NotFound)
+        }
+    }
+}
