@@ -1,0 +1,230 @@
+//! `verigram serve --role api` and `verigram serve --role worker` as separate processes on one
+//! Redis: the API process accepts sends and queues them but sends nothing and has no sandbox;
+//! the worker process delivers them (its sandbox inbox shows them) and serves no Gateway
+//! method.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use verigram::test_support::RedisServer;
+
+const ADMIN_TOKEN: &str = "roles-test-admin-token-0123456789";
+const PEPPER: &str = "a-pepper-of-at-least-32-bytes-for-role-tests";
+const PHONE: &str = "15551234567";
+
+/// A `verigram serve` child process on a free port, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `verigram serve --listen 127.0.0.1:0 --role <role>` on the given Redis and learns
+/// its port from its JSON start-up log.
+fn serve(role: &str, store_url: &str) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_verigram"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VERIGRAM") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .args(["serve", "--listen", "127.0.0.1:0", "--role", role])
+        .env("VERIGRAM__STORE__URL", store_url)
+        .env("VERIGRAM__CODES__PEPPER", PEPPER)
+        .env("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN)
+        .env("VERIGRAM__LOG__FORMAT", "json")
+        .env("VERIGRAM__CODES__HASH", "hmac-sha256")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the verigram binary runs");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keeps draining the log after start-up, so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["message"] == "verigram is listening" {
+                let port = v["port"].as_u64().expect("the start-up line names the port");
+                return Server { child, url: format!("http://127.0.0.1:{port}") };
+            }
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("verigram serve --role {role} did not start; it printed:\n{}", seen.join("\n"));
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+async fn get_json(url: String) -> (u16, Value) {
+    let response = client().get(url).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// A Gateway method with a JSON body: the whole envelope.
+async fn gateway(server: &Server, method: &str, token: &str, params: Value) -> Value {
+    let response =
+        client().post(format!("{}/{method}", server.url)).bearer_auth(token).json(&params).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
+/// The worker's sandbox inbox for `PHONE`, newest first.
+async fn inbox(server: &Server) -> Vec<Value> {
+    let (status, body) = get_json(format!("{}/sandbox/v1/messages?phone_number={PHONE}", server.url)).await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().expect("an inbox array").clone()
+}
+
+/// Polls `probe` until it answers `Some`, at most 10 s.
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after 10 s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The code in a message text: its last run of digits.
+fn code_in(text: &str) -> String {
+    let digits: Vec<&str> = text.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).collect();
+    digits.last().unwrap_or_else(|| panic!("no code in {text:?}")).to_string()
+}
+
+/// The consumers of the tenant's job stream: a worker that ever looked at it appears here.
+async fn consumers(redis: &mut redis::aio::MultiplexedConnection, tenant: &str) -> usize {
+    let list: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(format!("{{t:{tenant}}}:jobs"))
+        .arg("delivery")
+        .query_async(redis)
+        .await
+        .unwrap();
+    list.len()
+}
+
+async fn send(api: &Server, token: &str) -> String {
+    let sent = gateway(api, "sendVerificationMessage", token, json!({"phone_number": PHONE, "code_length": 6})).await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    assert!(sent["result"].get("delivery_status").is_none(), "answered before any delivery: {sent}");
+    sent["result"]["request_id"].as_str().unwrap().to_owned()
+}
+
+async fn delivery_status(api: &Server, token: &str, request_id: &str) -> Option<String> {
+    let s = gateway(api, "checkVerificationStatus", token, json!({"request_id": request_id})).await;
+    assert_eq!(s["ok"], true, "{s}");
+    s["result"].get("delivery_status").map(|d| d["status"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_process_queues_and_a_worker_process_delivers() {
+    let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
+    let store_url = redis_server.url();
+    let mut redis = redis::Client::open(store_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+
+    let api = serve("api", &store_url);
+    let (status, tenant) = {
+        let response = client()
+            .post(format!("{}/admin/v1/tenants", api.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"name": "Acme", "balance": "1"}))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 201, "the api process serves the admin API: {tenant}");
+    let token = tenant["token"].as_str().unwrap().to_owned();
+    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+
+    let first = send(&api, &token).await;
+    let (_, no_sandbox) = get_json(format!("{}/sandbox/v1/messages", api.url)).await;
+    assert_eq!(no_sandbox, json!({"ok": false, "error": "UNKNOWN_METHOD"}), "no sandbox in an api process");
+
+    // Nothing delivers it: over several of the workers' poll intervals (and a send wakes a
+    // process's own workers at once), the job stays queued and no worker ever reads the stream.
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(1) {
+        assert_eq!(delivery_status(&api, &token, &first).await, None, "an api process delivered a message");
+        assert_eq!(consumers(&mut redis, &tenant_id).await, 0, "an api process read the job stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let queued: u64 = redis::cmd("XLEN").arg(format!("{{t:{tenant_id}}}:jobs")).query_async(&mut redis).await.unwrap();
+    assert_eq!(queued, 1, "the job waits in the stream");
+
+    let worker = serve("worker", &store_url);
+    let message = wait_for("the worker process to deliver the first message", || async {
+        inbox(&worker).await.into_iter().find(|m| m["request_id"] == first.as_str())
+    })
+    .await;
+    assert_eq!(message["status"], "delivered");
+    wait_for("the api process to see the delivery", || async {
+        (delivery_status(&api, &token, &first).await.as_deref() == Some("delivered")).then_some(())
+    })
+    .await;
+    let code = code_in(message["text"].as_str().unwrap());
+    let checked = gateway(&api, "checkVerificationStatus", &token, json!({"request_id": first, "code": code})).await;
+    assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
+
+    // A send made after the worker started reaches it too (nothing wakes it across processes:
+    // it polls).
+    let second = send(&api, &token).await;
+    wait_for("the worker process to deliver the second message", || async {
+        inbox(&worker).await.into_iter().find(|m| m["request_id"] == second.as_str())
+    })
+    .await;
+    let messages = inbox(&worker).await;
+    assert_eq!(messages.len(), 2, "one message per send: {messages:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: u64 =
+            redis::cmd("XLEN").arg(format!("{{t:{tenant_id}}}:jobs")).query_async(&mut redis).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} jobs still in the stream after 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(consumers(&mut redis, &tenant_id).await > 0, "the worker process read the job stream");
+
+    // The worker process serves no Gateway method and no admin API.
+    for method in ["sendVerificationMessage", "checkVerificationStatus", "checkSendAbility"] {
+        let answer = gateway(&worker, method, &token, json!({"phone_number": PHONE, "request_id": first})).await;
+        assert_eq!(answer, json!({"ok": false, "error": "UNKNOWN_METHOD"}), "{method} on a worker process");
+    }
+    let (_, admin) = get_json(format!("{}/admin/v1/tenants", worker.url)).await;
+    assert_eq!(admin, json!({"ok": false, "error": "UNKNOWN_METHOD"}), "no admin API on a worker process");
+    let messages = inbox(&worker).await;
+    assert_eq!(messages.len(), 2, "the refused send sent nothing: {messages:?}");
+    for server in [&api, &worker] {
+        let (status, _) = get_json(format!("{}/healthz", server.url)).await;
+        assert_eq!(status, 200, "both processes answer the probes");
+    }
+}
