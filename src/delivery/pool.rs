@@ -42,8 +42,9 @@ impl Pool {
     /// An account that can send now, leased to this process; accounts in `skip` (tried already
     /// for this message) are passed over. The least recently used account goes first.
     pub async fn pick(&self, skip: &[String]) -> StoreResult<Result<SenderAccount, NoAccount>> {
-        let now = self.clock.now();
         let mut accounts = self.store.accounts().await?;
+        // After the read: accounts updated just before it are judged by a clock at least as late.
+        let now = self.clock.now();
         accounts.retain(|a| !skip.contains(&a.id));
         accounts.sort_by_key(|a| a.last_sent_at);
         let mut soonest: Option<Timestamp> = None;

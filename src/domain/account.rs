@@ -106,7 +106,12 @@ impl SenderAccount {
         if self.day == today && self.sent_today >= pacing.daily_cap {
             return Some(Timestamp::from_millis((today + 1) * DAY_MS).max(not_before));
         }
-        let paced = self.last_sent_at.map_or(now, |at| at.plus(pacing.interval));
+        // Unpaced accounts never wait on their last send (whose time may come from another
+        // node's clock, a little ahead of ours).
+        let paced = match self.last_sent_at {
+            Some(at) if !pacing.interval.is_zero() => at.plus(pacing.interval),
+            _ => now,
+        };
         Some(not_before.max(paced))
     }
 
@@ -187,6 +192,15 @@ mod tests {
         assert!(!a.can_send(PACING, later), "the daily cap is reached");
         assert_eq!(a.ready_at(PACING, later), Some(at(11 * DAY_MS)));
         assert!(a.can_send(PACING, at(11 * DAY_MS)), "a new day");
+    }
+
+    #[test]
+    fn an_unpaced_account_ignores_a_last_send_stamped_ahead_of_our_clock() {
+        let unpaced = Pacing { interval: Duration::ZERO, daily_cap: u32::MAX };
+        let now = at(1_000_000);
+        let a = SenderAccount::new("a".into(), AccountKind::Sandbox).after_send(now.plus(Duration::from_millis(5)));
+        assert!(a.can_send(unpaced, now), "another worker's clock was a little ahead");
+        assert!(!a.can_send(PACING, now), "a paced account still waits");
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! Delivery throughput: jobs per second through the durable queue and the sender pool to the
+//! sandbox sender, with 1, 2 and 4 workers, on the memory store and on Redis; and the time from
+//! accepting a send to `sent`.
+//!
+//! Set-up (one process): the service is built without its HTTP server and with no workers of its
+//! own; sends are accepted through the service layer (HMAC code hashes, so accepting is cheap),
+//! then `Worker::run_once` loops drain the queue. The drain time covers claiming jobs, reading
+//! each request, opening its sealed code, picking and leasing a sender account, the sandbox
+//! delivery, recording `sent` (compare-and-set), acknowledging the job, and the sandbox's
+//! `delivered` update. For the accept-to-sent time, two workers run as the server runs them
+//! and sends arrive one after another; the time is read from the request's own timestamps.
+//!
+//! Run: `cargo bench --bench delivery` (table to stdout and `target/bench-results/delivery.md`).
+//! Without `--bench`, or with `--test`, it is a smoke run of a few jobs.
+
+use anyhow::Context;
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use verigram::config::Settings;
+use verigram::delivery::worker::{Outcome, Worker};
+use verigram::domain::{CodeLength, PhoneNumber, RequestId, SystemClock};
+use verigram::service::{Caller, CodeSpec, NewTenant, SendCommand, Services};
+use verigram::startup::Application;
+use verigram::test_support::RedisServer;
+
+const PEPPER: &str = "bench-pepper-0123456789abcdef0123456789abcdef";
+
+fn settings(store_url: &str) -> anyhow::Result<Settings> {
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    Settings::from_toml(&format!(
+        "[store]\nurl = {}\n[codes]\nhash = \"hmac-sha256\"\npepper = {}\n[delivery]\nworkers = 0\nbatch = 32\n[log]\nlevel = \"warn\"\n",
+        quote(store_url),
+        quote(PEPPER)
+    ))
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn service(store_url: &str) -> anyhow::Result<(Arc<Services>, Caller)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let app = Application::build_with(settings(store_url)?, Arc::new(SystemClock), listener).await?;
+    let services = app.services();
+    let new = NewTenant {
+        name: "bench".into(),
+        balance: verigram::domain::Credits::parse("1000000000").map_err(|_| anyhow::anyhow!("credits"))?,
+        settings: Default::default(),
+    };
+    let (_, token, _) = services.create_tenant(new).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let caller = services.authenticate(&token, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((services, caller))
+}
+
+fn command(i: usize) -> anyhow::Result<SendCommand> {
+    Ok(SendCommand {
+        phone: PhoneNumber::parse(&format!("4479111{:05}", i % 100_000)).map_err(|_| anyhow::anyhow!("phone"))?,
+        code: CodeSpec::Generate(CodeLength::parse("6").map_err(|_| anyhow::anyhow!("length"))?),
+        request_id: None,
+        sender_username: None,
+        callback_url: None,
+        payload: None,
+        ttl: None,
+    })
+}
+
+/// Queues `jobs` sends, then drains them with `workers` workers: jobs per second.
+async fn drain(store_url: &str, jobs: usize, workers: usize) -> anyhow::Result<f64> {
+    let (services, caller) = service(store_url).await?;
+    for i in 0..jobs {
+        services.send(&caller, command(i)?).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..workers {
+        let worker = Worker::new(Arc::clone(&services), format!("bench-{n}"));
+        tasks.spawn(async move {
+            loop {
+                match worker.run_once().await {
+                    Ok(Outcome::Worked) => {}
+                    Ok(Outcome::Idle) => return Ok::<(), anyhow::Error>(()),
+                    Err(e) => return Err(anyhow::anyhow!("{e}")),
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let elapsed = started.elapsed();
+    let left = services.store.queued_jobs().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(left == 0, "{left} jobs left in the queue");
+    let inbox = services.sender.sandbox().map(|s| s.recent(usize::MAX).len()).unwrap_or(0);
+    anyhow::ensure!(inbox == jobs, "{inbox} messages for {jobs} jobs");
+    Ok(jobs as f64 / elapsed.as_secs_f64())
+}
+
+/// Accept-to-sent times (ms) of `count` sends with two workers running.
+async fn latency(store_url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
+    let (services, caller) = service(store_url).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..2 {
+        tasks.spawn(Worker::new(Arc::clone(&services), format!("lat-{n}")).run(stopped.clone()));
+    }
+    let mut ids: Vec<RequestId> = Vec::with_capacity(count);
+    for i in 0..count {
+        let status = services.send(&caller, command(i)?).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        ids.push(RequestId::parse(&status.request_id).map_err(|_| anyhow::anyhow!("id"))?);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while services.store.queued_jobs().await.map_err(|e| anyhow::anyhow!("{e}"))? > 0 {
+        anyhow::ensure!(Instant::now() < deadline, "the queue did not drain");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    let mut times = Vec::with_capacity(count);
+    let now = verigram::domain::Clock::now(&SystemClock);
+    for id in ids {
+        let record = services.store.request(&caller.tenant.id, id, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let record = record.context("request gone")?;
+        // The sandbox confirms `delivered` right after `sent`: its time bounds `sent` from above.
+        let at = record.delivery.context("not sent")?.at;
+        times.push((at.millis() - record.created_at.millis()) as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    Ok((pct(0.5), pct(0.99)))
+}
+
+fn main() -> anyhow::Result<()> {
+    let full = std::env::args().any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test");
+    let jobs = if full { 5000 } else { 20 };
+    verigram::telemetry::init(&settings("memory://")?.log);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut table = String::from("| store | workers | jobs | jobs/s |\n|---|---:|---:|---:|\n");
+    let mut latencies = String::from("| store | sends | accept → delivered p50 ms | p99 ms |\n|---|---:|---:|---:|\n");
+    for store in ["memory", "redis"] {
+        for workers in [1, 2, 4] {
+            let redis = (store == "redis").then(RedisServer::start).transpose().context("redis-server")?;
+            let url = redis.as_ref().map_or_else(|| "memory://".to_owned(), RedisServer::url);
+            eprintln!("delivery: {store}, {workers} worker(s) …");
+            let rate = rt.block_on(drain(&url, jobs, workers))?;
+            writeln!(table, "| {store} | {workers} | {jobs} | {rate:.0} |")?;
+        }
+        let redis = (store == "redis").then(RedisServer::start).transpose().context("redis-server")?;
+        let url = redis.as_ref().map_or_else(|| "memory://".to_owned(), RedisServer::url);
+        let count = if full { 500 } else { 5 };
+        let (p50, p99) = rt.block_on(latency(&url, count))?;
+        writeln!(latencies, "| {store} | {count} | {p50:.0} | {p99:.0} |")?;
+    }
+    let report = format!("## Delivery through the queue and pool to the sandbox\n\n{table}\n{latencies}");
+    println!("{report}");
+    if full {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("delivery.md"), &report)?;
+    }
+    Ok(())
+}
