@@ -18,6 +18,18 @@ const PHONE: &str = "15551234567";
 struct Server {
     child: Child,
     url: String,
+    /// Its log lines (JSON) from after start-up.
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// The log lines printed so far whose message is `message`.
+    fn logged(&self, message: &str) -> usize {
+        self.log
+            .try_iter()
+            .filter(|line| serde_json::from_str::<Value>(line).is_ok_and(|v| v["message"] == message))
+            .count()
+    }
 }
 
 impl Drop for Server {
@@ -30,6 +42,11 @@ impl Drop for Server {
 /// Starts `verigram serve --listen 127.0.0.1:0 --role <role>` on the given Redis and learns
 /// its port from its JSON start-up log.
 fn serve(role: &str, store_url: &str) -> Server {
+    serve_with(role, store_url, &[], None)
+}
+
+/// As `serve`, with more environment and a `--config` file.
+fn serve_with(role: &str, store_url: &str, env: &[(&str, &str)], config: Option<&std::path::Path>) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_verigram"));
     for (key, _) in std::env::vars() {
         if key.starts_with("VERIGRAM") {
@@ -38,11 +55,13 @@ fn serve(role: &str, store_url: &str) -> Server {
     }
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--role", role])
+        .args(config.map(|c| vec![std::ffi::OsStr::new("--config"), c.as_os_str()]).unwrap_or_default())
         .env("VERIGRAM__STORE__URL", store_url)
         .env("VERIGRAM__CODES__PEPPER", PEPPER)
         .env("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN)
         .env("VERIGRAM__LOG__FORMAT", "json")
         .env("VERIGRAM__CODES__HASH", "hmac-sha256")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -62,7 +81,7 @@ fn serve(role: &str, store_url: &str) -> Server {
         if let Ok(v) = serde_json::from_str::<Value>(&line) {
             if v["message"] == "verigram is listening" {
                 let port = v["port"].as_u64().expect("the start-up line names the port");
-                return Server { child, url: format!("http://127.0.0.1:{port}") };
+                return Server { child, url: format!("http://127.0.0.1:{port}"), log: rx };
             }
         }
         seen.push(line);
@@ -91,7 +110,11 @@ async fn gateway(server: &Server, method: &str, token: &str, params: Value) -> V
 
 /// The worker's sandbox inbox for `PHONE`, newest first.
 async fn inbox(server: &Server) -> Vec<Value> {
-    let (status, body) = get_json(format!("{}/sandbox/v1/messages?phone_number={PHONE}", server.url)).await;
+    inbox_of(server, PHONE).await
+}
+
+async fn inbox_of(server: &Server, phone: &str) -> Vec<Value> {
+    let (status, body) = get_json(format!("{}/sandbox/v1/messages?phone_number={phone}", server.url)).await;
     assert_eq!(status, 200, "{body}");
     body.as_array().expect("an inbox array").clone()
 }
@@ -131,7 +154,11 @@ async fn consumers(redis: &mut redis::aio::MultiplexedConnection, tenant: &str) 
 }
 
 async fn send(api: &Server, token: &str) -> String {
-    let sent = gateway(api, "sendVerificationMessage", token, json!({"phone_number": PHONE, "code_length": 6})).await;
+    send_to(api, token, PHONE).await
+}
+
+async fn send_to(api: &Server, token: &str, phone: &str) -> String {
+    let sent = gateway(api, "sendVerificationMessage", token, json!({"phone_number": phone, "code_length": 6})).await;
     assert_eq!(sent["ok"], true, "{sent}");
     assert!(sent["result"].get("delivery_status").is_none(), "answered before any delivery: {sent}");
     sent["result"]["request_id"].as_str().unwrap().to_owned()
@@ -143,6 +170,21 @@ async fn delivery_status(api: &Server, token: &str, request_id: &str) -> Option<
     s["result"].get("delivery_status").map(|d| d["status"].as_str().unwrap().to_owned())
 }
 
+/// A tenant made through the admin API of `api`: (id, token).
+async fn create_tenant(api: &Server) -> (String, String) {
+    let response = client()
+        .post(format!("{}/admin/v1/tenants", api.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "Acme", "balance": "1"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let tenant: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "the api process serves the admin API: {tenant}");
+    (tenant["id"].as_str().unwrap().to_owned(), tenant["token"].as_str().unwrap().to_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_process_queues_and_a_worker_process_delivers() {
     let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
@@ -150,19 +192,7 @@ async fn an_api_process_queues_and_a_worker_process_delivers() {
     let mut redis = redis::Client::open(store_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
 
     let api = serve("api", &store_url);
-    let (status, tenant) = {
-        let response = client()
-            .post(format!("{}/admin/v1/tenants", api.url))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"name": "Acme", "balance": "1"}))
-            .send()
-            .await
-            .unwrap();
-        (response.status().as_u16(), response.json::<Value>().await.unwrap())
-    };
-    assert_eq!(status, 201, "the api process serves the admin API: {tenant}");
-    let token = tenant["token"].as_str().unwrap().to_owned();
-    let tenant_id = tenant["id"].as_str().unwrap().to_owned();
+    let (tenant_id, token) = create_tenant(&api).await;
 
     let first = send(&api, &token).await;
     let (_, no_sandbox) = get_json(format!("{}/sandbox/v1/messages", api.url)).await;
@@ -227,4 +257,77 @@ async fn an_api_process_queues_and_a_worker_process_delivers() {
         let (status, _) = get_json(format!("{}/healthz", server.url)).await;
         assert_eq!(status, 200, "both processes answer the probes");
     }
+}
+
+/// Issue 3: "a worker process killed with SIGKILL while holding a job leaves it to be reclaimed
+/// and sent exactly once". A worker process claims the job and is killed in the middle of
+/// sending it (its recipient is slow); another worker process takes the job over once the lease
+/// (`delivery.lease = 1`) has run out and sends the message once. (`pool.lease = 1` as well, so
+/// the sender account the dead process held is free again soon.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_killed_worker_process_is_sent_once_by_another() {
+    const SLOW_PHONE: &str = "15550021234";
+    let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
+    let store_url = redis_server.url();
+    let mut redis = redis::Client::open(store_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let fast_leases = [("VERIGRAM__DELIVERY__LEASE", "1"), ("VERIGRAM__POOL__LEASE", "1")];
+    let api = serve_with("api", &store_url, &fast_leases, None);
+    let (tenant_id, token) = create_tenant(&api).await;
+    let jobs = format!("{{t:{tenant_id}}}:jobs");
+
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow.toml");
+    std::fs::write(&slow, "[sandbox.recipients]\n\"1555002\" = { slow = { seconds = 600 } }\n").unwrap();
+    let mut doomed = serve_with("worker", &store_url, &fast_leases, Some(&slow));
+    let id = send_to(&api, &token, SLOW_PHONE).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let summary: Vec<redis::Value> =
+            redis::cmd("XPENDING").arg(&jobs).arg("delivery").query_async(&mut redis).await.unwrap();
+        let held: u64 = redis::from_redis_value(summary[0].clone()).unwrap();
+        if held == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the first worker process did not claim the job within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    assert_eq!(delivery_status(&api, &token, &id).await, None, "nothing was recorded before the kill");
+
+    let heir = serve_with("worker", &store_url, &fast_leases, None);
+    let message = wait_for("the second worker process to take the job over", || async {
+        inbox_of(&heir, SLOW_PHONE).await.into_iter().find(|m| m["request_id"] == id.as_str())
+    })
+    .await;
+    assert_eq!(message["status"], "delivered");
+    wait_for("the delivery to be recorded", || async {
+        (delivery_status(&api, &token, &id).await.as_deref() == Some("delivered")).then_some(())
+    })
+    .await;
+    let code = code_in(message["text"].as_str().unwrap());
+    let checked = gateway(&api, "checkVerificationStatus", &token, json!({"request_id": id, "code": code})).await;
+    assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: u64 = redis::cmd("XLEN").arg(&jobs).query_async(&mut redis).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} jobs still in the stream after 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let messages = inbox_of(&heir, SLOW_PHONE).await;
+    assert_eq!(messages.len(), 1, "sent exactly once: {messages:?}");
+    // The take-over is in the log (read with a deadline: the log is read by another thread).
+    let take_over = "took over a delivery job whose worker stopped";
+    let mut reclaims = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reclaims == 0 {
+        assert!(Instant::now() < deadline, "the second worker process never logged {take_over:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        reclaims += heir.logged(take_over);
+    }
+    assert_eq!(reclaims, 1, "the job was reclaimed once");
 }
