@@ -3,6 +3,7 @@
 
 pub mod pool;
 pub mod sandbox;
+pub mod telegram;
 pub mod templates;
 pub mod worker;
 

@@ -15,6 +15,13 @@ use sha2::Sha256;
 
 #[derive(Clone)]
 pub struct CodeSealer {
+    sealer: Sealer,
+}
+
+/// Authenticated encryption under a key derived from the pepper for one purpose: what the
+/// store must keep but must not show (codes on their way, Telegram session keys).
+#[derive(Clone)]
+pub struct Sealer {
     cipher: ChaCha20Poly1305,
 }
 
@@ -24,40 +31,48 @@ pub struct SealError;
 
 const NONCE_LEN: usize = 12;
 
-impl CodeSealer {
-    pub fn new(pepper: &Pepper) -> Self {
+impl Sealer {
+    /// `purpose` separates keys: a value sealed for one purpose never opens for another.
+    pub fn new(pepper: &Pepper, purpose: &str) -> Self {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(pepper.bytes())
             .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
-        mac.update(b"verigram/code-seal/v1");
+        mac.update(purpose.as_bytes());
         let key = mac.finalize().into_bytes();
         Self { cipher: ChaCha20Poly1305::new(Key::from_slice(&key)) }
     }
 
-    pub fn seal(&self, tenant: &TenantId, request: RequestId, code: &Code) -> String {
+    /// Base64 of a fresh nonce and the ciphertext; `aad` binds it to its owner.
+    pub fn seal(&self, aad: &[u8], plain: &[u8]) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = binding(tenant, request);
-        // Encryption with a valid key and nonce cannot fail for messages this small.
-        let sealed = self
-            .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: code.expose().as_bytes(), aad: aad.as_bytes() })
-            .unwrap_or_default();
+        // Encryption with a valid key and nonce only fails past 256 GiB.
+        let sealed = self.cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad }).unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         STANDARD_NO_PAD.encode(out)
     }
 
-    pub fn open(&self, tenant: &TenantId, request: RequestId, sealed: &str) -> Result<Code, SealError> {
+    pub fn open(&self, aad: &[u8], sealed: &str) -> Result<Vec<u8>, SealError> {
         let bytes = STANDARD_NO_PAD.decode(sealed).map_err(|_| SealError)?;
         if bytes.len() <= NONCE_LEN {
             return Err(SealError);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let aad = binding(tenant, request);
-        let plain = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: aad.as_bytes() })
-            .map_err(|_| SealError)?;
+        self.cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad }).map_err(|_| SealError)
+    }
+}
+
+impl CodeSealer {
+    pub fn new(pepper: &Pepper) -> Self {
+        Self { sealer: Sealer::new(pepper, "verigram/code-seal/v1") }
+    }
+
+    pub fn seal(&self, tenant: &TenantId, request: RequestId, code: &Code) -> String {
+        self.sealer.seal(binding(tenant, request).as_bytes(), code.expose().as_bytes())
+    }
+
+    pub fn open(&self, tenant: &TenantId, request: RequestId, sealed: &str) -> Result<Code, SealError> {
+        let plain = self.sealer.open(binding(tenant, request).as_bytes(), sealed)?;
         Code::parse(std::str::from_utf8(&plain).map_err(|_| SealError)?).map_err(|_| SealError)
     }
 }

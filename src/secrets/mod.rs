@@ -6,7 +6,7 @@ mod code_seal;
 
 pub use api_token::{ApiToken, TokenKeys};
 pub use code_hash::{Argon2Params, CodeBinding, CodeHasher, HashError, HashScheme};
-pub use code_seal::{CodeSealer, SealError};
+pub use code_seal::{CodeSealer, SealError, Sealer};
 
 use std::sync::Arc;
 
