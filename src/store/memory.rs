@@ -36,6 +36,7 @@ struct Inner {
     due: BTreeSet<(Timestamp, TenantId, RequestId, Task)>,
     due_at: HashMap<(TenantId, RequestId, Task), Timestamp>,
     accounts: BTreeMap<String, AccountEntry>,
+    telegram_sessions: HashMap<String, String>,
 }
 
 struct AccountEntry {
@@ -357,7 +358,9 @@ impl MemoryStore {
     }
 
     pub async fn remove_account(&self, id: &str) -> StoreResult<bool> {
-        Ok(self.inner.lock().accounts.remove(id).is_some())
+        let mut inner = self.inner.lock();
+        inner.telegram_sessions.remove(id);
+        Ok(inner.accounts.remove(id).is_some())
     }
 
     pub async fn lease_account(&self, id: &str, holder: &str, lease: Duration, now: Timestamp) -> StoreResult<bool> {
@@ -368,6 +371,15 @@ impl MemoryStore {
             entry.lease = Some((holder.to_owned(), now.plus(lease)));
         }
         Ok(free)
+    }
+
+    pub async fn telegram_session(&self, account: &str) -> StoreResult<Option<String>> {
+        Ok(self.inner.lock().telegram_sessions.get(account).cloned())
+    }
+
+    pub async fn put_telegram_session(&self, account: &str, sealed: &str) -> StoreResult<()> {
+        self.inner.lock().telegram_sessions.insert(account.to_owned(), sealed.to_owned());
+        Ok(())
     }
 
     pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {

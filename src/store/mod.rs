@@ -352,4 +352,13 @@ impl Store {
     pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {
         on_backend!(self, s => s.release_account(id, holder).await)
     }
+
+    /// A Telegram account's session, sealed (see `delivery::telegram::session`).
+    pub async fn telegram_session(&self, account: &str) -> StoreResult<Option<String>> {
+        on_backend!(self, s => s.telegram_session(account).await)
+    }
+
+    pub async fn put_telegram_session(&self, account: &str, sealed: &str) -> StoreResult<()> {
+        on_backend!(self, s => s.put_telegram_session(account, sealed).await)
+    }
 }

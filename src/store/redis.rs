@@ -14,6 +14,7 @@
 //!   removed only when the stream is seen empty, re-added by producers)
 //! - `{s:<account>}`         hash: `v` (version), `d` (sender account JSON)
 //! - `{s:<account>}:lease`   string: the process driving the account, expiring
+//! - `{s:<account>}:session` string: the account's Telegram session, sealed
 //! - `verigram:senders`      set of sender account ids
 //! - `verigram:due`          sorted set of tenants by their earliest task (advisory, likewise)
 
@@ -628,7 +629,8 @@ impl RedisStore {
     }
 
     pub async fn remove_account(&self, id: &str) -> StoreResult<bool> {
-        let removed: u64 = self.conn().del(&[account_key(id), account_lease_key(id)]).await?;
+        let removed: u64 =
+            self.conn().del(&[account_key(id), account_lease_key(id), format!("{}:session", account_key(id))]).await?;
         let _: () = self.conn().srem(SENDERS, id).await?;
         Ok(removed > 0)
     }
@@ -644,6 +646,15 @@ impl RedisStore {
             .invoke_async(&mut self.conn())
             .await?;
         Ok(held == 1)
+    }
+
+    pub async fn telegram_session(&self, account: &str) -> StoreResult<Option<String>> {
+        Ok(self.conn().get(format!("{}:session", account_key(account))).await?)
+    }
+
+    pub async fn put_telegram_session(&self, account: &str, sealed: &str) -> StoreResult<()> {
+        let _: () = self.conn().set(format!("{}:session", account_key(account)), sealed).await?;
+        Ok(())
     }
 
     pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {

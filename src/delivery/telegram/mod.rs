@@ -4,3 +4,4 @@
 //! them is the next step.
 
 pub mod classify;
+pub mod session;
