@@ -136,6 +136,7 @@ pub struct TokenSettings {
 #[serde(rename_all = "snake_case")]
 pub enum SenderKind {
     Sandbox,
+    Telegram,
 }
 
 #[derive(Debug, Clone, Deserialize)]

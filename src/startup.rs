@@ -1,9 +1,10 @@
 //! Building the application from settings, and running it.
 
 use crate::api::{self, AppState};
-use crate::config::{Settings, StoreKind};
+use crate::config::{SenderKind, Settings, StoreKind};
 use crate::delivery::pool::Pool;
 use crate::delivery::sandbox::SandboxInbox;
+use crate::delivery::telegram::transport::TelegramAccounts;
 use crate::delivery::worker::Worker;
 use crate::delivery::{Sender, Transport};
 use crate::domain::{AccountKind, Clock, Pacing, SenderAccount, SystemClock};
@@ -100,8 +101,9 @@ impl Application {
     }
 }
 
-async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
-    crate::domain::PhoneNumber::preload();
+/// The configured store and pepper (for `serve`, and for commands that work on the store
+/// directly, such as signing a Telegram account in).
+pub async fn connect_store(settings: &Settings) -> anyhow::Result<(Store, Pepper)> {
     let store_kind = settings.store_kind().context("store.url is not supported")?;
     let pepper = match settings.pepper().map_err(anyhow::Error::msg)? {
         Some(p) => p,
@@ -125,27 +127,44 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
             Store::Redis(redis)
         }
     };
+    Ok((store, pepper))
+}
+
+async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    crate::domain::PhoneNumber::preload();
+    let (store, pepper) = connect_store(&settings).await?;
     let concurrency = match settings.codes.hash_concurrency {
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
     };
     let store = Arc::new(store);
-    for id in &settings.sandbox.accounts {
-        if store.add_account(&SenderAccount::new(id.clone(), AccountKind::Sandbox)).await? {
-            tracing::info!(account = %id, "sandbox sender account added");
+    let kind = match settings.sender.kind {
+        SenderKind::Sandbox => AccountKind::Sandbox,
+        SenderKind::Telegram => AccountKind::Telegram,
+    };
+    if kind == AccountKind::Sandbox {
+        for id in &settings.sandbox.accounts {
+            if store.add_account(&SenderAccount::new(id.clone(), AccountKind::Sandbox)).await? {
+                tracing::info!(account = %id, "sandbox sender account added");
+            }
         }
     }
     let pacing =
         Pacing { interval: Duration::from_millis(settings.pool.interval_ms), daily_cap: settings.pool.daily_cap };
     let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let pool =
-        Pool::new(Arc::clone(&store), Arc::clone(&clock), holder, pacing, Duration::from_secs(settings.pool.lease));
-    let inbox = Arc::new(SandboxInbox::new(SANDBOX_CAPACITY, &settings.sandbox));
+    let lease = Duration::from_secs(settings.pool.lease);
+    let pool = Pool::new(Arc::clone(&store), Arc::clone(&clock), holder, kind, pacing, lease);
+    let transport = match kind {
+        AccountKind::Sandbox => Transport::Sandbox(Arc::new(SandboxInbox::new(SANDBOX_CAPACITY, &settings.sandbox))),
+        AccountKind::Telegram => {
+            Transport::Telegram(Arc::new(TelegramAccounts::new(Arc::clone(&store), pepper.clone())))
+        }
+    };
     Ok(Services {
         store,
         hasher: CodeHasher::new(settings.hash_scheme(), pepper.clone(), concurrency),
         sealer: CodeSealer::new(&pepper),
-        sender: Sender::new(pool, Transport::Sandbox(inbox)),
+        sender: Sender::new(pool, transport),
         clock,
         token_keys: TokenKeys::new(&pepper),
         wake: Arc::new(tokio::sync::Notify::new()),

@@ -7,7 +7,7 @@ pub mod telegram;
 pub mod templates;
 pub mod worker;
 
-use crate::domain::{PhoneNumber, RequestId, TenantId, Timestamp};
+use crate::domain::{PhoneNumber, RequestId, RequestRecord, TenantId, Timestamp};
 use pool::{NoAccount, Pool};
 use sandbox::{SandboxInbox, TransmitError};
 use std::sync::Arc;
@@ -68,6 +68,7 @@ pub struct Sender {
 #[derive(Clone)]
 pub enum Transport {
     Sandbox(Arc<SandboxInbox>),
+    Telegram(Arc<telegram::transport::TelegramAccounts>),
 }
 
 /// When no account can send and none will be ready without an operator, look again this late.
@@ -101,13 +102,24 @@ impl Sender {
             };
             let outcome = match &self.transport {
                 Transport::Sandbox(inbox) => inbox.transmit(&account, message.clone(), now).await,
+                Transport::Telegram(telegram) => match telegram.send(&account, &message.phone, &message.text).await {
+                    Ok(id) => Ok(id),
+                    Err(telegram::classify::Failure::Account(f)) => Err(TransmitError::Account(f)),
+                    Err(telegram::classify::Failure::Recipient(_)) => Err(TransmitError::Recipient),
+                    Err(telegram::classify::Failure::Transient(why)) => {
+                        tracing::warn!(account = %account.id, why, "Telegram send failed; will retry");
+                        return Err(SendError::Retry { after: Duration::from_secs(1) });
+                    }
+                },
             };
             match outcome {
                 Ok(message_id) => {
                     if let Err(e) = self.pool.sent(&account.id).await {
                         tracing::warn!(error = &e as &dyn std::error::Error, "could not count a send");
                     }
-                    return Ok(SentMessage { account: account.id, message_id, delivered: false });
+                    // Telegram user accounts get no device receipt: the accepted send is the delivery.
+                    let delivered = matches!(self.transport, Transport::Telegram(_));
+                    return Ok(SentMessage { account: account.id, message_id, delivered });
                 }
                 Err(TransmitError::Recipient) => return Err(SendError::RecipientUnavailable),
                 Err(TransmitError::Account(failure)) => {
@@ -121,23 +133,46 @@ impl Sender {
         }
     }
 
-    /// Deletes a sent message for both sides (revocation, `ttl`).
-    pub async fn delete(&self, tenant: &TenantId, request: RequestId) {
+    /// Deletes a sent message for both sides (revocation, `ttl`), through the account that
+    /// sent it. A failure is logged: the message stays, the request's state is already right.
+    pub async fn delete(&self, tenant: &TenantId, request: &RequestRecord, account: &str, message_id: i64) {
         match &self.transport {
-            Transport::Sandbox(inbox) => inbox.delete(tenant, request),
+            Transport::Sandbox(inbox) => inbox.delete(tenant, request.id),
+            Transport::Telegram(telegram) => {
+                let Ok(Some(sender)) = self.pool.account(account).await else {
+                    tracing::warn!(account, "cannot delete a message: its sender account is gone");
+                    return;
+                };
+                if let Err(failure) = telegram.delete(&sender, &request.phone, message_id).await {
+                    tracing::warn!(account, ?failure, "could not delete a message");
+                }
+            }
         }
     }
 
-    /// Whether messages to `phone` can be delivered at all.
+    /// Whether messages to `phone` can be delivered at all. When that cannot be found out now
+    /// (no account free, network trouble), the answer is yes: a send that then fails expires
+    /// and is refunded at its `ttl`.
     pub async fn can_reach(&self, phone: &PhoneNumber) -> bool {
         match &self.transport {
             Transport::Sandbox(inbox) => inbox.can_reach(phone),
+            Transport::Telegram(telegram) => match self.pool.pick(&[]).await {
+                Ok(Ok(account)) => match telegram.can_reach(&account, phone).await {
+                    Ok(reachable) => reachable,
+                    Err(failure) => {
+                        tracing::warn!(account = %account.id, ?failure, "could not look a number up");
+                        true
+                    }
+                },
+                _ => true,
+            },
         }
     }
 
     pub fn sandbox(&self) -> Option<&Arc<SandboxInbox>> {
         match &self.transport {
             Transport::Sandbox(inbox) => Some(inbox),
+            Transport::Telegram(_) => None,
         }
     }
 }

@@ -13,6 +13,8 @@ pub struct Pool {
     clock: Arc<dyn Clock>,
     /// This process's name in account leases.
     holder: String,
+    /// The kind of account this pool drives (the configured sender).
+    kind: AccountKind,
     pacing: Pacing,
     lease: Duration,
 }
@@ -27,8 +29,19 @@ pub enum NoAccount {
 }
 
 impl Pool {
-    pub fn new(store: Arc<Store>, clock: Arc<dyn Clock>, holder: String, pacing: Pacing, lease: Duration) -> Self {
-        Self { store, clock, holder, pacing, lease }
+    pub fn new(
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        holder: String,
+        kind: AccountKind,
+        pacing: Pacing,
+        lease: Duration,
+    ) -> Self {
+        Self { store, clock, holder, kind, pacing, lease }
+    }
+
+    pub async fn account(&self, id: &str) -> StoreResult<Option<SenderAccount>> {
+        Ok(self.store.accounts().await?.into_iter().find(|a| a.id == id))
     }
 
     /// Pacing applies to Telegram accounts; the sandbox's simulated accounts are not rate-limited.
@@ -45,7 +58,7 @@ impl Pool {
         let mut accounts = self.store.accounts().await?;
         // After the read: accounts updated just before it are judged by a clock at least as late.
         let now = self.clock.now();
-        accounts.retain(|a| !skip.contains(&a.id));
+        accounts.retain(|a| a.kind == self.kind && !skip.contains(&a.id));
         accounts.sort_by_key(|a| a.last_sent_at);
         let mut soonest: Option<Timestamp> = None;
         for account in accounts {

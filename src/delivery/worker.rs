@@ -106,6 +106,11 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
     let Some(sealed) = record.code.as_ref().and_then(|c| c.sealed.clone()).filter(|_| record.delivery.is_none()) else {
         return s.store.ack_job(&job).await;
     };
+    if record.ttl_passed(now) {
+        // Too late to send (its ttl task may not have run yet): it expires and is refunded.
+        s.store.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
+        return s.store.ack_job(&job).await;
+    }
     let code = match s.sealer.open(&job.tenant, job.request, &sealed) {
         Ok(code) => code,
         Err(e) => {
@@ -137,9 +142,9 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
                 .as_ref()
                 .and_then(|(r, ())| r.code.as_ref())
                 .is_some_and(|c| c.message_id == Some(sent.message_id));
-            if !mine {
+            if let (false, Some((current, ()))) = (mine, &recorded) {
                 // Revoked or expired while the message was on its way: take it back.
-                s.sender.delete(&job.tenant, job.request).await;
+                s.sender.delete(&job.tenant, current, &sent.account, sent.message_id).await;
             }
             s.store.ack_job(&job).await?;
             if mine && !sent.delivered && s.sender.sandbox().is_some() {
@@ -180,8 +185,9 @@ async fn run_task(s: Arc<Services>, task: DueTask) -> Result<(), StoreError> {
                 return Ok(());
             };
             // Not read by the end of its ttl: the message is deleted for both sides.
-            if record.shows_unread_message() {
-                s.sender.delete(&task.tenant, task.request).await;
+            let sent = record.code.as_ref().and_then(|c| Some((c.account.clone()?, c.message_id?)));
+            if let (true, Some((account, message_id))) = (record.shows_unread_message(), sent) {
+                s.sender.delete(&task.tenant, &record, &account, message_id).await;
             }
         }
         Task::Validity => {

@@ -39,10 +39,21 @@ pub enum AccountFailure {
     Dead(String),
 }
 
+/// What identifies a Telegram account to Telegram (its `api_hash` is needed only to sign in,
+/// and is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TelegramIdentity {
+    pub api_id: i32,
+    /// The account's own number, digits only.
+    pub phone: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SenderAccount {
     pub id: String,
     pub kind: AccountKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<TelegramIdentity>,
     #[serde(flatten)]
     pub state: AccountState,
     /// Why it is in its state (Telegram's error name, or the operator's note).
@@ -79,6 +90,7 @@ impl SenderAccount {
         Self {
             id,
             kind,
+            telegram: None,
             state: AccountState::Active,
             reason: None,
             sent: 0,

@@ -10,7 +10,7 @@ mod send;
 mod tenant;
 mod time;
 
-pub use account::{AccountFailure, AccountKind, AccountState, Pacing, SenderAccount};
+pub use account::{AccountFailure, AccountKind, AccountState, Pacing, SenderAccount, TelegramIdentity};
 pub use code::{Code, CodeLength, InvalidCode, InvalidCodeLength};
 pub use credits::{Credits, InvalidCredits, MICROS_PER_CREDIT};
 pub use phone::{InvalidPhoneNumber, PhoneNumber};

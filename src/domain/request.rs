@@ -230,6 +230,11 @@ impl RequestRecord {
         Some((next, refund))
     }
 
+    /// Whether the request's `ttl` has ended: a message not sent by then never goes out.
+    pub fn ttl_passed(&self, now: Timestamp) -> bool {
+        self.code.as_ref().and_then(|c| c.ttl).is_some_and(|ttl| now >= self.created_at.plus(ttl.duration()))
+    }
+
     /// Whether a message went out and is still on the recipient's screen unread (at `ttl` it
     /// is deleted): not read, and not already taken back by a revocation.
     pub fn shows_unread_message(&self) -> bool {

@@ -151,8 +151,9 @@ impl Services {
             })
             .await?
             .ok_or(ServiceError::RequestIdInvalid)?;
-        if delete && record.code.as_ref().is_some_and(|c| c.message_id.is_some()) {
-            self.sender.delete(tenant, id).await;
+        let sent = record.code.as_ref().and_then(|c| Some((c.account.clone()?, c.message_id?)));
+        if let (true, Some((account, message_id))) = (delete, sent) {
+            self.sender.delete(tenant, &record, &account, message_id).await;
         }
         Ok(())
     }

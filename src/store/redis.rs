@@ -394,62 +394,95 @@ impl RedisStore {
         lease: Duration,
         _now: Timestamp,
     ) -> StoreResult<Vec<Job>> {
-        let mut tenants: Vec<String> = self.conn().smembers(WORK).await?;
-        // A different order each time, so no tenant's backlog always goes first.
+        let raw: Vec<String> = self.conn().smembers(WORK).await?;
+        let mut tenants = Vec::with_capacity(raw.len());
+        for id in raw {
+            match TenantId::parse(&id) {
+                Ok(t) => tenants.push(t),
+                Err(_) => {
+                    let _: () = self.conn().srem(WORK, &id).await?;
+                }
+            }
+        }
+        // A different order each time, so no tenant always goes first.
         use rand::seq::SliceRandom;
         tenants.shuffle(&mut rand::thread_rng());
         let mut jobs = Vec::new();
-        for raw in tenants {
-            if jobs.len() >= max {
-                break;
-            }
-            let Ok(tenant) = TenantId::parse(&raw) else {
-                let _: () = self.conn().srem(WORK, &raw).await?;
-                continue;
-            };
-            let before = jobs.len();
-            let room = max - jobs.len();
-            // Jobs whose worker held them past the lease: it died or hung.
-            let reclaimed: Result<StreamAutoClaimReply, _> = redis::cmd("XAUTOCLAIM")
-                .arg(jobs_key(&tenant))
-                .arg(GROUP)
-                .arg(consumer)
-                .arg(lease.as_millis() as u64)
-                .arg("0-0")
-                .arg("COUNT")
-                .arg(room)
-                .query_async(&mut self.conn())
-                .await;
-            match reclaimed {
-                Ok(reply) => jobs.extend(reply.claimed.iter().filter_map(|e| parse_job(&tenant, e, true))),
-                Err(e) if e.code() == Some("NOGROUP") => {}
-                Err(e) => return Err(e.into()),
-            }
-            let room = max.saturating_sub(jobs.len());
-            if room > 0 {
-                let fresh: Result<Option<StreamReadReply>, _> = redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(GROUP)
-                    .arg(consumer)
-                    .arg("COUNT")
-                    .arg(room)
-                    .arg("STREAMS")
-                    .arg(jobs_key(&tenant))
-                    .arg(">")
-                    .query_async(&mut self.conn())
-                    .await;
-                match fresh {
-                    Ok(Some(reply)) => jobs.extend(
-                        reply.keys.iter().flat_map(|k| k.ids.iter()).filter_map(|e| parse_job(&tenant, e, false)),
-                    ),
-                    Ok(None) => {}
-                    Err(e) if e.code() == Some("NOGROUP") => {}
-                    Err(e) => return Err(e.into()),
+        // Pass after pass, each tenant with work takes at most its share of what is left, so
+        // one backlog cannot fill the batch while another tenant waits; later passes fill the
+        // batch from whoever still has jobs.
+        let mut active = tenants;
+        while jobs.len() < max && !active.is_empty() {
+            let share = (max - jobs.len()).div_ceil(active.len()).max(1);
+            let mut still = Vec::with_capacity(active.len());
+            for tenant in active {
+                let room = share.min(max - jobs.len());
+                if room == 0 {
+                    break;
+                }
+                let got = self.claim_from(&tenant, consumer, room, lease).await?;
+                if got.is_empty() {
+                    self.retire_idle_tenant(&tenant).await?;
+                    continue;
+                }
+                let full = got.len() == room;
+                jobs.extend(got);
+                if full {
+                    still.push(tenant);
                 }
             }
-            if jobs.len() == before {
-                self.retire_idle_tenant(&tenant).await?;
+            active = still;
+        }
+        Ok(jobs)
+    }
+
+    /// Up to `room` jobs of one tenant: first those whose worker held them past the lease (it
+    /// died or hung), then new ones.
+    async fn claim_from(
+        &self,
+        tenant: &TenantId,
+        consumer: &str,
+        room: usize,
+        lease: Duration,
+    ) -> StoreResult<Vec<Job>> {
+        let mut jobs = Vec::new();
+        let reclaimed: Result<StreamAutoClaimReply, _> = redis::cmd("XAUTOCLAIM")
+            .arg(jobs_key(tenant))
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(lease.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(room)
+            .query_async(&mut self.conn())
+            .await;
+        match reclaimed {
+            Ok(reply) => jobs.extend(reply.claimed.iter().filter_map(|e| parse_job(tenant, e, true))),
+            Err(e) if e.code() == Some("NOGROUP") => return Ok(jobs),
+            Err(e) => return Err(e.into()),
+        }
+        let room = room.saturating_sub(jobs.len());
+        if room == 0 {
+            return Ok(jobs);
+        }
+        let fresh: Result<Option<StreamReadReply>, _> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(room)
+            .arg("STREAMS")
+            .arg(jobs_key(tenant))
+            .arg(">")
+            .query_async(&mut self.conn())
+            .await;
+        match fresh {
+            Ok(Some(reply)) => {
+                jobs.extend(reply.keys.iter().flat_map(|k| k.ids.iter()).filter_map(|e| parse_job(tenant, e, false)))
             }
+            Ok(None) => {}
+            Err(e) if e.code() == Some("NOGROUP") => {}
+            Err(e) => return Err(e.into()),
         }
         Ok(jobs)
     }

@@ -15,7 +15,6 @@ both_backends!(
     a_send_is_answered_before_its_delivery_and_a_worker_delivers_it,
     nothing_is_delivered_until_a_worker_runs,
     an_undelivered_message_expires_at_ttl_and_is_refunded_once,
-    #[ignore = "BUG: a job whose request's ttl has passed is still sent (deliver() never looks at the ttl), not expired and refunded"]
     a_job_that_runs_after_the_ttl_sends_nothing,
     an_unread_message_is_deleted_at_ttl_without_refund,
     a_read_message_is_not_deleted_at_ttl,
@@ -577,10 +576,8 @@ async fn delivered_ids(app: &TestApp) -> HashSet<String> {
 }
 
 /// Tenant A queues 40 jobs, then tenant B one; one worker claims `delivery.batch = 4` a round.
-/// Memory store: tenants are served in turn (one job each per pass), so B's job goes in the
-/// first round. Redis store: `claim_jobs` visits tenants in a random order and the first takes
-/// as much of the batch as it has, so all that is guaranteed is that each round is a full
-/// batch and B's job goes at the latest in the round after A's backlog is worked off.
+/// Tenants are served in turn (each takes at most its share of a batch, later passes fill it),
+/// so every round is a full batch and B's job goes in the first round, on both stores.
 async fn a_backlog_shares_each_round_with_other_tenants(backend: Backend) {
     const BATCH: usize = 4;
     const BACKLOG: usize = 40;
@@ -610,18 +607,13 @@ async fn a_backlog_shares_each_round_with_other_tenants(backend: Backend) {
     assert_eq!(delivered.len(), BACKLOG + 1, "every job delivered once");
     assert_eq!(queued(&app).await, 0);
     let b_round = b_round.expect("B's job was delivered");
-    match backend {
-        Backend::Memory => assert_eq!(b_round, 1, "B's job waited behind A's backlog"),
-        Backend::Redis => assert!(b_round <= BACKLOG / BATCH + 1, "B's job waited {b_round} rounds"),
-    }
+    assert_eq!(b_round, 1, "B's job waited behind A's backlog ({backend:?})");
 }
 
 /// DESIGN.md ("serving them in turn, so one tenant's backlog never starves another's") and
 /// `Store::claim_jobs` ("Tenants with work are served in turn"): with a backlog at tenant A, a
 /// single job of tenant B goes in the next round, every time. Ten rounds in a row, each with a
-/// new job of B's. The memory store does this; the Redis store shuffles the tenants and lets
-/// the first take the whole batch, so B is passed over in about half the rounds (this fails
-/// on Redis with probability 1 - 2^-10).
+/// new job of B's.
 async fn a_backlog_never_delays_another_tenant_by_a_round(backend: Backend) {
     const BATCH: usize = 4;
     const TRIALS: usize = 10;
@@ -649,7 +641,6 @@ mod fairness {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "BUG: Redis claim_jobs shuffles tenants and the first takes the whole batch: not served in turn"]
     async fn redis() {
         super::a_backlog_never_delays_another_tenant_by_a_round(crate::helpers::Backend::Redis).await
     }

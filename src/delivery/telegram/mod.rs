@@ -4,4 +4,6 @@
 //! them is the next step.
 
 pub mod classify;
+pub mod login;
 pub mod session;
+pub mod transport;

@@ -1,0 +1,62 @@
+//! Signing a Telegram account in, interactively: the login code Telegram sends to the
+//! account's phone, then its two-step verification password when it has one. The session
+//! (with its authorization key) lands in the store, sealed, so any worker can drive the account.
+
+use super::session::StoreSession;
+use crate::secrets::Pepper;
+use crate::store::Store;
+use grammers_client::{Client, SignInError};
+use grammers_mtsender::SenderPool;
+use std::sync::Arc;
+
+/// Asks the operator for the login code and, if needed, the password.
+pub trait Prompt {
+    fn code(&mut self) -> anyhow::Result<String>;
+    fn password(&mut self, hint: Option<&str>) -> anyhow::Result<String>;
+}
+
+/// Signs `account` in; afterwards it is active in the pool.
+pub async fn sign_in(
+    store: Arc<Store>,
+    pepper: &Pepper,
+    account: &str,
+    api_hash: &str,
+    prompt: &mut dyn Prompt,
+) -> anyhow::Result<()> {
+    let record = store
+        .accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.id == account)
+        .ok_or_else(|| anyhow::anyhow!("no sender account {account:?} (add it first: verigram sender add)"))?;
+    let identity = record.telegram.clone().ok_or_else(|| anyhow::anyhow!("{account:?} is not a Telegram account"))?;
+    let session = StoreSession::load(Arc::clone(&store), pepper, account).await?;
+    let SenderPool { runner, handle, .. } = SenderPool::new(Arc::new(session), identity.api_id);
+    let client = Client::new(handle);
+    let runner = tokio::spawn(runner.run());
+    let result = sign_in_with(&client, &format!("+{}", identity.phone), api_hash, prompt).await;
+    client.disconnect();
+    let _ = runner.await;
+    result?;
+    store.update_account(account, |a| Some(a.resumed())).await?;
+    Ok(())
+}
+
+async fn sign_in_with(client: &Client, phone: &str, api_hash: &str, prompt: &mut dyn Prompt) -> anyhow::Result<()> {
+    if client.is_authorized().await? {
+        return Ok(());
+    }
+    let token = client.request_login_code(phone, api_hash).await?;
+    let code = prompt.code()?;
+    match client.sign_in(&token, code.trim()).await {
+        Ok(_) => Ok(()),
+        Err(SignInError::PasswordRequired(password_token)) => {
+            let password = prompt.password(password_token.hint())?;
+            client.check_password(password_token, password.trim_end_matches(['\r', '\n'])).await?;
+            Ok(())
+        }
+        Err(SignInError::InvalidCode) => anyhow::bail!("Telegram refused the code"),
+        Err(SignInError::SignUpRequired) => anyhow::bail!("the number has no Telegram account to sign in to"),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,139 @@
+//! Sending through Telegram user accounts with grammers-client: one connection (a `SenderPool`
+//! with its runner task) per account this process drives, opened on first use from the
+//! account's session in the store. grammers' default retry policy sleeps silently on flood
+//! waits; ours surfaces them, so the pool parks the account and the message moves on.
+
+use super::classify::{classify, Failure};
+use super::session::StoreSession;
+use crate::domain::{PhoneNumber, SenderAccount};
+use crate::secrets::Pepper;
+use crate::store::Store;
+use grammers_client::message::InputMessage;
+use grammers_client::{tl, Client};
+use grammers_mtsender::{ConnectionParams, InvocationError, RetryContext, RetryPolicy, SenderPool};
+use grammers_session::types::PeerRef;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+/// Never sleeps inside the library: one quick retry of a dropped connection, then every error
+/// (flood waits included) goes to the pool.
+struct SurfaceEverything;
+
+impl RetryPolicy for SurfaceEverything {
+    fn should_retry(&self, ctx: &RetryContext) -> ControlFlow<(), Duration> {
+        match &ctx.error {
+            InvocationError::Io(_) if ctx.fail_count.get() <= 1 => ControlFlow::Continue(Duration::from_millis(500)),
+            _ => ControlFlow::Break(()),
+        }
+    }
+}
+
+struct Connection {
+    client: Client,
+    runner: JoinHandle<()>,
+}
+
+/// The Telegram accounts this process has connected.
+pub struct TelegramAccounts {
+    store: Arc<Store>,
+    pepper: Pepper,
+    connections: Mutex<HashMap<String, Connection>>,
+}
+
+impl TelegramAccounts {
+    pub fn new(store: Arc<Store>, pepper: Pepper) -> Self {
+        Self { store, pepper, connections: Mutex::new(HashMap::new()) }
+    }
+
+    /// The account's client, connecting it first if needed.
+    pub async fn client(&self, account: &SenderAccount) -> Result<Client, Failure> {
+        let mut connections = self.connections.lock().await;
+        if let Some(c) = connections.get(&account.id).filter(|c| !c.runner.is_finished()) {
+            return Ok(c.client.clone());
+        }
+        let identity = account.telegram.as_ref().ok_or_else(|| Failure::Transient("not a Telegram account".into()))?;
+        let session = StoreSession::load(Arc::clone(&self.store), &self.pepper, &account.id)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        let params = ConnectionParams {
+            device_model: "verigram".into(),
+            app_version: env!("CARGO_PKG_VERSION").into(),
+            retry_policy: Box::new(SurfaceEverything),
+            updates_channel_capacity: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
+            ..Default::default()
+        };
+        let SenderPool { runner, handle, updates: _ } =
+            SenderPool::with_configuration(Arc::new(session), identity.api_id, params);
+        let client = Client::new(handle);
+        let runner = tokio::spawn(runner.run());
+        connections.insert(account.id.clone(), Connection { client: client.clone(), runner });
+        Ok(client)
+    }
+
+    /// The recipient as this account sees it (`contacts.importContacts`); `None` when the number
+    /// has no Telegram account or hides it.
+    async fn resolve(&self, client: &Client, phone: &PhoneNumber) -> Result<Option<PeerRef>, InvocationError> {
+        let tl::enums::contacts::ImportedContacts::Contacts(res) = client
+            .invoke(&tl::functions::contacts::ImportContacts {
+                contacts: vec![tl::enums::InputContact::InputPhoneContact(tl::types::InputPhoneContact {
+                    client_id: 1,
+                    phone: format!("+{}", phone.digits()),
+                    first_name: "verigram".into(),
+                    last_name: String::new(),
+                    note: None,
+                })],
+            })
+            .await?;
+        let Some(tl::enums::ImportedContact::Contact(imported)) = res.imported.first() else {
+            return Ok(None);
+        };
+        Ok(res.users.iter().find_map(|u| match u {
+            tl::enums::User::User(u) if u.id == imported.user_id => Some(PeerRef::from(u)),
+            _ => None,
+        }))
+    }
+
+    /// Sends `text` to `phone` from `account`; answers the message id in that account.
+    pub async fn send(&self, account: &SenderAccount, phone: &PhoneNumber, text: &str) -> Result<i64, Failure> {
+        let client = self.client(account).await?;
+        let peer = match self.resolve(&client, phone).await {
+            Ok(Some(peer)) => peer,
+            Ok(None) => return Err(Failure::Recipient("PHONE_NOT_OCCUPIED".into())),
+            Err(e) => return Err(classify(&e)),
+        };
+        let message = InputMessage::new().text(text).link_preview(false);
+        match client.send_message(peer, message).await {
+            Ok(sent) => Ok(sent.id().into()),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+
+    /// Deletes a message for both sides.
+    pub async fn delete(&self, account: &SenderAccount, phone: &PhoneNumber, message_id: i64) -> Result<(), Failure> {
+        let client = self.client(account).await?;
+        let peer = match self.resolve(&client, phone).await {
+            Ok(Some(peer)) => peer,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(classify(&e)),
+        };
+        let id = i32::try_from(message_id).map_err(|_| Failure::Transient("message id out of range".into()))?;
+        client.delete_messages(peer, &[id]).await.map(|_| ()).map_err(|e| classify(&e))
+    }
+
+    /// Whether `phone` can receive messages, asked through `account`.
+    pub async fn can_reach(&self, account: &SenderAccount, phone: &PhoneNumber) -> Result<bool, Failure> {
+        let client = self.client(account).await?;
+        match self.resolve(&client, phone).await {
+            Ok(found) => Ok(found.is_some()),
+            Err(e) => match classify(&e) {
+                Failure::Recipient(_) => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+}
