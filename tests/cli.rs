@@ -252,9 +252,32 @@ fn help_is_everywhere() {
         &["token", "rotate", "--help"],
         &["balance", "add", "--help"],
         &["ledger", "--help"],
+        &["sender", "add", "--help"],
+        &["sender-login", "--help"],
     ] {
         let out = verigram().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
     }
+}
+
+#[test]
+fn sender_login_needs_redis_and_a_telegram_account() {
+    let out = verigram()
+        .args(["sender-login", "nobody"])
+        .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs the Redis store"), "{out:?}");
+    let redis = RedisServer::start().expect("redis-server for the Redis tests");
+    let out = verigram()
+        .args(["sender-login", "nobody"])
+        .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
+        .env("VERIGRAM__STORE__URL", redis.url())
+        .env("VERIGRAM__CODES__PEPPER", "a-pepper-of-at-least-32-bytes-for-tests")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no sender account \"nobody\""), "{out:?}");
 }

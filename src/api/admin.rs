@@ -472,6 +472,11 @@ async fn list_accounts(_: Admin, state: web::Data<AppState>) -> AdminResult {
 struct AddAccount {
     id: String,
     kind: crate::domain::AccountKind,
+    /// Telegram accounts: the `api_id` from my.telegram.org and the account's phone number.
+    #[serde(default)]
+    api_id: Option<i32>,
+    #[serde(default)]
+    phone_number: Option<String>,
 }
 
 async fn add_account(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -481,7 +486,10 @@ async fn add_account(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> 
             Ok(HttpResponse::Created().json(state.services.add_sandbox_account(&body.id).await?))
         }
         crate::domain::AccountKind::Telegram => {
-            Err(AdminError::Invalid("Telegram sender accounts are not supported yet (sandbox only)".into()))
+            let api_id = body.api_id.ok_or_else(|| AdminError::Invalid("api_id is required".into()))?;
+            let phone = parse_phone(body.phone_number)?
+                .ok_or_else(|| AdminError::Invalid("phone_number is required".into()))?;
+            Ok(HttpResponse::Created().json(state.services.add_telegram_account(&body.id, api_id, &phone).await?))
         }
     }
 }

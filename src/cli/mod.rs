@@ -58,6 +58,14 @@ pub enum Command {
         #[command(subcommand)]
         command: BalanceCommand,
     },
+    /// Sign a Telegram sender account in, interactively (login code, then the 2FA password).
+    /// Works on the configured store directly; the api_hash comes from VERIGRAM_TELEGRAM_API_HASH
+    /// or is asked for.
+    SenderLogin {
+        id: String,
+        #[arg(long, env = "VERIGRAM_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Manage the pool of sender accounts (through the admin API).
     Sender {
         #[command(flatten)]
@@ -152,6 +160,16 @@ pub enum SenderCommand {
     List,
     /// Add a simulated account to the sandbox pool.
     AddSandbox { id: String },
+    /// Register a Telegram user account (then sign it in with `sender login`).
+    Add {
+        id: String,
+        /// The api_id of the app registered at my.telegram.org.
+        #[arg(long)]
+        api_id: i32,
+        /// The account's phone number.
+        #[arg(long)]
+        phone_number: String,
+    },
     /// Take an account out of the pool.
     Pause {
         id: String,
@@ -198,6 +216,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             client.print_post(&format!("tenants/{tenant}/balance"), json!({ "amount": amount, "note": note })).await
         }
         Command::Sender { server, command } => sender(AdminClient::new(&server)?, command).await,
+        Command::SenderLogin { id, config } => sender_login(&id, config).await,
         Command::Ledger { server, tenant, limit } => {
             AdminClient::new(&server)?.print_get(&format!("tenants/{tenant}/ledger?limit={limit}")).await
         }
@@ -267,10 +286,56 @@ async fn sender(client: AdminClient, command: SenderCommand) -> anyhow::Result<(
     match command {
         SenderCommand::List => client.print_get("senders").await,
         SenderCommand::AddSandbox { id } => client.print_post("senders", json!({ "id": id, "kind": "sandbox" })).await,
+        SenderCommand::Add { id, api_id, phone_number } => {
+            client
+                .print_post(
+                    "senders",
+                    json!({ "id": id, "kind": "telegram", "api_id": api_id, "phone_number": phone_number }),
+                )
+                .await
+        }
         SenderCommand::Pause { id, note } => {
             client.print_post(&format!("senders/{id}/pause"), json!({ "note": note })).await
         }
         SenderCommand::Resume { id } => client.print_post(&format!("senders/{id}/resume"), json!({})).await,
         SenderCommand::Remove { id } => client.print_delete(&format!("senders/{id}")).await,
     }
+}
+
+async fn sender_login(id: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let settings = Settings::load(config.as_deref())?;
+    if settings.store_kind() != Some(crate::config::StoreKind::Redis) {
+        anyhow::bail!("signing an account in needs the Redis store the server uses (store.url = \"redis://…\"): the memory store is gone when this command ends");
+    }
+    let (store, pepper) = crate::startup::connect_store(&settings).await?;
+    let api_hash = match std::env::var("VERIGRAM_TELEGRAM_API_HASH") {
+        Ok(hash) if !hash.is_empty() => hash,
+        _ => ask("api_hash of the app (my.telegram.org): ")?,
+    };
+    crate::delivery::telegram::login::sign_in(std::sync::Arc::new(store), &pepper, id, &api_hash, &mut TerminalPrompt)
+        .await?;
+    println!("{id} is signed in and active in the pool");
+    Ok(())
+}
+
+/// Asks on the terminal (standard input).
+struct TerminalPrompt;
+
+impl crate::delivery::telegram::login::Prompt for TerminalPrompt {
+    fn code(&mut self) -> anyhow::Result<String> {
+        ask("login code Telegram sent to the account: ")
+    }
+
+    fn password(&mut self, hint: Option<&str>) -> anyhow::Result<String> {
+        ask(&format!("two-step verification password{}: ", hint.map(|h| format!(" (hint: {h})")).unwrap_or_default()))
+    }
+}
+
+fn ask(question: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    print!("{question}");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim().to_owned())
 }

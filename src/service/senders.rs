@@ -1,7 +1,7 @@
 //! Operator use cases for the pool of sender accounts.
 
 use super::Services;
-use crate::domain::{AccountKind, SenderAccount};
+use crate::domain::{AccountKind, AccountState, PhoneNumber, SenderAccount, TelegramIdentity};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,32 @@ impl Services {
             return Err(SenderError::Invalid("an account id is 1-64 of A-Z a-z 0-9 _ -"));
         }
         let account = SenderAccount::new(id.to_owned(), AccountKind::Sandbox);
+        if !self.store.add_account(&account).await? {
+            return Err(SenderError::Exists);
+        }
+        Ok(account)
+    }
+
+    /// Registers a Telegram account. It stays out of the pool (`disabled`, `NOT_SIGNED_IN`)
+    /// until `verigram sender login` signs it in.
+    pub async fn add_telegram_account(
+        &self,
+        id: &str,
+        api_id: i32,
+        phone: &PhoneNumber,
+    ) -> Result<SenderAccount, SenderError> {
+        if !SenderAccount::valid_id(id) {
+            return Err(SenderError::Invalid("an account id is 1-64 of A-Z a-z 0-9 _ -"));
+        }
+        if api_id <= 0 {
+            return Err(SenderError::Invalid("api_id is the positive number from my.telegram.org"));
+        }
+        let account = SenderAccount {
+            telegram: Some(TelegramIdentity { api_id, phone: phone.digits().to_owned() }),
+            state: AccountState::Disabled,
+            reason: Some("NOT_SIGNED_IN".into()),
+            ..SenderAccount::new(id.to_owned(), AccountKind::Telegram)
+        };
         if !self.store.add_account(&account).await? {
             return Err(SenderError::Exists);
         }

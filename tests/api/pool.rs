@@ -130,7 +130,13 @@ async fn operators_manage_the_pool(backend: Backend) {
     assert_eq!(add(json!({"id": "extra", "kind": "sandbox"})).await.0, 201);
     assert_eq!(add(json!({"id": "extra", "kind": "sandbox"})).await.0, 409);
     assert_eq!(add(json!({"id": "bad id!", "kind": "sandbox"})).await.0, 400);
-    assert_eq!(add(json!({"id": "tg", "kind": "telegram"})).await.0, 400, "not built yet, so refused");
+    assert_eq!(add(json!({"id": "tg", "kind": "telegram"})).await.0, 400, "api_id and phone_number are required");
+    let (status, tg) =
+        add(json!({"id": "tg", "kind": "telegram", "api_id": 12345, "phone_number": "+447911123456"})).await;
+    assert_eq!(status, 201, "{tg}");
+    assert_eq!((tg["state"].as_str(), tg["reason"].as_str()), (Some("disabled"), Some("NOT_SIGNED_IN")));
+    assert_eq!(tg["telegram"], json!({"api_id": 12345, "phone": "447911123456"}), "no api_hash is stored");
+    assert_eq!(app.admin(Method::DELETE, "/senders/tg", None).await.0, 200);
     for id in ["sandbox", "extra"] {
         let (status, a) =
             app.admin(Method::POST, &format!("/senders/{id}/pause"), Some(json!({"note": "maintenance"}))).await;
