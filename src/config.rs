@@ -28,6 +28,7 @@ pub struct Settings {
     pub pool: PoolSettings,
     pub sandbox: SandboxSettings,
     pub delivery: DeliverySettings,
+    pub templates: TemplateSettings,
     pub callbacks: CallbackSettings,
     pub log: LogSettings,
 }
@@ -179,6 +180,14 @@ pub enum AccountBehaviour {
     Banned,
 }
 
+/// Message texts by language, and the language of each country calling code.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSettings {
+    pub text: BTreeMap<String, String>,
+    pub by_country: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliverySettings {
@@ -304,6 +313,19 @@ impl Settings {
         for prefix in self.sandbox.recipients.keys() {
             let digits = !prefix.is_empty() && prefix.len() <= 15 && prefix.bytes().all(|b| b.is_ascii_digit());
             check(digits, &format!("sandbox.recipients.{prefix}: the key must be a number prefix (digits)"));
+        }
+        check(
+            self.templates.text.contains_key("en"),
+            "templates.text.en: the English template is required (the fallback)",
+        );
+        for (lang, text) in &self.templates.text {
+            check(text.contains("{code}"), &format!("templates.text.{lang}: must contain {{code}}"));
+        }
+        for (code, lang) in &self.templates.by_country {
+            check(
+                self.templates.text.contains_key(lang),
+                &format!("templates.by_country.{code}: no template for language {lang:?}"),
+            );
         }
         let d = &self.delivery;
         check(d.workers <= 256, "delivery.workers: at most 256");

@@ -248,6 +248,8 @@ struct CreateTenant {
     price: Option<Credits>,
     #[serde(default)]
     max_attempts: Option<u8>,
+    #[serde(default)]
+    templates: BTreeMap<String, String>,
 }
 
 async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -257,6 +259,7 @@ async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -
         max_attempts: body.max_attempts,
         phone_number: parse_phone(body.phone_number)?,
         senders: BTreeMap::new(),
+        templates: body.templates,
     };
     let new = NewTenant { name: body.name, balance: body.balance.unwrap_or_default(), settings };
     let (tenant, token, record) = state.services.create_tenant(new).await?;
@@ -316,6 +319,9 @@ struct UpdateTenant {
     max_attempts: Option<Option<u8>>,
     #[serde(default, deserialize_with = "nullable")]
     phone_number: Option<Option<String>>,
+    /// Replaces the tenant's templates (`null` or `{}` removes them).
+    #[serde(default, deserialize_with = "nullable")]
+    templates: Option<Option<BTreeMap<String, String>>>,
 }
 
 async fn update_tenant(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -324,6 +330,7 @@ async fn update_tenant(_: Admin, id: web::Path<String>, body: web::Bytes, state:
         price: body.price,
         max_attempts: body.max_attempts,
         phone_number: body.phone_number.map(parse_phone).transpose()?,
+        templates: body.templates.map(Option::unwrap_or_default),
     };
     let tenant = state.services.update_settings(&tenant_id(&id)?, patch).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(tenant)))

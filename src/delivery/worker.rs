@@ -120,15 +120,17 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
             return s.store.ack_job(&job).await;
         }
     };
+    let tenant = s.store.tenant(&job.tenant).await?;
     let service_name = match record.code.as_ref().and_then(|c| c.sender_username.clone()) {
         Some(username) => username.as_str().to_owned(),
-        None => s.store.tenant(&job.tenant).await?.map(|t| t.name).unwrap_or_default(),
+        None => tenant.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
     };
+    let tenant_templates = tenant.map(|t| t.settings.templates).unwrap_or_default();
     let message = OutgoingMessage {
         tenant: job.tenant.clone(),
         request: job.request,
         phone: record.phone.clone(),
-        text: templates::render(&record.phone, &service_name, &code),
+        text: templates::render(&s.settings.templates, &tenant_templates, &record.phone, &service_name, &code),
     };
     match s.sender.send(message, now).await {
         Ok(sent) => {

@@ -63,6 +63,9 @@ pub struct TenantSettings {
     /// Channel usernames the tenant may send on behalf of, and whether each is verified.
     #[serde(default)]
     pub senders: BTreeMap<String, SenderRegistration>,
+    /// The tenant's own message templates by language (`{service}`, `{code}`), over the server's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub templates: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,7 @@ pub struct SettingsPatch {
     pub price: Option<Option<Credits>>,
     pub max_attempts: Option<Option<u8>>,
     pub phone_number: Option<Option<PhoneNumber>>,
+    pub templates: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Services {
@@ -83,6 +84,9 @@ impl Services {
             }
             if let Some(phone) = patch.phone_number {
                 s.phone_number = phone;
+            }
+            if let Some(templates) = patch.templates {
+                s.templates = templates;
             }
         })
         .await
@@ -235,6 +239,14 @@ fn validate_settings(s: &TenantSettings) -> Result<(), TenantError> {
     }
     if s.price.is_some_and(|p| p < Credits::ZERO) {
         return Err(TenantError::Invalid("price must not be negative"));
+    }
+    for (lang, text) in &s.templates {
+        if !(2..=8).contains(&lang.len()) || !lang.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(TenantError::Invalid("template languages are codes such as \"en\" or \"pt\""));
+        }
+        if !text.contains("{code}") || text.chars().count() > 512 {
+            return Err(TenantError::Invalid("a template contains {code} and is at most 512 characters"));
+        }
     }
     Ok(())
 }

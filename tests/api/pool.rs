@@ -11,6 +11,7 @@ both_backends!(
     jobs_wait_while_every_account_is_parked,
     unreachable_recipients_are_refused_or_refunded,
     operators_manage_the_pool,
+    tenant_templates_override_the_servers,
 );
 
 async fn accounts(app: &TestApp) -> Vec<SenderAccount> {
@@ -158,4 +159,22 @@ async fn operators_manage_the_pool(backend: Backend) {
     assert_eq!(app.admin(Method::DELETE, "/senders/extra", None).await.0, 200);
     assert_eq!(app.admin(Method::DELETE, "/senders/extra", None).await.0, 404);
     assert_eq!(app.admin(Method::POST, "/senders/nobody/resume", None).await.0, 404);
+}
+
+async fn tenant_templates_override_the_servers(backend: Backend) {
+    use reqwest::Method;
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("1", None).await;
+    let path = format!("/tenants/{}", t.id);
+    let (status, _) = app.admin(Method::PATCH, &path, Some(json!({"templates": {"de": "no placeholder"}}))).await;
+    assert_eq!(status, 400, "a template must show the code");
+    let (status, body) =
+        app.admin(Method::PATCH, &path, Some(json!({"templates": {"de": "{service}-Code: {code}"}}))).await;
+    assert_eq!(status, 200, "{body}");
+    let de = app.send_code(&t, "+4915112345678", "2468").await["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.message_for(&de).await["text"], "Acme-Code: 2468");
+    let en = app.send_code(&t, PHONE, "1357").await["request_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.message_for(&en).await["text"], "Your code for Acme: 1357. Do not give it to anyone.");
+    let (status, body) = app.admin(Method::PATCH, &path, Some(json!({"templates": null}))).await;
+    assert_eq!((status, body["settings"].get("templates")), (200, None));
 }
