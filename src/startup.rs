@@ -81,6 +81,13 @@ impl Application {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = tokio::task::JoinSet::new();
         if self.services.settings.server.role.runs_workers() {
+            if let Some(receipts) = self.services.read_receipts.lock().take() {
+                workers.spawn(crate::delivery::worker::record_reads(
+                    Arc::clone(&self.services),
+                    receipts,
+                    stopped.clone(),
+                ));
+            }
             let prefix = uuid::Uuid::new_v4().simple().to_string();
             for n in 0..self.services.settings.delivery.workers {
                 let worker = Worker::new(Arc::clone(&self.services), format!("{}-{n}", &prefix[..12]));
@@ -154,10 +161,12 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
     let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let lease = Duration::from_secs(settings.pool.lease);
     let pool = Pool::new(Arc::clone(&store), Arc::clone(&clock), holder, kind, pacing, lease);
+    // Read receipts of Telegram accounts, recorded by the process's workers.
+    let (receipts_tx, receipts_rx) = tokio::sync::mpsc::channel(10_000);
     let transport = match kind {
         AccountKind::Sandbox => Transport::Sandbox(Arc::new(SandboxInbox::new(SANDBOX_CAPACITY, &settings.sandbox))),
         AccountKind::Telegram => {
-            Transport::Telegram(Arc::new(TelegramAccounts::new(Arc::clone(&store), pepper.clone())))
+            Transport::Telegram(Arc::new(TelegramAccounts::new(Arc::clone(&store), pepper.clone(), receipts_tx)))
         }
     };
     Ok(Services {
@@ -168,6 +177,7 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
         clock,
         token_keys: TokenKeys::new(&pepper),
         wake: Arc::new(tokio::sync::Notify::new()),
+        read_receipts: parking_lot::Mutex::new(Some(receipts_rx)),
         settings: Arc::new(settings),
     })
 }

@@ -99,6 +99,7 @@ on_both_stores!(
     refunds_move_money_with_the_change,
     one_process_drives_an_account_at_a_time,
     account_updates_are_atomic,
+    read_receipts_find_their_requests_once,
 );
 
 async fn tenants_and_settings_round_trip(redis: bool) {
@@ -347,4 +348,24 @@ async fn account_updates_are_atomic(redis: bool) {
     assert!(store.update_account("nobody", |a| Some(a.clone())).await.unwrap().is_none());
     assert!(store.remove_account("acct").await.unwrap());
     assert!(store.accounts().await.unwrap().is_empty());
+}
+
+async fn read_receipts_find_their_requests_once(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let tenant = TenantId::generate();
+    let (r1, r2, r3) = (RequestId::generate(), RequestId::generate(), RequestId::generate());
+    let keep = Duration::from_secs(3600);
+    store.remember_sent("acct", 42, 10, &tenant, r1, keep).await.unwrap();
+    store.remember_sent("acct", 42, 11, &tenant, r2, keep).await.unwrap();
+    store.remember_sent("acct", 42, 12, &tenant, r3, keep).await.unwrap();
+    store.remember_sent("acct", 43, 5, &tenant, r3, keep).await.unwrap();
+    let mut read = store.take_read("acct", 42, 11).await.unwrap();
+    read.sort();
+    let mut expected = vec![(tenant.clone(), r1), (tenant.clone(), r2)];
+    expected.sort();
+    assert_eq!(read, expected, "everything up to the id read, for that peer only");
+    assert!(store.take_read("acct", 42, 11).await.unwrap().is_empty(), "each once");
+    assert_eq!(store.take_read("acct", 42, 100).await.unwrap(), vec![(tenant.clone(), r3)]);
+    assert!(store.take_read("other", 43, 100).await.unwrap().is_empty(), "per account");
+    assert_eq!(store.take_read("acct", 43, 100).await.unwrap(), vec![(tenant, r3)]);
 }

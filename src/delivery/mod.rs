@@ -42,6 +42,8 @@ pub struct SentMessage {
     /// Whether acceptance is already the delivery (Telegram user accounts: there is no
     /// separate device receipt).
     pub delivered: bool,
+    /// The recipient's Telegram user id, for matching read receipts.
+    pub recipient: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,9 +103,9 @@ impl Sender {
                 }
             };
             let outcome = match &self.transport {
-                Transport::Sandbox(inbox) => inbox.transmit(&account, message.clone(), now).await,
+                Transport::Sandbox(inbox) => inbox.transmit(&account, message.clone(), now).await.map(|id| (id, None)),
                 Transport::Telegram(telegram) => match telegram.send(&account, &message.phone, &message.text).await {
-                    Ok(id) => Ok(id),
+                    Ok(sent) => Ok(sent),
                     Err(telegram::classify::Failure::Account(f)) => Err(TransmitError::Account(f)),
                     Err(telegram::classify::Failure::Recipient(_)) => Err(TransmitError::Recipient),
                     Err(telegram::classify::Failure::Transient(why)) => {
@@ -113,13 +115,13 @@ impl Sender {
                 },
             };
             match outcome {
-                Ok(message_id) => {
+                Ok((message_id, recipient)) => {
                     if let Err(e) = self.pool.sent(&account.id).await {
                         tracing::warn!(error = &e as &dyn std::error::Error, "could not count a send");
                     }
                     // Telegram user accounts get no device receipt: the accepted send is the delivery.
                     let delivered = matches!(self.transport, Transport::Telegram(_));
-                    return Ok(SentMessage { account: account.id, message_id, delivered });
+                    return Ok(SentMessage { account: account.id, message_id, delivered, recipient });
                 }
                 Err(TransmitError::Recipient) => return Err(SendError::RecipientUnavailable),
                 Err(TransmitError::Account(failure)) => {

@@ -148,6 +148,12 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
                 // Revoked or expired while the message was on its way: take it back.
                 s.sender.delete(&job.tenant, current, &sent.account, sent.message_id).await;
             }
+            if let (true, Some(peer)) = (mine, sent.recipient) {
+                // So the recipient's read receipt finds this request.
+                s.store
+                    .remember_sent(&sent.account, peer, sent.message_id, &job.tenant, job.request, retention.0)
+                    .await?;
+            }
             s.store.ack_job(&job).await?;
             if mine && !sent.delivered && s.sender.sandbox().is_some() {
                 // The sandbox's recipient device confirms at once.
@@ -203,4 +209,34 @@ async fn run_task(s: Arc<Services>, task: DueTask) -> Result<(), StoreError> {
         Task::Deliver => {}
     }
     Ok(())
+}
+
+/// Records the read receipts of Telegram accounts on their requests (`read`), until the
+/// service stops.
+pub async fn record_reads(
+    s: Arc<Services>,
+    mut receipts: tokio::sync::mpsc::Receiver<super::telegram::transport::ReadReceipt>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let receipt = tokio::select! {
+            r = receipts.recv() => match r {
+                Some(receipt) => receipt,
+                None => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let read = match s.store.take_read(&receipt.account, receipt.peer, receipt.max_id).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(error = &e as &dyn std::error::Error, "could not look a read receipt up");
+                continue;
+            }
+        };
+        for (tenant, request) in read {
+            if let Err(e) = s.record_delivery(&tenant, request, DeliveryStatus::Read).await {
+                tracing::warn!(error = &e as &dyn std::error::Error, "could not record a read");
+            }
+        }
+    }
 }

@@ -54,6 +54,9 @@ pub struct Services {
     pub token_keys: TokenKeys,
     /// Wakes this process's delivery workers when it queues a job.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Read receipts from Telegram accounts, taken by the process's receipt recorder.
+    pub read_receipts:
+        parking_lot::Mutex<Option<tokio::sync::mpsc::Receiver<crate::delivery::telegram::transport::ReadReceipt>>>,
 }
 
 impl Services {

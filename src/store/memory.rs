@@ -37,7 +37,12 @@ struct Inner {
     due_at: HashMap<(TenantId, RequestId, Task), Timestamp>,
     accounts: BTreeMap<String, AccountEntry>,
     telegram_sessions: HashMap<String, String>,
+    /// Sent messages by (account, peer): message id → requests (for read receipts).
+    sent: HashMap<(String, i64), SentByMessage>,
 }
+
+/// Message id → the requests of the messages with that id (one, unless ids were reused).
+type SentByMessage = BTreeMap<i64, Vec<(TenantId, RequestId)>>;
 
 struct AccountEntry {
     account: SenderAccount,
@@ -380,6 +385,29 @@ impl MemoryStore {
     pub async fn put_telegram_session(&self, account: &str, sealed: &str) -> StoreResult<()> {
         self.inner.lock().telegram_sessions.insert(account.to_owned(), sealed.to_owned());
         Ok(())
+    }
+
+    pub async fn remember_sent(
+        &self,
+        account: &str,
+        peer: i64,
+        message_id: i64,
+        tenant: &TenantId,
+        request: RequestId,
+        _keep: Duration,
+    ) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        let sent = inner.sent.entry((account.to_owned(), peer)).or_default();
+        sent.entry(message_id).or_default().push((tenant.clone(), request));
+        Ok(())
+    }
+
+    pub async fn take_read(&self, account: &str, peer: i64, max_id: i64) -> StoreResult<Vec<(TenantId, RequestId)>> {
+        let mut inner = self.inner.lock();
+        let Some(sent) = inner.sent.get_mut(&(account.to_owned(), peer)) else { return Ok(Vec::new()) };
+        let unread = sent.split_off(&max_id.saturating_add(1));
+        let read = std::mem::replace(sent, unread);
+        Ok(read.into_values().flatten().collect())
     }
 
     pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {

@@ -361,4 +361,24 @@ impl Store {
     pub async fn put_telegram_session(&self, account: &str, sealed: &str) -> StoreResult<()> {
         on_backend!(self, s => s.put_telegram_session(account, sealed).await)
     }
+
+    /// Remembers which request a message sent by `account` to `peer` belongs to, for `keep`,
+    /// so a read receipt (everything up to a message id was read) finds its requests.
+    pub async fn remember_sent(
+        &self,
+        account: &str,
+        peer: i64,
+        message_id: i64,
+        tenant: &TenantId,
+        request: RequestId,
+        keep: Duration,
+    ) -> StoreResult<()> {
+        on_backend!(self, s => s.remember_sent(account, peer, message_id, tenant, request, keep).await)
+    }
+
+    /// The requests whose messages from `account` to `peer` are covered by a read of
+    /// everything up to `max_id`; each is answered once.
+    pub async fn take_read(&self, account: &str, peer: i64, max_id: i64) -> StoreResult<Vec<(TenantId, RequestId)>> {
+        on_backend!(self, s => s.take_read(account, peer, max_id).await)
+    }
 }

@@ -15,6 +15,8 @@
 //! - `{s:<account>}`         hash: `v` (version), `d` (sender account JSON)
 //! - `{s:<account>}:lease`   string: the process driving the account, expiring
 //! - `{s:<account>}:session` string: the account's Telegram session, sealed
+//! - `{s:<account>}:sent:<peer>` sorted set: `<tenant>|<request>` by message id, for read
+//!   receipts; expires after the request retention
 //! - `verigram:senders`      set of sender account ids
 //! - `verigram:due`          sorted set of tenants by their earliest task (advisory, likewise)
 
@@ -46,6 +48,7 @@ struct Scripts {
     ack_job: Script,
     cas_account: Script,
     lease_account: Script,
+    take_read: Script,
 }
 
 /// How often an optimistic update is retried before giving up with `Contention`. Each retry
@@ -119,6 +122,7 @@ impl RedisStore {
                 ack_job: Script::new(include_str!("lua/ack_job.lua")),
                 cas_account: Script::new(include_str!("lua/cas_account.lua")),
                 lease_account: Script::new(include_str!("lua/lease_account.lua")),
+                take_read: Script::new(include_str!("lua/take_read.lua")),
                 adjust_balance: Script::new(include_str!("lua/adjust_balance.lua")),
                 set_settings: Script::new(include_str!("lua/set_settings.lua")),
             },
@@ -688,6 +692,43 @@ impl RedisStore {
     pub async fn put_telegram_session(&self, account: &str, sealed: &str) -> StoreResult<()> {
         let _: () = self.conn().set(format!("{}:session", account_key(account)), sealed).await?;
         Ok(())
+    }
+
+    pub async fn remember_sent(
+        &self,
+        account: &str,
+        peer: i64,
+        message_id: i64,
+        tenant: &TenantId,
+        request: RequestId,
+        keep: Duration,
+    ) -> StoreResult<()> {
+        let key = format!("{}:sent:{peer}", account_key(account));
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zadd(&key, format!("{tenant}|{request}"), message_id)
+            .ignore()
+            .pexpire(&key, keep.as_millis() as i64)
+            .ignore();
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    pub async fn take_read(&self, account: &str, peer: i64, max_id: i64) -> StoreResult<Vec<(TenantId, RequestId)>> {
+        let members: Vec<String> = self
+            .scripts
+            .take_read
+            .key(format!("{}:sent:{peer}", account_key(account)))
+            .arg(max_id)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(members
+            .iter()
+            .filter_map(|m| {
+                let (tenant, request) = m.split_once('|')?;
+                Some((TenantId::parse(tenant).ok()?, RequestId::parse(request).ok()?))
+            })
+            .collect())
     }
 
     pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {

@@ -9,8 +9,11 @@ use crate::domain::{PhoneNumber, SenderAccount};
 use crate::secrets::Pepper;
 use crate::store::Store;
 use grammers_client::message::InputMessage;
+use grammers_client::update::Update;
 use grammers_client::{tl, Client};
-use grammers_mtsender::{ConnectionParams, InvocationError, RetryContext, RetryPolicy, SenderPool};
+use grammers_mtsender::{
+    ConnectionParams, InvocationError, RetryContext, RetryPolicy, SenderPool, UpdatesConfiguration,
+};
 use grammers_session::types::PeerRef;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -38,16 +41,30 @@ struct Connection {
     runner: JoinHandle<()>,
 }
 
+/// A recipient read everything up to `max_id` that `account` sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadReceipt {
+    pub account: String,
+    pub peer: i64,
+    pub max_id: i64,
+}
+
 /// The Telegram accounts this process has connected.
 pub struct TelegramAccounts {
     store: Arc<Store>,
     pepper: Pepper,
     connections: Mutex<HashMap<String, Connection>>,
+    receipts: tokio::sync::mpsc::Sender<ReadReceipt>,
 }
 
+/// Updates waiting in grammers' own buffer per account; beyond it grammers drops them (with a
+/// warning), and catching up (`getDifference`) recovers what was dropped.
+const UPDATE_BUFFER: usize = 10_000;
+
 impl TelegramAccounts {
-    pub fn new(store: Arc<Store>, pepper: Pepper) -> Self {
-        Self { store, pepper, connections: Mutex::new(HashMap::new()) }
+    /// Read receipts go to `receipts`, to be recorded on their requests.
+    pub fn new(store: Arc<Store>, pepper: Pepper, receipts: tokio::sync::mpsc::Sender<ReadReceipt>) -> Self {
+        Self { store, pepper, connections: Mutex::new(HashMap::new()), receipts }
     }
 
     /// The account's client, connecting it first if needed.
@@ -64,13 +81,14 @@ impl TelegramAccounts {
             device_model: "verigram".into(),
             app_version: env!("CARGO_PKG_VERSION").into(),
             retry_policy: Box::new(SurfaceEverything),
-            updates_channel_capacity: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
+            updates_channel_capacity: NonZeroUsize::new(UPDATE_BUFFER).unwrap_or(NonZeroUsize::MIN),
             ..Default::default()
         };
-        let SenderPool { runner, handle, updates: _ } =
+        let SenderPool { runner, handle, updates } =
             SenderPool::with_configuration(Arc::new(session), identity.api_id, params);
         let client = Client::new(handle);
         let runner = tokio::spawn(runner.run());
+        tokio::spawn(watch_reads(client.clone(), updates, account.id.clone(), self.receipts.clone()));
         connections.insert(account.id.clone(), Connection { client: client.clone(), runner });
         Ok(client)
     }
@@ -98,8 +116,14 @@ impl TelegramAccounts {
         }))
     }
 
-    /// Sends `text` to `phone` from `account`; answers the message id in that account.
-    pub async fn send(&self, account: &SenderAccount, phone: &PhoneNumber, text: &str) -> Result<i64, Failure> {
+    /// Sends `text` to `phone` from `account`; answers the message id in that account and the
+    /// recipient's user id.
+    pub async fn send(
+        &self,
+        account: &SenderAccount,
+        phone: &PhoneNumber,
+        text: &str,
+    ) -> Result<(i64, Option<i64>), Failure> {
         let client = self.client(account).await?;
         let peer = match self.resolve(&client, phone).await {
             Ok(Some(peer)) => peer,
@@ -108,7 +132,7 @@ impl TelegramAccounts {
         };
         let message = InputMessage::new().text(text).link_preview(false);
         match client.send_message(peer, message).await {
-            Ok(sent) => Ok(sent.id().into()),
+            Ok(sent) => Ok((sent.id().into(), peer.id.bare_id())),
             Err(e) => Err(classify(&e)),
         }
     }
@@ -134,6 +158,47 @@ impl TelegramAccounts {
                 Failure::Recipient(_) => Ok(false),
                 other => Err(other),
             },
+        }
+    }
+}
+
+/// Follows an account's updates (catching up on what was missed while it was offline) and
+/// passes read receipts on. Errors are logged and the stream is asked again after a pause: a
+/// dead connection is reopened by the next call.
+async fn watch_reads(
+    client: Client,
+    updates: tokio::sync::mpsc::Receiver<grammers_session::updates::UpdatesLike>,
+    account: String,
+    receipts: tokio::sync::mpsc::Sender<ReadReceipt>,
+) {
+    let mut stream = match client.stream_updates(updates, UpdatesConfiguration { catch_up: true }).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!(account, error = %e, "cannot follow the account's updates");
+            return;
+        }
+    };
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match stream.next().await {
+            Ok(Update::Raw(raw)) => {
+                if let tl::enums::Update::ReadHistoryOutbox(read) = &raw.raw {
+                    let peer = grammers_session::types::PeerId::from(read.peer.clone());
+                    if let Some(peer) = peer.bare_id() {
+                        let receipt = ReadReceipt { account: account.clone(), peer, max_id: read.max_id.into() };
+                        if receipts.send(receipt).await.is_err() {
+                            return; // the service is stopping
+                        }
+                    }
+                }
+                pause = Duration::from_millis(500);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(account, error = %e, "the account's update stream failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
         }
     }
 }
