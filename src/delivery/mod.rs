@@ -110,10 +110,12 @@ impl Sender {
                     Err(telegram::classify::Failure::Recipient(_)) => Err(TransmitError::Recipient),
                     Err(telegram::classify::Failure::Transient(why)) => {
                         tracing::warn!(account = %account.id, why, "Telegram send failed; will retry");
+                        self.pool.done(&account.id);
                         return Err(SendError::Retry { after: Duration::from_secs(1) });
                     }
                 },
             };
+            self.pool.done(&account.id);
             match outcome {
                 Ok((message_id, recipient)) => {
                     if let Err(e) = self.pool.sent(&account.id).await {

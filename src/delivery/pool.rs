@@ -17,6 +17,9 @@ pub struct Pool {
     kind: AccountKind,
     pacing: Pacing,
     lease: Duration,
+    /// Paced accounts this process is sending through right now: its other workers pass them
+    /// over, so one account never sends two messages at once.
+    busy: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Why no account can send now.
@@ -37,7 +40,7 @@ impl Pool {
         pacing: Pacing,
         lease: Duration,
     ) -> Self {
-        Self { store, clock, holder, kind, pacing, lease }
+        Self { store, clock, holder, kind, pacing, lease, busy: Arc::default() }
     }
 
     pub async fn account(&self, id: &str) -> StoreResult<Option<SenderAccount>> {
@@ -62,11 +65,20 @@ impl Pool {
         accounts.sort_by_key(|a| a.last_sent_at);
         let mut soonest: Option<Timestamp> = None;
         for account in accounts {
+            let paced = !self.pacing_for(&account).interval.is_zero();
+            if paced && self.busy.lock().contains(&account.id) {
+                soonest = Some(soonest.map_or(now, |s| s.min(now)));
+                continue;
+            }
             match account.ready_at(self.pacing_for(&account), now) {
                 Some(at) if at <= now => {
+                    if paced && !self.busy.lock().insert(account.id.clone()) {
+                        continue;
+                    }
                     if self.store.lease_account(&account.id, &self.holder, self.lease, now).await? {
                         return Ok(Ok(account));
                     }
+                    self.busy.lock().remove(&account.id);
                     // Driven by another process: it will be free when that lease ends at the latest.
                     soonest = Some(soonest.map_or(now.plus(self.lease), |s| s.min(now.plus(self.lease))));
                 }
@@ -75,6 +87,11 @@ impl Pool {
             }
         }
         Ok(Err(soonest.map_or(NoAccount::Never, NoAccount::Until)))
+    }
+
+    /// This process is done sending through the account (whatever the outcome).
+    pub fn done(&self, id: &str) {
+        self.busy.lock().remove(id);
     }
 
     /// The account sent a message.
@@ -93,5 +110,34 @@ impl Pool {
         }
         // A parked account is free for whichever process can use it when it is ready.
         self.store.release_account(id, &self.holder).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ManualClock, SenderAccount};
+    use crate::store::MemoryStore;
+
+    fn pool(store: &Arc<Store>, clock: Arc<ManualClock>) -> Pool {
+        let pacing = Pacing { interval: Duration::from_secs(2), daily_cap: 100 };
+        Pool::new(Arc::clone(store), clock, "p1".into(), AccountKind::Telegram, pacing, Duration::from_secs(30))
+    }
+
+    #[tokio::test]
+    async fn a_paced_account_sends_one_message_at_a_time_in_a_process() {
+        let store = Arc::new(Store::Memory(MemoryStore::new(10)));
+        store.add_account(&SenderAccount::new("tg".into(), AccountKind::Telegram)).await.unwrap();
+        store.add_account(&SenderAccount::new("sb".into(), AccountKind::Sandbox)).await.unwrap();
+        let clock = Arc::new(ManualClock::starting_now());
+        let pool = pool(&store, Arc::clone(&clock) as Arc<ManualClock>);
+        let first = pool.pick(&[]).await.unwrap().unwrap();
+        assert_eq!(first.id, "tg", "only accounts of the pool's kind");
+        assert!(pool.pick(&[]).await.unwrap().is_err(), "busy in this process: another worker must not use it");
+        pool.sent("tg").await.unwrap();
+        pool.done("tg");
+        assert!(pool.pick(&[]).await.unwrap().is_err(), "paced: two seconds between sends");
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(pool.pick(&[]).await.unwrap().unwrap().id, "tg");
     }
 }
