@@ -3,71 +3,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 use verigram::test_support::RedisServer;
 
 const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
 
-/// A `verigram serve` child process on a free port, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
+#[path = "common/process.rs"]
+mod process;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use process::{verigram, Server};
 
-fn verigram() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_verigram"));
-    // Nothing from the developer's environment leaks into the test.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VERIGRAM") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-/// Starts `verigram serve --listen 127.0.0.1:0` and learns the port from its JSON start-up log.
+/// Starts `verigram serve` with the admin API on.
 fn serve(env: &[(&str, &str)]) -> Server {
-    let mut child = verigram()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN)
-        .env("VERIGRAM__LOG__FORMAT", "json")
-        .env("VERIGRAM__CODES__HASH", "hmac-sha256")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the verigram binary runs");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if v["message"] == "verigram is listening" {
-                let port = v["port"].as_u64().expect("the start-up line names the port");
-                return Server { child, url: format!("http://127.0.0.1:{port}") };
-            }
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("verigram serve did not start; it printed:\n{}", seen.join("\n"));
+    let mut all = vec![("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN)];
+    all.extend_from_slice(env);
+    process::serve(&[], &all)
 }
 
 fn admin(server: &Server, args: &[&str]) -> Output {

@@ -5,8 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use verigram::test_support::RedisServer;
 
@@ -14,81 +12,29 @@ const ADMIN_TOKEN: &str = "roles-test-admin-token-0123456789";
 const PEPPER: &str = "a-pepper-of-at-least-32-bytes-for-role-tests";
 const PHONE: &str = "15551234567";
 
-/// A `verigram serve` child process on a free port, killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    /// Its log lines (JSON) from after start-up.
-    log: std::sync::mpsc::Receiver<String>,
-}
+#[path = "common/process.rs"]
+mod process;
 
-impl Server {
-    /// The log lines printed so far whose message is `message`.
-    fn logged(&self, message: &str) -> usize {
-        self.log
-            .try_iter()
-            .filter(|line| serde_json::from_str::<Value>(line).is_ok_and(|v| v["message"] == message))
-            .count()
-    }
-}
+use process::Server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `verigram serve --listen 127.0.0.1:0 --role <role>` on the given Redis and learns
-/// its port from its JSON start-up log.
+/// Starts `verigram serve --role <role>` on the given Redis.
 fn serve(role: &str, store_url: &str) -> Server {
     serve_with(role, store_url, &[], None)
 }
 
 /// As `serve`, with more environment and a `--config` file.
 fn serve_with(role: &str, store_url: &str, env: &[(&str, &str)], config: Option<&std::path::Path>) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_verigram"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("VERIGRAM") {
-            cmd.env_remove(key);
-        }
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--role".as_ref(), role.as_ref()];
+    if let Some(config) = config {
+        args.extend(["--config".as_ref(), config.as_os_str()]);
     }
-    let mut child = cmd
-        .args(["serve", "--listen", "127.0.0.1:0", "--role", role])
-        .args(config.map(|c| vec![std::ffi::OsStr::new("--config"), c.as_os_str()]).unwrap_or_default())
-        .env("VERIGRAM__STORE__URL", store_url)
-        .env("VERIGRAM__CODES__PEPPER", PEPPER)
-        .env("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN)
-        .env("VERIGRAM__LOG__FORMAT", "json")
-        .env("VERIGRAM__CODES__HASH", "hmac-sha256")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the verigram binary runs");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Keeps draining the log after start-up, so the child never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
-        if let Ok(v) = serde_json::from_str::<Value>(&line) {
-            if v["message"] == "verigram is listening" {
-                let port = v["port"].as_u64().expect("the start-up line names the port");
-                return Server { child, url: format!("http://127.0.0.1:{port}"), log: rx };
-            }
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("verigram serve --role {role} did not start; it printed:\n{}", seen.join("\n"));
+    let mut all = vec![
+        ("VERIGRAM__STORE__URL", store_url),
+        ("VERIGRAM__CODES__PEPPER", PEPPER),
+        ("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN),
+    ];
+    all.extend_from_slice(env);
+    process::serve(&args, &all)
 }
 
 fn client() -> reqwest::Client {
@@ -291,8 +237,7 @@ async fn a_job_of_a_killed_worker_process_is_sent_once_by_another() {
         assert!(Instant::now() < deadline, "the first worker process did not claim the job within 10 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    doomed.child.kill().unwrap();
-    doomed.child.wait().unwrap();
+    doomed.kill();
     assert_eq!(delivery_status(&api, &token, &id).await, None, "nothing was recorded before the kill");
 
     let heir = serve_with("worker", &store_url, &fast_leases, None);

@@ -1,0 +1,88 @@
+//! The `verigram` binary as a child process, for the test crates that run it (`cli`, `roles`):
+//! a clean environment, and `serve` on a free port whose number is read from the JSON start-up
+//! log. Included with `#[path]`, so each crate uses what it needs.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary, with nothing of the developer's `VERIGRAM…` environment.
+pub fn verigram() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_verigram"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VERIGRAM") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A `verigram serve` child process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    /// Its log lines (JSON) from after start-up.
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// The log lines printed so far whose message is `message`.
+    pub fn logged(&self, message: &str) -> usize {
+        self.log
+            .try_iter()
+            .filter(|line| serde_json::from_str::<Value>(line).is_ok_and(|v| v["message"] == message))
+            .count()
+    }
+
+    /// Kills the process at once (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `verigram serve --listen 127.0.0.1:0 <args>` with JSON logs, HMAC code hashes and
+/// `env`, and waits (at most 30 s) for the line that names its port.
+pub fn serve(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Server {
+    let mut child = verigram()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("VERIGRAM__LOG__FORMAT", "json")
+        .env("VERIGRAM__CODES__HASH", "hmac-sha256")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the verigram binary runs");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keeps draining the log after start-up, so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            if v["message"] == "verigram is listening" {
+                let port = v["port"].as_u64().expect("the start-up line names the port");
+                return Server { child, url: format!("http://127.0.0.1:{port}"), log: rx };
+            }
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("verigram serve {args:?} did not start; it printed:\n{}", seen.join("\n"));
+}
