@@ -204,7 +204,7 @@ fn help_is_everywhere() {
         &["balance", "add", "--help"],
         &["ledger", "--help"],
         &["sender", "add", "--help"],
-        &["sender-login", "--help"],
+        &["sender", "login", "--help"],
     ] {
         let out = verigram().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -215,7 +215,7 @@ fn help_is_everywhere() {
 #[test]
 fn sender_login_needs_redis_and_a_telegram_account() {
     let out = verigram()
-        .args(["sender-login", "nobody"])
+        .args(["sender", "login", "nobody"])
         .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
         .output()
         .unwrap();
@@ -223,7 +223,7 @@ fn sender_login_needs_redis_and_a_telegram_account() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs the Redis store"), "{out:?}");
     let redis = RedisServer::start().expect("redis-server for the Redis tests");
     let out = verigram()
-        .args(["sender-login", "nobody"])
+        .args(["sender", "login", "nobody"])
         .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
         .env("VERIGRAM__STORE__URL", redis.url())
         .env("VERIGRAM__CODES__PEPPER", "a-pepper-of-at-least-32-bytes-for-tests")

@@ -58,14 +58,6 @@ pub enum Command {
         #[command(subcommand)]
         command: BalanceCommand,
     },
-    /// Sign a Telegram sender account in, interactively (login code, then the 2FA password).
-    /// Works on the configured store directly; the api_hash comes from VERIGRAM_TELEGRAM_API_HASH
-    /// or is asked for.
-    SenderLogin {
-        id: String,
-        #[arg(long, env = "VERIGRAM_CONFIG")]
-        config: Option<PathBuf>,
-    },
     /// Manage the pool of sender accounts (through the admin API).
     Sender {
         #[command(flatten)]
@@ -180,6 +172,14 @@ pub enum SenderCommand {
     Resume { id: String },
     /// Remove an account from the pool.
     Remove { id: String },
+    /// Sign a Telegram account in, interactively (login code, then the 2FA password). Works on
+    /// the configured Redis store directly (not through the admin API); the api_hash comes from
+    /// VERIGRAM_TELEGRAM_API_HASH or is asked for.
+    Login {
+        id: String,
+        #[arg(long, env = "VERIGRAM_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,8 +215,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let amount = number(&amount)?;
             client.print_post(&format!("tenants/{tenant}/balance"), json!({ "amount": amount, "note": note })).await
         }
+        Command::Sender { command: SenderCommand::Login { id, config }, .. } => sender_login(&id, config).await,
         Command::Sender { server, command } => sender(AdminClient::new(&server)?, command).await,
-        Command::SenderLogin { id, config } => sender_login(&id, config).await,
         Command::Ledger { server, tenant, limit } => {
             AdminClient::new(&server)?.print_get(&format!("tenants/{tenant}/ledger?limit={limit}")).await
         }
@@ -299,6 +299,7 @@ async fn sender(client: AdminClient, command: SenderCommand) -> anyhow::Result<(
         }
         SenderCommand::Resume { id } => client.print_post(&format!("senders/{id}/resume"), json!({})).await,
         SenderCommand::Remove { id } => client.print_delete(&format!("senders/{id}")).await,
+        SenderCommand::Login { id, config } => sender_login(&id, config).await,
     }
 }
 
