@@ -168,7 +168,14 @@ pub struct SandboxSettings {
 pub enum RecipientBehaviour {
     NotOnTelegram,
     PrivacyRestricted,
-    Slow { seconds: u64 },
+    Slow {
+        seconds: u64,
+    },
+    /// Reads each message this long after it arrives (otherwise messages stay unread until
+    /// someone marks them read in the inbox).
+    ReadsAfter {
+        seconds: u64,
+    },
 }
 
 /// How a simulated sender account answers.

@@ -31,6 +31,9 @@ pub struct InboxMessage {
     pub sent_at: i64,
     #[serde(skip)]
     pub tenant: TenantId,
+    /// When a recipient that reads on its own reads it.
+    #[serde(skip)]
+    read_at: Option<Timestamp>,
 }
 
 /// The newest messages, bounded so a long-running sandbox does not grow without end.
@@ -112,12 +115,16 @@ impl SandboxInbox {
                 return Err(TransmitError::Recipient)
             }
             Some(RecipientBehaviour::Slow { seconds }) => tokio::time::sleep(Duration::from_secs(seconds)).await,
-            None => {}
+            Some(RecipientBehaviour::ReadsAfter { .. }) | None => {}
         }
-        Ok(self.deliver(message, now))
+        let read_at = match self.recipient(&message.phone) {
+            Some(RecipientBehaviour::ReadsAfter { seconds }) => Some(now.plus(Duration::from_secs(seconds))),
+            _ => None,
+        };
+        Ok(self.deliver(message, now, read_at))
     }
 
-    fn deliver(&self, message: OutgoingMessage, now: Timestamp) -> i64 {
+    fn deliver(&self, message: OutgoingMessage, now: Timestamp, read_at: Option<Timestamp>) -> i64 {
         let mut inbox = self.messages.lock();
         let request_id = message.request.to_string();
         if let Some(existing) = inbox.messages.iter().find(|m| m.request_id == request_id && m.tenant == message.tenant)
@@ -134,6 +141,7 @@ impl SandboxInbox {
             message_id: id,
             sent_at: now.secs(),
             tenant: message.tenant,
+            read_at,
         });
         inbox.messages.truncate(self.capacity);
         id
@@ -157,6 +165,21 @@ impl SandboxInbox {
     /// The newest `limit` messages to anyone.
     pub fn recent(&self, limit: usize) -> Vec<InboxMessage> {
         self.messages.lock().messages.iter().take(limit).cloned().collect()
+    }
+
+    /// Messages whose recipients read them on their own by `now`: marked read, and returned
+    /// so their requests can say so.
+    pub fn due_reads(&self, now: Timestamp) -> Vec<(TenantId, RequestId)> {
+        let mut inbox = self.messages.lock();
+        inbox
+            .messages
+            .iter_mut()
+            .filter(|m| m.status == InboxStatus::Delivered && m.read_at.is_some_and(|at| at <= now))
+            .filter_map(|m| {
+                m.status = InboxStatus::Read;
+                Some((m.tenant.clone(), RequestId::parse(&m.request_id).ok()?))
+            })
+            .collect()
     }
 
     /// The user opens the chat and reads the message.

@@ -41,13 +41,20 @@ impl Worker {
             s.store.finish_due(task).await?;
         }
         let jobs = s.store.claim_jobs(&self.name, config.batch, Duration::from_secs(config.lease), now).await?;
+        // Sandbox recipients that read on their own.
+        let reads = s.sender.sandbox().map(|inbox| inbox.due_reads(now)).unwrap_or_default();
+        for (tenant, request) in &reads {
+            if let Err(e) = s.record_delivery(tenant, *request, DeliveryStatus::Read).await {
+                tracing::warn!(error = &e as &dyn std::error::Error, "could not record a sandbox read");
+            }
+        }
         for job in &jobs {
             if job.reclaimed {
                 tracing::warn!(tenant = %job.tenant, "took over a delivery job whose worker stopped");
             }
             self.isolated(deliver(Arc::clone(s), job.clone())).await?;
         }
-        Ok(if tasks.is_empty() && jobs.is_empty() { Outcome::Idle } else { Outcome::Worked })
+        Ok(if tasks.is_empty() && jobs.is_empty() && reads.is_empty() { Outcome::Idle } else { Outcome::Worked })
     }
 
     /// Runs until `stop` turns true; finishes the job in hand first. Jobs it claimed but did

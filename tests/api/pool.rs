@@ -12,6 +12,7 @@ both_backends!(
     unreachable_recipients_are_refused_or_refunded,
     operators_manage_the_pool,
     tenant_templates_override_the_servers,
+    sandbox_recipients_that_read_on_their_own,
 );
 
 async fn accounts(app: &TestApp) -> Vec<SenderAccount> {
@@ -180,4 +181,25 @@ async fn tenant_templates_override_the_servers(backend: Backend) {
     assert_eq!(app.message_for(&en).await["text"], "Your code for Acme: 1357. Do not give it to anyone.");
     let (status, body) = app.admin(Method::PATCH, &path, Some(json!({"templates": null}))).await;
     assert_eq!((status, body["settings"].get("templates")), (200, None));
+}
+
+async fn sandbox_recipients_that_read_on_their_own(backend: Backend) {
+    let app =
+        spawn_app_with(backend, |c| set_key(c, "sandbox.recipients.\"1555003\"", "{ reads_after = { seconds = 30 } }"))
+            .await;
+    let t = app.create_tenant("1", None).await;
+    let reader = app.send(&t, "+15550031234").await["request_id"].as_str().unwrap().to_owned();
+    let other = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
+    app.wait_delivered(&t, &reader).await;
+    app.wait_delivered(&t, &other).await;
+    app.advance(Duration::from_secs(29));
+    app.settle().await;
+    assert_eq!(app.delivery(&t, &reader).await.as_deref(), Some("delivered"), "not yet");
+    app.advance(Duration::from_secs(1));
+    wait_for("the recipient to read", || async {
+        (app.delivery(&t, &reader).await.as_deref() == Some("read")).then_some(())
+    })
+    .await;
+    assert_eq!(app.inbox("+15550031234").await[0]["status"], "read");
+    assert_eq!(app.delivery(&t, &other).await.as_deref(), Some("delivered"), "others never read on their own");
 }
