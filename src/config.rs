@@ -182,9 +182,13 @@ pub enum RecipientBehaviour {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AccountBehaviour {
-    FloodWait { seconds: u64 },
+    FloodWait {
+        seconds: u64,
+    },
     PeerFlood,
     Banned,
+    /// Every send fails on the way (like a dropped connection): retried with backoff.
+    NetworkDown,
 }
 
 /// Message texts by language, and the language of each country calling code.

@@ -67,6 +67,7 @@ fn request(cost: i64) -> RequestRecord {
             sender_username: None,
             sealed: None,
             account: None,
+            failed_attempts: 0,
             message_id: None,
         }),
         delivery: None,

@@ -51,10 +51,12 @@ pub enum SendError {
     /// The recipient cannot receive messages (no account, privacy settings): do not retry.
     #[error("the recipient cannot receive messages")]
     RecipientUnavailable,
-    /// Nothing went out; try again after this long (network trouble, every account busy or
-    /// flood-waiting).
+    /// No account can send before this long (all busy, paced or flood-waiting): try then.
+    #[error("no sender account can send now")]
+    WaitForAccount { after: std::time::Duration },
+    /// Something failed on the way (network, Telegram's 5xx, the store): try again with backoff.
     #[error("the message could not be sent now")]
-    Retry { after: std::time::Duration },
+    Transient,
 }
 
 /// Sends through the pool of accounts: picks an account, hands the message to the transport,
@@ -91,15 +93,15 @@ impl Sender {
                 Ok(Ok(account)) => account,
                 Ok(Err(NoAccount::Until(at))) => {
                     let after = Duration::from_millis((at.millis() - now.millis()).max(0) as u64);
-                    return Err(SendError::Retry { after });
+                    return Err(SendError::WaitForAccount { after });
                 }
                 Ok(Err(NoAccount::Never)) => {
                     tracing::warn!("no sender account can send: every one is quarantined, disabled or paused");
-                    return Err(SendError::Retry { after: NO_ACCOUNT_RETRY });
+                    return Err(SendError::WaitForAccount { after: NO_ACCOUNT_RETRY });
                 }
                 Err(e) => {
                     tracing::warn!(error = &e as &dyn std::error::Error, "cannot read the sender pool");
-                    return Err(SendError::Retry { after: Duration::from_secs(1) });
+                    return Err(SendError::Transient);
                 }
             };
             let outcome = match &self.transport {
@@ -110,8 +112,7 @@ impl Sender {
                     Err(telegram::classify::Failure::Recipient(_)) => Err(TransmitError::Recipient),
                     Err(telegram::classify::Failure::Transient(why)) => {
                         tracing::warn!(account = %account.id, why, "Telegram send failed; will retry");
-                        self.pool.done(&account.id);
-                        return Err(SendError::Retry { after: Duration::from_secs(1) });
+                        Err(TransmitError::Transient)
                     }
                 },
             };
@@ -126,6 +127,7 @@ impl Sender {
                     return Ok(SentMessage { account: account.id, message_id, delivered, recipient });
                 }
                 Err(TransmitError::Recipient) => return Err(SendError::RecipientUnavailable),
+                Err(TransmitError::Transient) => return Err(SendError::Transient),
                 Err(TransmitError::Account(failure)) => {
                     if let Err(e) = self.pool.failed(&account.id, &failure).await {
                         tracing::warn!(error = &e as &dyn std::error::Error, "could not record an account failure");

@@ -51,6 +51,8 @@ pub enum TransmitError {
     Account(AccountFailure),
     /// The recipient cannot receive messages.
     Recipient,
+    /// The send failed on the way; nothing is known to be wrong with account or recipient.
+    Transient,
 }
 
 struct Inbox {
@@ -108,6 +110,7 @@ impl SandboxInbox {
             Some(AccountBehaviour::Banned) => {
                 return Err(TransmitError::Account(AccountFailure::Dead("USER_DEACTIVATED_BAN".into())))
             }
+            Some(AccountBehaviour::NetworkDown) => return Err(TransmitError::Transient),
             None => {}
         }
         match self.recipient(&message.phone) {

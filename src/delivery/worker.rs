@@ -174,12 +174,35 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
             s.store.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
             s.store.ack_job(&job).await
         }
-        Err(SendError::Retry { after }) => {
+        Err(SendError::WaitForAccount { after }) => {
             let config = &s.settings.delivery;
             let wait = after.clamp(Duration::from_secs(config.retry_initial), Duration::from_secs(config.retry_max));
             s.store.defer_job(&job, now.plus(wait)).await
         }
+        Err(SendError::Transient) => {
+            // Count the failed attempt on the request, and back off exponentially with jitter.
+            let counted = s
+                .store
+                .update_known_request(&job.tenant, record, retention, now, |r| {
+                    (Some(Change::from(r.with_failed_attempt())), r.failed_attempts())
+                })
+                .await?;
+            let failed = counted.map_or(0, |(_, n)| n);
+            let config = &s.settings.delivery;
+            let wait =
+                backoff(failed, Duration::from_secs(config.retry_initial), Duration::from_secs(config.retry_max));
+            s.store.defer_job(&job, now.plus(wait)).await
+        }
     }
+}
+
+/// The wait after the `failed`-th failure in a row (0-based): `initial × 2^failed`, at most
+/// `max`, drawn uniformly from its upper half so retries of many jobs spread out.
+pub fn backoff(failed: u32, initial: Duration, max: Duration) -> Duration {
+    use rand::Rng;
+    let ceiling = initial.saturating_mul(2u32.saturating_pow(failed.min(20))).min(max);
+    let floor = ceiling / 2;
+    floor + ceiling.saturating_sub(floor).mul_f64(rand::thread_rng().gen::<f64>())
 }
 
 /// `expired` with the fee refunded, for a request whose message was not delivered.
@@ -245,5 +268,25 @@ pub async fn record_reads(
                 tracing::warn!(error = &e as &dyn std::error::Error, "could not record a read");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_within_bounds_and_jitters() {
+        let (initial, max) = (Duration::from_secs(1), Duration::from_secs(300));
+        for failed in 0..30 {
+            let ceiling = (initial * 2u32.saturating_pow(failed.min(20))).min(max);
+            for _ in 0..20 {
+                let wait = backoff(failed, initial, max);
+                assert!(wait >= ceiling / 2 && wait <= ceiling, "{failed}: {wait:?} outside {ceiling:?}");
+            }
+        }
+        let spread: std::collections::HashSet<_> = (0..20).map(|_| backoff(5, initial, max)).collect();
+        assert!(spread.len() > 1, "jittered");
     }
 }

@@ -142,6 +142,8 @@ pub struct CodeState {
     pub sealed: Option<String>,
     /// Which sender account sent the message, and the message's id in that account.
     pub account: Option<String>,
+    /// Attempts to send that failed on the way (network trouble), for the retry backoff.
+    pub failed_attempts: u32,
     pub message_id: Option<i64>,
 }
 
@@ -228,6 +230,20 @@ impl RequestRecord {
         let refund = (!self.refunded && self.cost.is_positive()).then_some(self.cost);
         next.refunded = self.refunded || refund.is_some();
         Some((next, refund))
+    }
+
+    /// The record with one more failed attempt to send.
+    pub fn with_failed_attempt(&self) -> Self {
+        let mut next = self.clone();
+        if let Some(code) = next.code.as_mut() {
+            code.failed_attempts = code.failed_attempts.saturating_add(1);
+        }
+        next
+    }
+
+    /// Failed attempts to send so far.
+    pub fn failed_attempts(&self) -> u32 {
+        self.code.as_ref().map_or(0, |c| c.failed_attempts)
     }
 
     /// Whether the request's `ttl` has ended: a message not sent by then never goes out.
@@ -391,6 +407,7 @@ mod tests {
                 sender_username: None,
                 sealed: Some("sealed".into()),
                 account: None,
+                failed_attempts: 0,
                 message_id: None,
             }),
             delivery: None,

@@ -246,6 +246,7 @@ impl Services {
             sender_username: cmd.sender_username.clone(),
             sealed: Some(self.sealer.seal(&caller.tenant.id, id, code)),
             account: None,
+            failed_attempts: 0,
             message_id: None,
         }
     }

@@ -45,8 +45,14 @@ struct StoredCode {
     sealed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     account: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    failed_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     message_id: Option<i64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 const CORRUPT_REQUEST: StoreError = StoreError::Corrupt { what: "request" };
@@ -71,6 +77,7 @@ pub fn encode_request(r: &RequestRecord) -> String {
             sender_username: c.sender_username.as_ref().map(|s| s.as_str().to_owned()),
             sealed: c.sealed.clone(),
             account: c.account.clone(),
+            failed_attempts: c.failed_attempts,
             message_id: c.message_id,
         }),
         delivery: r.delivery.map(|d| (d.status.as_str().to_owned(), d.at.millis())),
@@ -101,6 +108,7 @@ pub fn decode_request(text: &str, version: u64) -> StoreResult<RequestRecord> {
                     .map_err(|_| CORRUPT_REQUEST)?,
                 sealed: c.sealed,
                 account: c.account,
+                failed_attempts: c.failed_attempts,
                 message_id: c.message_id,
             })
         })
@@ -167,6 +175,7 @@ mod tests {
                 sender_username: Some(SenderUsername::parse("myshop").unwrap()),
                 sealed: Some("c2VhbGVk".into()),
                 account: Some("sandbox".into()),
+                failed_attempts: 2,
                 message_id: Some(42),
             }),
             delivery: Some(StatusAt { status: DeliveryStatus::Read, at: Timestamp::from_millis(5) }),

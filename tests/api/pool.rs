@@ -13,6 +13,7 @@ both_backends!(
     operators_manage_the_pool,
     tenant_templates_override_the_servers,
     sandbox_recipients_that_read_on_their_own,
+    failures_on_the_way_retry_with_growing_waits,
 );
 
 async fn accounts(app: &TestApp) -> Vec<SenderAccount> {
@@ -202,4 +203,37 @@ async fn sandbox_recipients_that_read_on_their_own(backend: Backend) {
     .await;
     assert_eq!(app.inbox("+15550031234").await[0]["status"], "read");
     assert_eq!(app.delivery(&t, &other).await.as_deref(), Some("delivered"), "others never read on their own");
+}
+
+async fn failures_on_the_way_retry_with_growing_waits(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        set_key(c, "sandbox.accounts", r#"["down"]"#);
+        set_key(c, "sandbox.account_behaviour.down", r#""network_down""#);
+        set_key(c, "delivery.retry_initial", "10");
+    })
+    .await;
+    let t = app.create_tenant("1", None).await;
+    let id = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
+    let request_id = verigram::domain::RequestId::parse(&id).unwrap();
+    let tenant = verigram::domain::TenantId::parse(&t.id).unwrap();
+    let attempts = || async {
+        let now = verigram::domain::Clock::now(&*app.clock);
+        let r = app.services.store.request(&tenant, request_id, now).await.unwrap().unwrap();
+        r.failed_attempts()
+    };
+    wait_for("the first failed attempt", || async { (attempts().await == 1).then_some(()) }).await;
+    // The first wait is 5-10 s (half to all of retry_initial): nothing before 5 s.
+    app.advance(Duration::from_millis(4_900));
+    app.settle().await;
+    assert_eq!(attempts().await, 1, "no retry before the backoff");
+    // Then the job comes back, fails again, and waits longer (10-20 s).
+    app.advance(Duration::from_millis(5_200));
+    wait_for("the second failed attempt", || async { (attempts().await == 2).then_some(()) }).await;
+    app.advance(Duration::from_millis(9_000));
+    app.settle().await;
+    assert_eq!(attempts().await, 2, "the second wait is at least 10 s");
+    assert!(app.inbox(PHONE).await.is_empty(), "nothing went out");
+    let account = account(&accounts(&app).await, "down").clone();
+    assert_eq!(account.state, AccountState::Active, "a network failure is nobody's fault");
+    assert_eq!(app.delivery(&t, &id).await, None, "still queued, not lost");
 }

@@ -131,7 +131,14 @@ impl TelegramAccounts {
             Err(e) => return Err(classify(&e)),
         };
         let message = InputMessage::new().text(text).link_preview(false);
-        match client.send_message(peer, message).await {
+        let sent = client.send_message(peer, message).await;
+        // The import made the recipient a contact of the account: undo it, so the account's
+        // contact list does not grow with every recipient (the session keeps the peer's access
+        // hash for deleting the message and for read receipts).
+        if let Err(e) = client.invoke(&tl::functions::contacts::DeleteContacts { id: vec![peer.into()] }).await {
+            tracing::debug!(account = %account.id, error = %e, "could not remove an imported contact");
+        }
+        match sent {
             Ok(sent) => Ok((sent.id().into(), peer.id.bare_id())),
             Err(e) => Err(classify(&e)),
         }
