@@ -209,6 +209,7 @@ pub struct DeliverySettings {
     pub retry_initial: u64,
     pub retry_max: u64,
     pub poll_interval_ms: u64,
+    pub repair_interval: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -348,6 +349,7 @@ impl Settings {
             "delivery.retry_initial: must be from 1 to retry_max",
         );
         check((10..=60_000).contains(&d.poll_interval_ms), "delivery.poll_interval_ms: must be from 10 to 60000");
+        check(d.repair_interval >= 1, "delivery.repair_interval: must be at least 1 second");
         check(self.billing.price >= Credits::ZERO, "billing.price: must not be negative");
         for (code, price) in &self.billing.country_prices {
             let valid_code =

@@ -81,6 +81,7 @@ impl Application {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = tokio::task::JoinSet::new();
         if self.services.settings.server.role.runs_workers() {
+            workers.spawn(crate::delivery::worker::repair_indexes(Arc::clone(&self.services), stopped.clone()));
             if let Some(receipts) = self.services.read_receipts.lock().take() {
                 workers.spawn(crate::delivery::worker::record_reads(
                     Arc::clone(&self.services),

@@ -370,3 +370,33 @@ async fn read_receipts_find_their_requests_once(redis: bool) {
     assert!(store.take_read("other", 43, 100).await.unwrap().is_empty(), "per account");
     assert_eq!(store.take_read("acct", 43, 100).await.unwrap(), vec![(tenant, r3)]);
 }
+
+/// The index of tenants with work is advisory: if an entry is lost (a crash between the atomic
+/// step and the index write, a failover), the job waits until the repair puts it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_work_index_entry_is_repaired() {
+    let (store, server) = store(true).await;
+    let server = server.unwrap();
+    let (t, token) = tenant(0);
+    store.create_tenant(&t, &token).await.unwrap();
+    let mut r = request(0);
+    r.created_at = NOW;
+    let change = Change {
+        enqueue: true,
+        schedule: vec![verigram::store::Scheduled { task: verigram::store::Task::Validity, at: NOW }],
+        ..Change::from(r.clone())
+    };
+    store.create_request(&t.id, &change, RETENTION, NOW).await.unwrap();
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = ::redis::cmd("DEL").arg("verigram:work").arg("verigram:due").query_async(&mut conn).await.unwrap();
+    assert!(store.claim_jobs("w", 10, Duration::from_secs(60), NOW).await.unwrap().is_empty(), "lost from the index");
+    assert!(store.claim_due(NOW, NOW.plus(Duration::from_secs(30)), 10).await.unwrap().is_empty());
+    assert_eq!(store.repair_indexes().await.unwrap(), 2);
+    assert_eq!(store.repair_indexes().await.unwrap(), 0, "nothing left to repair");
+    let jobs = store.claim_jobs("w", 10, Duration::from_secs(60), NOW).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].request, r.id);
+    let due = store.claim_due(NOW, NOW.plus(Duration::from_secs(30)), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+}

@@ -271,6 +271,25 @@ pub async fn record_reads(
     }
 }
 
+/// Rebuilds the advisory work indexes now and then, until the service stops.
+pub async fn repair_indexes(s: Arc<Services>, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(s.settings.delivery.repair_interval);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match s.store.repair_indexes().await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(entries = n, "the index of tenants with work had lost entries; repaired");
+                s.wake.notify_waiters();
+            }
+            Err(e) => tracing::warn!(error = &e as &dyn std::error::Error, "could not repair the work index"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::backoff;

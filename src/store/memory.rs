@@ -330,6 +330,11 @@ impl MemoryStore {
         Ok(())
     }
 
+    /// The memory store has no separate indexes to repair.
+    pub async fn repair_indexes(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+
     pub async fn queued_jobs(&self) -> StoreResult<u64> {
         let inner = self.inner.lock();
         Ok(inner.queues.values().map(|q| (q.ready.len() + q.leased.len()) as u64).sum())

@@ -381,4 +381,11 @@ impl Store {
     pub async fn take_read(&self, account: &str, peer: i64, max_id: i64) -> StoreResult<Vec<(TenantId, RequestId)>> {
         on_backend!(self, s => s.take_read(account, peer, max_id).await)
     }
+
+    /// Rebuilds the advisory indexes of tenants with jobs or timed tasks from the tenants'
+    /// own keys (they are written after the atomic step, so a crash or failover can lose an
+    /// entry). Answers how many entries it had to add back.
+    pub async fn repair_indexes(&self) -> StoreResult<u64> {
+        on_backend!(self, s => s.repair_indexes().await)
+    }
 }

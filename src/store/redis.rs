@@ -592,6 +592,28 @@ impl RedisStore {
         Ok(())
     }
 
+    pub async fn repair_indexes(&self) -> StoreResult<u64> {
+        let tenants: Vec<String> = self.conn().smembers(TENANTS).await?;
+        let mut repaired = 0;
+        for raw in tenants {
+            let Ok(tenant) = TenantId::parse(&raw) else { continue };
+            let jobs: u64 = self.conn().xlen(jobs_key(&tenant)).await?;
+            if jobs > 0 {
+                let added: u64 = self.conn().sadd(WORK, tenant.as_str()).await?;
+                repaired += added;
+            }
+            let first: Vec<(String, i64)> = self.conn().zrange_withscores(due_key(&tenant), 0, 0).await?;
+            if let Some((_, at)) = first.first() {
+                let current: Option<i64> = self.conn().zscore(DUE, tenant.as_str()).await?;
+                if current.is_none_or(|c| c > *at) {
+                    let _: () = self.conn().zadd(DUE, tenant.as_str(), *at).await?;
+                    repaired += 1;
+                }
+            }
+        }
+        Ok(repaired)
+    }
+
     /// Counts over every tenant, not the advisory work index, which may briefly miss a
     /// tenant with jobs (see `retire_idle_tenant`).
     pub async fn queued_jobs(&self) -> StoreResult<u64> {
