@@ -141,10 +141,12 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
     };
     match s.sender.send(message, now).await {
         Ok(sent) => {
+            // A send can take a while (a slow network, a slow recipient): stamp it when it ended.
+            let sent_at = s.clock.now();
             let recorded = s
                 .store
-                .update_known_request(&job.tenant, record, retention, now, |r| {
-                    (r.mark_sent(&sent.account, sent.message_id, sent.delivered, now).map(Change::from), ())
+                .update_known_request(&job.tenant, record, retention, sent_at, |r| {
+                    (r.mark_sent(&sent.account, sent.message_id, sent.delivered, sent_at).map(Change::from), ())
                 })
                 .await?;
             let mine = recorded
