@@ -276,3 +276,44 @@ async fn a_job_of_a_killed_worker_process_is_sent_once_by_another() {
     }
     assert_eq!(reclaims, 1, "the job was reclaimed once");
 }
+
+/// One sender account, two worker processes, a recipient whose messages take a second to go
+/// out: the account's lease lets one process drive it at a time, so no two sends overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_never_drive_one_account_at_once() {
+    let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
+    let store_url = redis_server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("workers.toml");
+    std::fs::write(
+        &config,
+        "[pool]\nlease = 2\n[delivery]\nworkers = 1\nretry_initial = 1\n[sandbox.recipients]\n\"1555\" = { slow = { seconds = 1 } }\n",
+    )
+    .unwrap();
+    let api = serve("api", &store_url);
+    let a = serve_with("worker", &store_url, &[], Some(&config));
+    let b = serve_with("worker", &store_url, &[], Some(&config));
+    let (_, token) = create_tenant(&api).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(send(&api, &token).await);
+    }
+    for id in &ids {
+        wait_for(&format!("request {id} to be delivered"), || async {
+            (delivery_status(&api, &token, id).await.as_deref() == Some("delivered")).then_some(())
+        })
+        .await;
+    }
+    let mut sent: Vec<(i64, &str)> = Vec::new();
+    for (name, server) in [("a", &a), ("b", &b)] {
+        for line in server.logged_lines("message sent") {
+            sent.push((line["at_ms"].as_i64().unwrap(), name));
+        }
+    }
+    sent.sort();
+    assert_eq!(sent.len(), 4, "each message sent once: {sent:?}");
+    for pair in sent.windows(2) {
+        // Each send takes a second; overlapping sends would end less than a second apart.
+        assert!(pair[1].0 - pair[0].0 >= 950, "two sends through one account overlapped: {sent:?}");
+    }
+}

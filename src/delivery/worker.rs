@@ -157,6 +157,9 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
                 // Revoked or expired while the message was on its way: take it back.
                 s.sender.delete(&job.tenant, current, &sent.account, sent.message_id).await;
             }
+            if mine {
+                tracing::info!(account = %sent.account, at_ms = sent_at.millis(), "message sent");
+            }
             if let (true, Some(peer)) = (mine, sent.recipient) {
                 // So the recipient's read receipt finds this request.
                 s.store

@@ -36,6 +36,15 @@ impl Server {
             .count()
     }
 
+    /// The log lines (parsed) printed so far whose message is `message`.
+    pub fn logged_lines(&self, message: &str) -> Vec<Value> {
+        self.log
+            .try_iter()
+            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+
     /// Kills the process at once (SIGKILL).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
