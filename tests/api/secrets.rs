@@ -32,6 +32,8 @@ async fn redis_holds_no_code_and_no_token() {
         .to_owned();
     app.check(&t, &a, Some(entered)).await.result();
     app.check(&t, &a, Some(&codes[0])).await.result();
+    // Sent before it is revoked (sends are delivered by workers, a moment after the answer).
+    app.settle().await;
     app.revoke(&t, &b).await.result();
     for _ in 0..3 {
         let r = app
