@@ -116,10 +116,7 @@ async fn concurrent_mixed_checks_agree_with_the_final_status(backend: Backend) {
 async fn concurrent_free_sends_of_one_checked_request(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_tenant("1", None).await;
-    let id = app.try_call(&t, "checkSendAbility", json!({"phone_number": PHONE})).await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.checked_request(&t, PHONE).await;
     let sends = (0..20).map(|i| {
         let params = json!({"phone_number": PHONE, "code": format!("{}", 5000 + i), "request_id": id});
         app.call(&t, "sendVerificationMessage", params)

@@ -39,10 +39,7 @@ mod retention {
 async fn a_revoked_checked_request_sends_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_tenant("1", None).await;
-    let id = app.try_call(&t, "checkSendAbility", json!({"phone_number": PHONE})).await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.checked_request(&t, PHONE).await;
     assert_eq!(app.revoke(&t, &id).await.result(), &json!(true));
     let r =
         app.call(&t, "sendVerificationMessage", json!({"phone_number": PHONE, "code": "1234", "request_id": id})).await;

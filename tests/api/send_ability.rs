@@ -39,10 +39,7 @@ async fn check_send_ability_charges_and_answers_a_status(backend: Backend) {
 async fn its_request_id_gives_exactly_one_free_send(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_tenant("1", None).await;
-    let id = app.try_call(&t, ABILITY, json!({"phone_number": PHONE})).await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.checked_request(&t, PHONE).await;
     let r =
         app.call(&t, SEND, json!({"phone_number": PHONE, "code_length": 6, "request_id": id, "payload": "p"})).await;
     let s = r.result();
@@ -66,10 +63,7 @@ async fn its_request_id_gives_exactly_one_free_send(backend: Backend) {
 async fn a_different_phone_is_a_mismatch(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_tenant("1", None).await;
-    let id = app.try_call(&t, ABILITY, json!({"phone_number": PHONE})).await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.checked_request(&t, PHONE).await;
     for other in ["+15551234568", "+447911123456"] {
         let r = app.call(&t, SEND, json!({"phone_number": other, "code": "1234", "request_id": id})).await;
         assert_eq!(r.error(), "PHONE_NUMBER_MISMATCH", "{other}");
@@ -133,10 +127,7 @@ async fn check_send_ability_errors(backend: Backend) {
 async fn the_free_send_still_validates_its_parameters(backend: Backend) {
     let app = spawn_app(backend).await;
     let t = app.create_tenant("1", None).await;
-    let id = app.try_call(&t, ABILITY, json!({"phone_number": PHONE})).await.unwrap()["request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.checked_request(&t, PHONE).await;
     let base = json!({"phone_number": PHONE, "request_id": id});
     for (extra, error) in [
         (json!({}), "CODE_LENGTH_REQUIRED"),

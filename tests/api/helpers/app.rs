@@ -204,6 +204,12 @@ impl TestApp {
     }
 
     /// `checkVerificationStatus`, with or without a code.
+    /// `checkSendAbility` for `phone`: the request id whose one send is free.
+    pub async fn checked_request(&self, tenant: &Tenant, phone: &str) -> String {
+        let r = self.try_call(tenant, "checkSendAbility", json!({ "phone_number": phone })).await;
+        r.expect("checkSendAbility succeeds")["request_id"].as_str().expect("a request_id").to_owned()
+    }
+
     pub async fn check(&self, tenant: &Tenant, request_id: &str, code: Option<&str>) -> Reply {
         let mut params = json!({"request_id": request_id});
         if let Some(code) = code {
