@@ -87,7 +87,7 @@ async fn drain(store_url: &str, jobs: usize, workers: usize) -> anyhow::Result<f
         done??;
     }
     let elapsed = started.elapsed();
-    let left = services.store.queued_jobs().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let left = services.store.delivery_backlog().await.map_err(|e| anyhow::anyhow!("{e}"))?.queued;
     anyhow::ensure!(left == 0, "{left} jobs left in the queue");
     let inbox = services.sender.sandbox().map(|s| s.recent(usize::MAX).len()).unwrap_or(0);
     anyhow::ensure!(inbox == jobs, "{inbox} messages for {jobs} jobs");
@@ -109,7 +109,7 @@ async fn latency(store_url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while services.store.queued_jobs().await.map_err(|e| anyhow::anyhow!("{e}"))? > 0 {
+    while services.store.delivery_backlog().await.map_err(|e| anyhow::anyhow!("{e}"))?.queued > 0 {
         anyhow::ensure!(Instant::now() < deadline, "the queue did not drain");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

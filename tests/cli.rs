@@ -121,6 +121,11 @@ async fn walk_through(server: &Server) {
     );
     let tokens = admin_json(server, &["token", "list", id]);
     assert_eq!(tokens.as_array().unwrap().len(), 3);
+
+    // The sender pool: the message went out through the one sandbox account; nothing is left.
+    let senders = admin_json(server, &["sender", "list"]);
+    assert_eq!((senders[0]["id"].as_str(), senders[0]["sent"].as_u64()), (Some("sandbox"), Some(1)), "{senders}");
+    assert_eq!(admin_json(server, &["sender", "backlog"]), serde_json::json!({"queued": 0, "waiting": 0}));
 }
 
 #[tokio::test]

@@ -33,6 +33,7 @@ pub fn scope() -> Scope {
         .route("/tenants/{id}/senders/{username}", web::put().to(put_sender))
         .route("/tenants/{id}/senders/{username}", web::delete().to(remove_sender))
         .route("/senders", web::get().to(list_accounts))
+        .route("/delivery/backlog", web::get().to(delivery_backlog))
         .route("/senders", web::post().to(add_account))
         .route("/senders/{account}/pause", web::post().to(pause_account))
         .route("/senders/{account}/resume", web::post().to(resume_account))
@@ -472,6 +473,10 @@ async fn not_found(_: Admin) -> AdminResult {
 
 async fn list_accounts(_: Admin, state: web::Data<AppState>) -> AdminResult {
     Ok(HttpResponse::Ok().json(state.services.sender_accounts().await?))
+}
+
+async fn delivery_backlog(_: Admin, state: web::Data<AppState>) -> AdminResult {
+    Ok(HttpResponse::Ok().json(state.services.delivery_backlog().await?))
 }
 
 #[derive(Deserialize)]

@@ -162,6 +162,9 @@ pub enum SenderCommand {
         #[arg(long)]
         phone_number: String,
     },
+    /// The delivery jobs not yet done: queued, and waiting (put off because no account could
+    /// send, or to retry after a failure).
+    Backlog,
     /// Take an account out of the pool.
     Pause {
         id: String,
@@ -285,6 +288,7 @@ async fn token(client: AdminClient, command: TokenCommand) -> anyhow::Result<()>
 async fn sender(client: AdminClient, command: SenderCommand) -> anyhow::Result<()> {
     match command {
         SenderCommand::List => client.print_get("senders").await,
+        SenderCommand::Backlog => client.print_get("delivery/backlog").await,
         SenderCommand::AddSandbox { id } => client.print_post("senders", json!({ "id": id, "kind": "sandbox" })).await,
         SenderCommand::Add { id, api_id, phone_number } => {
             client

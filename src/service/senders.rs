@@ -2,7 +2,7 @@
 
 use super::Services;
 use crate::domain::{AccountKind, AccountState, PhoneNumber, SenderAccount, TelegramIdentity};
-use crate::store::StoreError;
+use crate::store::{Backlog, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SenderError {
@@ -21,8 +21,12 @@ impl Services {
         Ok(self.store.accounts().await?)
     }
 
-    /// Adds a simulated account to the sandbox pool. (Telegram accounts are added with their
-    /// `api_id`, `api_hash` and phone once the Telegram transport exists.)
+    /// The delivery jobs not yet done: queued, and put off (no account could send, or a retry).
+    pub async fn delivery_backlog(&self) -> Result<Backlog, SenderError> {
+        Ok(self.store.delivery_backlog().await?)
+    }
+
+    /// Adds a simulated account to the sandbox pool.
     pub async fn add_sandbox_account(&self, id: &str) -> Result<SenderAccount, SenderError> {
         if !SenderAccount::valid_id(id) {
             return Err(SenderError::Invalid("an account id is 1-64 of A-Z a-z 0-9 _ -"));

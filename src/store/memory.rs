@@ -3,7 +3,7 @@
 //! One mutex guards all state, so every operation is trivially atomic; critical sections are
 //! short (no hashing or I/O happens under the lock).
 
-use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
+use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
 use crate::domain::{
     Credits, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
     TokenRecord,
@@ -335,9 +335,12 @@ impl MemoryStore {
         Ok(0)
     }
 
-    pub async fn queued_jobs(&self) -> StoreResult<u64> {
+    pub async fn delivery_backlog(&self) -> StoreResult<Backlog> {
         let inner = self.inner.lock();
-        Ok(inner.queues.values().map(|q| (q.ready.len() + q.leased.len()) as u64).sum())
+        Ok(Backlog {
+            queued: inner.queues.values().map(|q| (q.ready.len() + q.leased.len()) as u64).sum(),
+            waiting: inner.due_at.keys().filter(|(_, _, task)| *task == Task::Deliver).count() as u64,
+        })
     }
 }
 

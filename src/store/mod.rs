@@ -114,6 +114,21 @@ impl Task {
     }
 }
 
+/// Delivery jobs not yet done (see `Store::delivery_backlog`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Backlog {
+    /// In the queue, or claimed by a worker.
+    pub queued: u64,
+    /// Put off until a later time.
+    pub waiting: u64,
+}
+
+impl Backlog {
+    pub fn total(&self) -> u64 {
+        self.queued + self.waiting
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scheduled {
     pub task: Task,
@@ -315,9 +330,10 @@ impl Store {
         on_backend!(self, s => s.finish_due(task).await)
     }
 
-    /// Delivery jobs waiting or in progress, across tenants.
-    pub async fn queued_jobs(&self) -> StoreResult<u64> {
-        on_backend!(self, s => s.queued_jobs().await)
+    /// The delivery jobs not yet done, across tenants: queued or in a worker's hands, and put
+    /// off until later (no account could send, or a retry after a failure).
+    pub async fn delivery_backlog(&self) -> StoreResult<Backlog> {
+        on_backend!(self, s => s.delivery_backlog().await)
     }
 
     /// Every sender account.

@@ -21,7 +21,7 @@
 //! - `verigram:due`          sorted set of tenants by their earliest task (advisory, likewise)
 
 use super::codec::{decode_ledger, decode_request, encode_ledger, encode_request};
-use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
+use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
 use crate::domain::{
     Credits, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
     TokenRecord,
@@ -616,16 +616,22 @@ impl RedisStore {
 
     /// Counts over every tenant, not the advisory work index, which may briefly miss a
     /// tenant with jobs (see `retire_idle_tenant`).
-    pub async fn queued_jobs(&self) -> StoreResult<u64> {
+    pub async fn delivery_backlog(&self) -> StoreResult<Backlog> {
         let tenants: Vec<String> = self.conn().smembers(TENANTS).await?;
-        let mut total = 0;
+        let mut backlog = Backlog::default();
+        let waiting_pattern = format!("{}:*", Task::Deliver.as_str());
         for raw in tenants {
             if let Ok(tenant) = TenantId::parse(&raw) {
                 let n: u64 = self.conn().xlen(jobs_key(&tenant)).await?;
-                total += n;
+                backlog.queued += n;
+                let mut conn = self.conn();
+                let mut waiting = conn.zscan_match::<_, _, (String, f64)>(due_key(&tenant), &waiting_pattern).await?;
+                while waiting.next_item().await.is_some() {
+                    backlog.waiting += 1;
+                }
             }
         }
-        Ok(total)
+        Ok(backlog)
     }
 }
 

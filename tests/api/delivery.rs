@@ -90,7 +90,7 @@ async fn stored(app: &TestApp, tenant: &Tenant, request_id: &str) -> RequestReco
 }
 
 async fn queued(app: &TestApp) -> u64 {
-    app.services.store.queued_jobs().await.expect("the store answers")
+    app.services.store.delivery_backlog().await.expect("the store answers").queued
 }
 
 async fn refunds(app: &TestApp, tenant: &Tenant) -> Vec<Value> {
@@ -508,6 +508,8 @@ async fn a_deferred_job_waits_until_its_time(backend: Backend) {
     let job = store.claim_jobs("w0", 10, lease_of(&app), now).await.unwrap().pop().expect("the job");
     store.defer_job(&job, now.plus(Duration::from_secs(10))).await.unwrap();
     assert_eq!(queued(&app).await, 0, "a deferred job leaves the queue");
+    let backlog = store.delivery_backlog().await.unwrap();
+    assert_eq!((backlog.queued, backlog.waiting), (0, 1), "and is counted as waiting");
 
     let w = worker(&app, "w1");
     assert_eq!(round(&w).await, Outcome::Idle, "a deferred job is not taken");
@@ -518,6 +520,7 @@ async fn a_deferred_job_waits_until_its_time(backend: Backend) {
 
     app.advance(Duration::from_millis(1));
     assert_eq!(round(&w).await, Outcome::Worked, "back in the queue at its time, and delivered");
+    assert_eq!(store.delivery_backlog().await.unwrap().total(), 0, "nothing left waiting");
     let sent = messages_of(&app, &id).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(app.delivery(&t, &id).await.as_deref(), Some("delivered"));

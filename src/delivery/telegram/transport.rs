@@ -18,6 +18,7 @@ use grammers_session::types::PeerRef;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -55,16 +56,24 @@ pub struct TelegramAccounts {
     pepper: Pepper,
     connections: Mutex<HashMap<String, Connection>>,
     receipts: tokio::sync::mpsc::Sender<ReadReceipt>,
+    dropped_updates: Arc<AtomicU64>,
 }
 
-/// Updates waiting in grammers' own buffer per account; beyond it grammers drops them (with a
-/// warning), and catching up (`getDifference`) recovers what was dropped.
+/// Updates waiting per account between the connection and the update stream. grammers' own
+/// buffer drops what does not fit with only a log line, so a forwarder drains it at once into
+/// ours, whose overflow is counted (`TelegramAccounts::dropped_updates`). A dropped update
+/// leaves a gap in the account's `pts` sequence, which the stream fills with `getDifference`.
 const UPDATE_BUFFER: usize = 10_000;
 
 impl TelegramAccounts {
     /// Read receipts go to `receipts`, to be recorded on their requests.
     pub fn new(store: Arc<Store>, pepper: Pepper, receipts: tokio::sync::mpsc::Sender<ReadReceipt>) -> Self {
-        Self { store, pepper, connections: Mutex::new(HashMap::new()), receipts }
+        Self { store, pepper, connections: Mutex::new(HashMap::new()), receipts, dropped_updates: Arc::default() }
+    }
+
+    /// Updates dropped because an account's buffer was full, since the process started.
+    pub fn dropped_updates(&self) -> u64 {
+        self.dropped_updates.load(Ordering::Relaxed)
     }
 
     /// The account's client, connecting it first if needed.
@@ -88,6 +97,7 @@ impl TelegramAccounts {
             SenderPool::with_configuration(Arc::new(session), identity.api_id, params);
         let client = Client::new(handle);
         let runner = tokio::spawn(runner.run());
+        let updates = forward_updates(updates, UPDATE_BUFFER, account.id.clone(), Arc::clone(&self.dropped_updates));
         tokio::spawn(watch_reads(client.clone(), updates, account.id.clone(), self.receipts.clone()));
         connections.insert(account.id.clone(), Connection { client: client.clone(), runner });
         Ok(client)
@@ -169,12 +179,33 @@ impl TelegramAccounts {
     }
 }
 
+type Updates = tokio::sync::mpsc::Receiver<grammers_session::updates::UpdatesLike>;
+
+/// Moves an account's updates from grammers' buffer to a buffer of ours as they come, counting
+/// (and logging) what ours cannot hold.
+fn forward_updates(mut from: Updates, capacity: usize, account: String, dropped: Arc<AtomicU64>) -> Updates {
+    let (to, updates) = tokio::sync::mpsc::channel(capacity);
+    tokio::spawn(async move {
+        while let Some(update) = from.recv().await {
+            match to.try_send(update) {
+                Ok(()) => {}
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    let total = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::warn!(account, dropped_updates = total, "update buffer full: dropped an update");
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    });
+    updates
+}
+
 /// Follows an account's updates (catching up on what was missed while it was offline) and
 /// passes read receipts on. Errors are logged and the stream is asked again after a pause: a
 /// dead connection is reopened by the next call.
 async fn watch_reads(
     client: Client,
-    updates: tokio::sync::mpsc::Receiver<grammers_session::updates::UpdatesLike>,
+    updates: Updates,
     account: String,
     receipts: tokio::sync::mpsc::Sender<ReadReceipt>,
 ) {
@@ -207,5 +238,33 @@ async fn watch_reads(
                 pause = (pause * 2).min(Duration::from_secs(60));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grammers_session::updates::UpdatesLike;
+
+    #[tokio::test]
+    async fn updates_beyond_the_buffer_are_counted_and_the_rest_arrive() {
+        let (grammers, from) = tokio::sync::mpsc::channel(100);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut updates = forward_updates(from, 3, "acct".into(), Arc::clone(&dropped));
+        for _ in 0..5 {
+            grammers.send(UpdatesLike::ConnectionClosed).await.unwrap();
+        }
+        // The forwarder has taken (and placed or dropped) all five once grammers' buffer is
+        // empty: it takes and places in one step, and this single-threaded runtime runs one
+        // task at a time.
+        while grammers.capacity() < 100 {
+            tokio::task::yield_now().await;
+        }
+        drop(grammers);
+        let mut arrived = 0;
+        while updates.recv().await.is_some() {
+            arrived += 1;
+        }
+        assert_eq!((arrived, dropped.load(Ordering::Relaxed)), (3, 2));
     }
 }

@@ -312,7 +312,7 @@ impl TestApp {
     /// shows is final for the sends made so far. (With Redis down there is nothing to wait for.)
     pub async fn settle(&self) {
         super::wait_for("the delivery queue to drain", || async {
-            match self.services.store.queued_jobs().await {
+            match self.services.store.delivery_backlog().await.map(|b| b.queued) {
                 Ok(0) | Err(_) => Some(()),
                 Ok(_) => None,
             }
