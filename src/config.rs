@@ -144,6 +144,8 @@ pub enum SenderKind {
 #[serde(deny_unknown_fields)]
 pub struct SenderSettings {
     pub kind: SenderKind,
+    /// Seconds a call to Telegram may take before it counts as failed (a transient failure).
+    pub call_timeout: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -343,6 +345,13 @@ impl Settings {
         check(d.workers <= 256, "delivery.workers: at most 256");
         check((1..=1000).contains(&d.batch), "delivery.batch: must be from 1 to 1000");
         check(d.lease >= 1, "delivery.lease: must be at least 1 second");
+        check(self.sender.call_timeout >= 1, "sender.call_timeout: must be at least 1 second");
+        // A send is three calls (resolve, send, tidy up); a lease shorter than that could end
+        // while the message is on its way, and another worker would send it again.
+        check(
+            self.sender.call_timeout.saturating_mul(3) < d.lease,
+            "delivery.lease: must be longer than three Telegram calls (3 × sender.call_timeout)",
+        );
         check(d.task_lease >= 1, "delivery.task_lease: must be at least 1 second");
         check(
             d.retry_initial >= 1 && d.retry_initial <= d.retry_max,

@@ -11,5 +11,6 @@ pub mod secrets;
 pub mod service;
 pub mod startup;
 pub mod store;
+pub mod telegram_peer;
 pub mod telemetry;
 pub mod test_support;

@@ -166,9 +166,12 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
     let (receipts_tx, receipts_rx) = tokio::sync::mpsc::channel(10_000);
     let transport = match kind {
         AccountKind::Sandbox => Transport::Sandbox(Arc::new(SandboxInbox::new(SANDBOX_CAPACITY, &settings.sandbox))),
-        AccountKind::Telegram => {
-            Transport::Telegram(Arc::new(TelegramAccounts::new(Arc::clone(&store), pepper.clone(), receipts_tx)))
-        }
+        AccountKind::Telegram => Transport::Telegram(Arc::new(TelegramAccounts::new(
+            Arc::clone(&store),
+            pepper.clone(),
+            Duration::from_secs(settings.sender.call_timeout),
+            receipts_tx,
+        ))),
     };
     Ok(Services {
         store,

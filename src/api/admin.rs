@@ -489,6 +489,9 @@ struct AddAccount {
     api_id: Option<i32>,
     #[serde(default)]
     phone_number: Option<String>,
+    /// Development: the address of a local peer (`verigram dev-telegram`) the account lives on.
+    #[serde(default)]
+    dev_peer: Option<String>,
 }
 
 async fn add_account(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -498,9 +501,16 @@ async fn add_account(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> 
             Ok(HttpResponse::Created().json(state.services.add_sandbox_account(&body.id).await?))
         }
         crate::domain::AccountKind::Telegram => {
-            let api_id = body.api_id.ok_or_else(|| AdminError::Invalid("api_id is required".into()))?;
             let phone = parse_phone(body.phone_number)?
                 .ok_or_else(|| AdminError::Invalid("phone_number is required".into()))?;
+            if let Some(peer) = body.dev_peer {
+                let peer = peer
+                    .parse()
+                    .map_err(|_| AdminError::Invalid("dev_peer is the peer's address, e.g. 127.0.0.1:4430".into()))?;
+                let account = state.services.add_dev_telegram_account(&body.id, &phone, peer).await?;
+                return Ok(HttpResponse::Created().json(account));
+            }
+            let api_id = body.api_id.ok_or_else(|| AdminError::Invalid("api_id is required".into()))?;
             Ok(HttpResponse::Created().json(state.services.add_telegram_account(&body.id, api_id, &phone).await?))
         }
     }

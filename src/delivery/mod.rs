@@ -181,4 +181,11 @@ impl Sender {
             Transport::Telegram(_) => None,
         }
     }
+
+    pub fn telegram(&self) -> Option<&Arc<telegram::transport::TelegramAccounts>> {
+        match &self.transport {
+            Transport::Telegram(accounts) => Some(accounts),
+            Transport::Sandbox(_) => None,
+        }
+    }
 }

@@ -16,6 +16,9 @@ pub enum SenderError {
     Store(#[from] StoreError),
 }
 
+/// The `api_id` development accounts present (the peer does not check it).
+const DEV_API_ID: i32 = 1;
+
 impl Services {
     pub async fn sender_accounts(&self) -> Result<Vec<SenderAccount>, SenderError> {
         Ok(self.store.accounts().await?)
@@ -58,6 +61,37 @@ impl Services {
             reason: Some("NOT_SIGNED_IN".into()),
             ..SenderAccount::new(id.to_owned(), AccountKind::Telegram)
         };
+        if !self.store.add_account(&account).await? {
+            return Err(SenderError::Exists);
+        }
+        Ok(account)
+    }
+
+    /// Adds a Telegram account of a local development peer (`verigram dev-telegram` at
+    /// `peer`): its session is seeded with the peer's key for the number, so it is active at
+    /// once, with no login.
+    pub async fn add_dev_telegram_account(
+        &self,
+        id: &str,
+        phone: &PhoneNumber,
+        peer: std::net::SocketAddr,
+    ) -> Result<SenderAccount, SenderError> {
+        let telegram = self.sender.telegram().ok_or(SenderError::Invalid(
+            "development peer accounts need the Telegram sender (sender.kind = \"telegram\")",
+        ))?;
+        if !SenderAccount::valid_id(id) {
+            return Err(SenderError::Invalid("an account id is 1-64 of A-Z a-z 0-9 _ -"));
+        }
+        let account = SenderAccount {
+            telegram: Some(TelegramIdentity { api_id: DEV_API_ID, phone: phone.digits().to_owned() }),
+            ..SenderAccount::new(id.to_owned(), AccountKind::Telegram)
+        };
+        // Seeded before the account exists, so no worker takes it up half-made.
+        let key = crate::telegram_peer::dev_auth_key(phone.digits());
+        telegram.seed_session(id, peer, key).await.map_err(|e| match e {
+            crate::delivery::telegram::session::SessionError::Store(e) => SenderError::Store(e),
+            _ => SenderError::Invalid("the account's stored session cannot be read"),
+        })?;
         if !self.store.add_account(&account).await? {
             return Err(SenderError::Exists);
         }

@@ -26,4 +26,5 @@ mod sandbox;
 mod secrets;
 mod send;
 mod send_ability;
+mod telegram;
 mod transport;

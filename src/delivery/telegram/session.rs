@@ -10,6 +10,7 @@ use grammers_session::{BoxFuture, Session, SessionData};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,9 @@ impl Live {
     }
 }
 
+/// The data centre a seeded session calls home.
+const HOME_DC: i32 = 2;
+
 pub struct StoreSession {
     account: String,
     live: Mutex<Live>,
@@ -80,6 +84,25 @@ impl StoreSession {
             }
         };
         Ok(Self { account: account.to_owned(), live: Mutex::new(live), store, sealer })
+    }
+
+    /// Seeds the session with a data centre and the authorization key it shares with it, as
+    /// a signed-in session holds them: for accounts of a local development peer
+    /// (`verigram dev-telegram`), which makes no key exchange.
+    pub async fn seed(
+        store: Arc<Store>,
+        pepper: &Pepper,
+        account: &str,
+        addr: std::net::SocketAddr,
+        auth_key: [u8; 256],
+    ) -> Result<(), SessionError> {
+        let session = Self::load(store, pepper, account).await?;
+        let (ipv4, ipv6) = match addr {
+            std::net::SocketAddr::V4(v4) => (v4, SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0)),
+            std::net::SocketAddr::V6(v6) => (SocketAddrV4::new(Ipv4Addr::LOCALHOST, v6.port()), v6),
+        };
+        session.set_dc_option(&DcOption { id: HOME_DC, ipv4, ipv6, auth_key: Some(auth_key) }).await?;
+        session.set_home_dc_id(HOME_DC).await
     }
 
     /// Writes the whole state through to the store, sealed.
@@ -156,7 +179,6 @@ impl Session for StoreSession {
 mod tests {
     use super::*;
     use crate::store::MemoryStore;
-    use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 
     #[tokio::test]
     async fn a_session_survives_a_reload_and_is_stored_sealed() {

@@ -53,6 +53,7 @@ pub struct ReadReceipt {
 /// The Telegram accounts this process has connected.
 pub struct TelegramAccounts {
     store: Arc<Store>,
+    call_timeout: Duration,
     pepper: Pepper,
     connections: Mutex<HashMap<String, Connection>>,
     receipts: tokio::sync::mpsc::Sender<ReadReceipt>,
@@ -67,8 +68,43 @@ const UPDATE_BUFFER: usize = 10_000;
 
 impl TelegramAccounts {
     /// Read receipts go to `receipts`, to be recorded on their requests.
-    pub fn new(store: Arc<Store>, pepper: Pepper, receipts: tokio::sync::mpsc::Sender<ReadReceipt>) -> Self {
-        Self { store, pepper, connections: Mutex::new(HashMap::new()), receipts, dropped_updates: Arc::default() }
+    /// A call that takes longer than `call_timeout` fails (grammers itself never gives up on
+    /// an unanswered call).
+    pub fn new(
+        store: Arc<Store>,
+        pepper: Pepper,
+        call_timeout: Duration,
+        receipts: tokio::sync::mpsc::Sender<ReadReceipt>,
+    ) -> Self {
+        Self {
+            store,
+            call_timeout,
+            pepper,
+            connections: Mutex::new(HashMap::new()),
+            receipts,
+            dropped_updates: Arc::default(),
+        }
+    }
+
+    /// Runs one call to Telegram within the time limit; failures as the pool reads them.
+    async fn timed<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, InvocationError>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(result) => result.map_err(|e| classify(&e)),
+            Err(_) => Err(Failure::Transient("Telegram did not answer in time".into())),
+        }
+    }
+
+    /// Seeds an account's session for a local development peer (see `StoreSession::seed`).
+    pub async fn seed_session(
+        &self,
+        account: &str,
+        peer: std::net::SocketAddr,
+        auth_key: [u8; 256],
+    ) -> Result<(), super::session::SessionError> {
+        StoreSession::seed(Arc::clone(&self.store), &self.pepper, account, peer, auth_key).await
     }
 
     /// Updates dropped because an account's buffer was full, since the process started.
@@ -105,9 +141,9 @@ impl TelegramAccounts {
 
     /// The recipient as this account sees it (`contacts.importContacts`); `None` when the number
     /// has no Telegram account or hides it.
-    async fn resolve(&self, client: &Client, phone: &PhoneNumber) -> Result<Option<PeerRef>, InvocationError> {
-        let tl::enums::contacts::ImportedContacts::Contacts(res) = client
-            .invoke(&tl::functions::contacts::ImportContacts {
+    async fn resolve(&self, client: &Client, phone: &PhoneNumber) -> Result<Option<PeerRef>, Failure> {
+        let tl::enums::contacts::ImportedContacts::Contacts(res) = self
+            .timed(client.invoke(&tl::functions::contacts::ImportContacts {
                 contacts: vec![tl::enums::InputContact::InputPhoneContact(tl::types::InputPhoneContact {
                     client_id: 1,
                     phone: format!("+{}", phone.digits()),
@@ -115,7 +151,7 @@ impl TelegramAccounts {
                     last_name: String::new(),
                     note: None,
                 })],
-            })
+            }))
             .await?;
         let Some(tl::enums::ImportedContact::Contact(imported)) = res.imported.first() else {
             return Ok(None);
@@ -135,35 +171,25 @@ impl TelegramAccounts {
         text: &str,
     ) -> Result<(i64, Option<i64>), Failure> {
         let client = self.client(account).await?;
-        let peer = match self.resolve(&client, phone).await {
-            Ok(Some(peer)) => peer,
-            Ok(None) => return Err(Failure::Recipient("PHONE_NOT_OCCUPIED".into())),
-            Err(e) => return Err(classify(&e)),
-        };
+        let peer = self.resolve(&client, phone).await?.ok_or(Failure::Recipient("PHONE_NOT_OCCUPIED".into()))?;
         let message = InputMessage::new().text(text).link_preview(false);
-        let sent = client.send_message(peer, message).await;
+        let sent = self.timed(client.send_message(peer, message)).await;
         // The import made the recipient a contact of the account: undo it, so the account's
         // contact list does not grow with every recipient (the session keeps the peer's access
         // hash for deleting the message and for read receipts).
-        if let Err(e) = client.invoke(&tl::functions::contacts::DeleteContacts { id: vec![peer.into()] }).await {
-            tracing::debug!(account = %account.id, error = %e, "could not remove an imported contact");
+        let tidy = self.timed(client.invoke(&tl::functions::contacts::DeleteContacts { id: vec![peer.into()] })).await;
+        if let Err(e) = tidy {
+            tracing::debug!(account = %account.id, error = ?e, "could not remove an imported contact");
         }
-        match sent {
-            Ok(sent) => Ok((sent.id().into(), peer.id.bare_id())),
-            Err(e) => Err(classify(&e)),
-        }
+        sent.map(|sent| (sent.id().into(), peer.id.bare_id()))
     }
 
     /// Deletes a message for both sides.
     pub async fn delete(&self, account: &SenderAccount, phone: &PhoneNumber, message_id: i64) -> Result<(), Failure> {
         let client = self.client(account).await?;
-        let peer = match self.resolve(&client, phone).await {
-            Ok(Some(peer)) => peer,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(classify(&e)),
-        };
+        let Some(peer) = self.resolve(&client, phone).await? else { return Ok(()) };
         let id = i32::try_from(message_id).map_err(|_| Failure::Transient("message id out of range".into()))?;
-        client.delete_messages(peer, &[id]).await.map(|_| ()).map_err(|e| classify(&e))
+        self.timed(client.delete_messages(peer, &[id])).await.map(|_| ())
     }
 
     /// Whether `phone` can receive messages, asked through `account`.
@@ -171,10 +197,8 @@ impl TelegramAccounts {
         let client = self.client(account).await?;
         match self.resolve(&client, phone).await {
             Ok(found) => Ok(found.is_some()),
-            Err(e) => match classify(&e) {
-                Failure::Recipient(_) => Ok(false),
-                other => Err(other),
-            },
+            Err(Failure::Recipient(_)) => Ok(false),
+            Err(other) => Err(other),
         }
     }
 }
