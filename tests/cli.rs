@@ -237,3 +237,70 @@ fn sender_login_needs_redis_and_a_telegram_account() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no sender account \"nobody\""), "{out:?}");
 }
+
+/// The README's "watch it" walk-through: `verigram dev-telegram` as its own process, a server
+/// with the Telegram sender pointed at it with `sender add-dev`, and a code that arrives at the
+/// simulated user (the peer's log shows it), is read a second later, and verifies.
+#[tokio::test]
+async fn a_server_sends_through_the_dev_telegram_peer() {
+    use std::io::{BufRead, BufReader};
+    let mut peer = verigram()
+        .args(["dev-telegram", "--listen", "127.0.0.1:0", "--reads-after", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
+    let stderr = BufReader::new(peer.stderr.take().unwrap());
+    let _peer = Kill(peer);
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.strip_prefix("dev-telegram is listening on ").unwrap_or_else(|| panic!("{first}")).to_owned();
+    let (log_tx, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+
+    let server = serve(&[("VERIGRAM__SENDER__KIND", "telegram"), ("VERIGRAM__POOL__INTERVAL_MS", "0")]);
+    let account =
+        admin_json(&server, &["sender", "add-dev", "dev1", "--phone-number", "+447700900001", "--peer", &addr]);
+    assert_eq!(account["state"], "active", "{account}");
+    let tenant = admin_json(&server, &["tenant", "create", "--name", "Acme", "--balance", "1"]);
+    let token = tenant["token"].as_str().unwrap();
+    let sent =
+        gateway(&server, "sendVerificationMessage", token, &[("phone_number", "+15551234567"), ("code_length", "6")])
+            .await;
+    let request_id = sent["result"]["request_id"].as_str().unwrap_or_else(|| panic!("{sent}")).to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let line = loop {
+        assert!(Instant::now() < deadline, "the peer never logged the message");
+        if let Ok(line) = log.recv_timeout(Duration::from_millis(100)) {
+            if line.contains("dev-telegram: message received") {
+                break line;
+            }
+        }
+    };
+    assert!(line.contains("+15551234567") && line.contains("+447700900001"), "{line}");
+    let code: String =
+        line.split("Your code for Acme: ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+    loop {
+        let status = gateway(&server, "checkVerificationStatus", token, &[("request_id", &request_id)]).await;
+        if status["result"]["delivery_status"]["status"] == "read" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never read: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let checked =
+        gateway(&server, "checkVerificationStatus", token, &[("request_id", &request_id), ("code", &code)]).await;
+    assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
+}
