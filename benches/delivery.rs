@@ -1,6 +1,8 @@
 //! Delivery throughput: jobs per second through the durable queue and the sender pool to the
 //! sandbox sender, with 1, 2 and 4 workers, on the memory store and on Redis; and the time from
-//! accepting a send to `sent`.
+//! accepting a send to `sent`. Then the same through the real Telegram sender (grammers over
+//! MTProto) to the local Telegram peer in this process, with one account and with four, beside
+//! the sandbox sender (memory store, pacing off).
 //!
 //! Set-up (one process): the service is built without its HTTP server and with no workers of its
 //! own; sends are accepted through the service layer (HMAC code hashes, so accepting is cheap),
@@ -27,10 +29,11 @@ use verigram::test_support::RedisServer;
 
 const PEPPER: &str = "bench-pepper-0123456789abcdef0123456789abcdef";
 
-fn settings(store_url: &str) -> anyhow::Result<Settings> {
+/// The settings for `store_url`, with the TOML `extra` sections after the bench's own.
+fn settings(store_url: &str, extra: &str) -> anyhow::Result<Settings> {
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
     Settings::from_toml(&format!(
-        "[store]\nurl = {}\n[codes]\nhash = \"hmac-sha256\"\npepper = {}\n[delivery]\nworkers = 0\nbatch = 32\n[log]\nlevel = \"warn\"\n",
+        "[store]\nurl = {}\n[codes]\nhash = \"hmac-sha256\"\npepper = {}\n[delivery]\nworkers = 0\nbatch = 32\n[log]\nlevel = \"warn\"\n{extra}",
         quote(store_url),
         quote(PEPPER)
     ))
@@ -38,8 +41,12 @@ fn settings(store_url: &str) -> anyhow::Result<Settings> {
 }
 
 async fn service(store_url: &str) -> anyhow::Result<(Arc<Services>, Caller)> {
+    service_with(store_url, "").await
+}
+
+async fn service_with(store_url: &str, extra: &str) -> anyhow::Result<(Arc<Services>, Caller)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
-    let app = Application::build_with(settings(store_url)?, Arc::new(SystemClock), listener).await?;
+    let app = Application::build_with(settings(store_url, extra)?, Arc::new(SystemClock), listener).await?;
     let services = app.services();
     let new = NewTenant {
         name: "bench".into(),
@@ -66,13 +73,42 @@ fn command(i: usize) -> anyhow::Result<SendCommand> {
 /// Queues `jobs` sends, then drains them with `workers` workers: jobs per second.
 async fn drain(store_url: &str, jobs: usize, workers: usize) -> anyhow::Result<f64> {
     let (services, caller) = service(store_url).await?;
+    let rate = drain_with(&services, &caller, jobs, workers).await?;
+    let inbox = services.sender.sandbox().map(|s| s.recent(usize::MAX).len()).unwrap_or(0);
+    anyhow::ensure!(inbox == jobs, "{inbox} messages for {jobs} jobs");
+    Ok(rate)
+}
+
+/// Like `drain`, through the real Telegram sender to a local Telegram peer with `accounts`
+/// sender accounts (memory store, no pacing).
+async fn drain_telegram(jobs: usize, accounts: usize, workers: usize) -> anyhow::Result<f64> {
+    use verigram::telegram_peer::{PeerConfig, TelegramPeer};
+    let phones: Vec<String> = (1..=accounts).map(|i| format!("+4477009000{i:02}")).collect();
+    let config = PeerConfig { accounts: phones.clone(), auto_users: true, ..Default::default() };
+    let peer = TelegramPeer::start("127.0.0.1:0".parse()?, config).await?;
+    let extra = "[sender]\nkind = \"telegram\"\n[pool]\ninterval_ms = 0\ndaily_cap = 1000000\n";
+    let (services, caller) = service_with("memory://", extra).await?;
+    for (i, phone) in phones.iter().enumerate() {
+        let phone = PhoneNumber::parse(phone).map_err(|_| anyhow::anyhow!("phone"))?;
+        services.add_dev_telegram_account(&format!("tg{i}"), &phone, peer.addr()).await?;
+    }
+    // Connect every account first (connections open on first use), so the run measures sends.
+    let warm = phones.len();
+    drain_with(&services, &caller, warm, workers).await?;
+    let rate = drain_with(&services, &caller, jobs, workers).await?;
+    anyhow::ensure!(peer.messages_sent() == jobs + warm, "{} messages for {jobs} jobs", peer.messages_sent() - warm);
+    Ok(rate)
+}
+
+/// Queues `jobs` sends and drains them with `workers` workers: jobs per second.
+async fn drain_with(services: &Arc<Services>, caller: &Caller, jobs: usize, workers: usize) -> anyhow::Result<f64> {
     for i in 0..jobs {
-        services.send(&caller, command(i)?).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        services.send(caller, command(i)?).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..workers {
-        let worker = Worker::new(Arc::clone(&services), format!("bench-{n}"));
+        let worker = Worker::new(Arc::clone(services), format!("bench-{n}"));
         tasks.spawn(async move {
             loop {
                 match worker.run_once().await {
@@ -87,10 +123,8 @@ async fn drain(store_url: &str, jobs: usize, workers: usize) -> anyhow::Result<f
         done??;
     }
     let elapsed = started.elapsed();
-    let left = services.store.delivery_backlog().await.map_err(|e| anyhow::anyhow!("{e}"))?.queued;
-    anyhow::ensure!(left == 0, "{left} jobs left in the queue");
-    let inbox = services.sender.sandbox().map(|s| s.recent(usize::MAX).len()).unwrap_or(0);
-    anyhow::ensure!(inbox == jobs, "{inbox} messages for {jobs} jobs");
+    let left = services.store.delivery_backlog().await.map_err(|e| anyhow::anyhow!("{e}"))?.total();
+    anyhow::ensure!(left == 0, "{left} jobs left");
     Ok(jobs as f64 / elapsed.as_secs_f64())
 }
 
@@ -132,7 +166,7 @@ async fn latency(store_url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
 fn main() -> anyhow::Result<()> {
     let full = std::env::args().any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test");
     let jobs = if full { 5000 } else { 20 };
-    verigram::telemetry::init(&settings("memory://")?.log);
+    verigram::telemetry::init(&settings("memory://", "")?.log);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut table = String::from("| store | workers | jobs | jobs/s |\n|---|---:|---:|---:|\n");
     let mut latencies = String::from("| store | sends | accept → delivered p50 ms | p99 ms |\n|---|---:|---:|---:|\n");
@@ -150,7 +184,17 @@ fn main() -> anyhow::Result<()> {
         let (p50, p99) = rt.block_on(latency(&url, count))?;
         writeln!(latencies, "| {store} | {count} | {p50:.0} | {p99:.0} |")?;
     }
-    let report = format!("## Delivery through the queue and pool to the sandbox\n\n{table}\n{latencies}");
+    let mut telegram = String::from("| sender | accounts | workers | jobs | jobs/s |\n|---|---:|---:|---:|---:|\n");
+    for accounts in [1, 4] {
+        eprintln!("delivery: Telegram to the local peer, {accounts} account(s) …");
+        let rate = rt.block_on(drain_telegram(jobs / 5, accounts, 4))?;
+        writeln!(telegram, "| Telegram (local peer) | {accounts} | 4 | {} | {rate:.0} |", jobs / 5)?;
+    }
+    let sandbox = rt.block_on(drain("memory://", jobs / 5, 4))?;
+    writeln!(telegram, "| sandbox | 1 | 4 | {} | {sandbox:.0} |", jobs / 5)?;
+    let report = format!(
+        "## Delivery through the queue and pool to the sandbox\n\n{table}\n{latencies}\n## Delivery through the Telegram sender (memory store)\n\n{telegram}"
+    );
     println!("{report}");
     if full {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");

@@ -312,3 +312,48 @@ async fn after_a_restart_of_the_peer_nothing_is_lost_and_reads_catch_up(backend:
     assert_eq!(inbox.len(), 2, "{inbox:?}");
     assert!(s.peer.calls(ACCOUNT).contains(&"updates.getDifference"));
 }
+
+/// The peer as grammers-client sees it, without verigram in between: `contacts.resolvePhone`
+/// answers a user, or `PHONE_NOT_OCCUPIED` as Telegram does for a number without an account,
+/// and an injected `FLOOD_WAIT_300` arrives as grammers' parsed RPC error.
+#[tokio::test]
+async fn grammers_reads_the_peers_answers_and_errors() {
+    use grammers_client::{tl, Client};
+    use grammers_mtsender::{InvocationError, SenderPool};
+    use grammers_session::storages::MemorySession;
+    use grammers_session::types::DcOption;
+    use grammers_session::Session;
+    use std::sync::Arc;
+
+    let config = PeerConfig { accounts: vec![ACCOUNT.into()], users: vec![SimUser::new(PHONE)], ..Default::default() };
+    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let std::net::SocketAddr::V4(v4) = peer.addr() else { panic!("an IPv4 address") };
+    let session = Arc::new(MemorySession::default());
+    let key = verigram::telegram_peer::dev_auth_key(ACCOUNT.trim_start_matches('+'));
+    let ipv6 = std::net::SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0);
+    session.set_dc_option(&DcOption { id: 2, ipv4: v4, ipv6, auth_key: Some(key) }).await.unwrap();
+    session.set_home_dc_id(2).await.unwrap();
+    let SenderPool { runner, handle, .. } = SenderPool::new(session, 1);
+    let client = Client::new(handle);
+    let runner = tokio::spawn(runner.run());
+
+    let tl::enums::contacts::ResolvedPeer::Peer(found) =
+        client.invoke(&tl::functions::contacts::ResolvePhone { phone: PHONE_DIGITS.into() }).await.unwrap();
+    let [tl::enums::User::User(user)] = found.users.as_slice() else { panic!("{found:?}") };
+    assert_eq!((user.id, user.phone.as_deref()), (15551234567, Some(PHONE_DIGITS)));
+    assert!(user.access_hash.is_some());
+
+    let missing = client.invoke(&tl::functions::contacts::ResolvePhone { phone: "15550000000".into() }).await;
+    let Err(InvocationError::Rpc(e)) = missing else { panic!("{missing:?}") };
+    assert_eq!((e.code, e.name.as_str()), (400, "PHONE_NOT_OCCUPIED"));
+
+    peer.inject(Injection::new(Fault::error(420, "FLOOD_WAIT_300")).times(1));
+    let flooded = client.invoke(&tl::functions::updates::GetState {}).await;
+    let Err(InvocationError::Rpc(e)) = flooded else { panic!("{flooded:?}") };
+    assert_eq!((e.code, e.name.as_str(), e.value), (420, "FLOOD_WAIT", Some(300)));
+    let tl::enums::updates::State::State(state) = client.invoke(&tl::functions::updates::GetState {}).await.unwrap();
+    assert_eq!(state.pts, 1, "a fresh account");
+
+    client.disconnect();
+    runner.await.unwrap();
+}
