@@ -349,7 +349,7 @@ impl Settings {
         // A send is three calls (resolve, send, tidy up); a lease shorter than that could end
         // while the message is on its way, and another worker would send it again.
         check(
-            self.sender.call_timeout.saturating_mul(3) < d.lease,
+            self.sender.kind != SenderKind::Telegram || self.sender.call_timeout.saturating_mul(3) < d.lease,
             "delivery.lease: must be longer than three Telegram calls (3 × sender.call_timeout)",
         );
         check(d.task_lease >= 1, "delivery.task_lease: must be at least 1 second");
@@ -560,6 +560,15 @@ mod tests {
         assert!(e.to_string().contains("codes.hash"), "{e}");
         let e = Settings::from_toml("[server]\nlisten = \"nowhere\"").unwrap_err();
         assert!(e.to_string().contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn a_telegram_send_must_fit_in_a_job_lease() {
+        let short = "[sender]\nkind = \"telegram\"\ncall_timeout = 20\n[delivery]\nlease = 60";
+        let e = Settings::from_toml(short).unwrap_err();
+        assert!(e.to_string().contains("delivery.lease: must be longer than three Telegram calls"), "{e}");
+        assert!(Settings::from_toml("[sender]\nkind = \"telegram\"\ncall_timeout = 19\n[delivery]\nlease = 60").is_ok());
+        assert!(Settings::from_toml("[sender]\ncall_timeout = 20\n[delivery]\nlease = 60").is_ok(), "sandbox");
     }
 
     #[test]
