@@ -27,6 +27,9 @@ pub struct Application {
     services: Arc<Services>,
 }
 
+/// Delivery reports one process sends at once (each host also has its own, lower limit).
+const REPORTS_IN_FLIGHT: usize = 256;
+
 /// How long workers get to finish the job in hand when the server stops.
 const WORKER_GRACE: Duration = Duration::from_secs(10);
 
@@ -180,6 +183,8 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
         sender: Sender::new(pool, transport),
         clock,
         token_keys: TokenKeys::new(&pepper),
+        reports: crate::callbacks::dispatch::Dispatcher::new(&settings.callbacks)?,
+        report_slots: Arc::new(tokio::sync::Semaphore::new(REPORTS_IN_FLIGHT)),
         wake: Arc::new(tokio::sync::Notify::new()),
         read_receipts: parking_lot::Mutex::new(Some(receipts_rx)),
         settings: Arc::new(settings),

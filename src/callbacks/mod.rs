@@ -1,5 +1,7 @@
-//! Delivery reports to a tenant's `callback_url`. So far: the Gateway's signature and the
-//! address checks; the outbox and dispatcher come with the delivery-report work.
+//! Delivery reports to a tenant's `callback_url`: the Gateway's signature, the address checks,
+//! and the dispatcher that posts one report. The outbox is the requests' own list of pending
+//! reports (`domain::PendingReport`); workers run it as the `Report` task.
 
+pub mod dispatch;
 pub mod sign;
 pub mod ssrf;

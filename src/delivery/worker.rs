@@ -37,6 +37,10 @@ impl Worker {
         let now = s.clock.now();
         let tasks = s.store.claim_due(now, now.plus(Duration::from_secs(config.task_lease)), config.batch).await?;
         for task in &tasks {
+            if task.task == Task::Report {
+                self.report(task.clone());
+                continue;
+            }
             self.isolated(run_task(Arc::clone(s), task.clone())).await?;
             s.store.finish_due(task).await?;
         }
@@ -83,6 +87,24 @@ impl Worker {
             }
         }
         tracing::debug!(worker = %self.name, "delivery worker stopped");
+    }
+
+    /// Sends a delivery report in a task of its own, so a slow receiver holds up neither this
+    /// worker nor other reports. With every report slot taken, the task is left to come back
+    /// when its lease ends.
+    fn report(&self, task: DueTask) {
+        let Ok(slot) = Arc::clone(&self.services.report_slots).try_acquire_owned() else { return };
+        let s = Arc::clone(&self.services);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let done = match s.send_report(&task.tenant, task.request).await {
+                Ok(()) => s.store.finish_due(&task).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = done {
+                tracing::warn!(error = &e as &dyn std::error::Error, "delivery report round failed; it will be retried");
+            }
+        });
     }
 
     /// Runs one job or task in its own task: a panic there is logged and the job is left to be
@@ -214,7 +236,7 @@ pub fn backoff(failed: u32, initial: Duration, max: Duration) -> Duration {
 fn expiry(r: &RequestRecord, now: Timestamp) -> Option<Change> {
     let (next, refund) = r.expire_undelivered(now)?;
     let ledger = refund.map(|amount| LedgerEntry::for_request(LedgerKind::Refund, now, amount, r.id));
-    Some(Change { record: next, ledger, enqueue: false, schedule: Vec::new() })
+    Some(Change { ledger, ..Change::from(next) })
 }
 
 async fn run_task(s: Arc<Services>, task: DueTask) -> Result<(), StoreError> {
@@ -240,8 +262,9 @@ async fn run_task(s: Arc<Services>, task: DueTask) -> Result<(), StoreError> {
                 })
                 .await?;
         }
-        // Deliveries that were put off go back to the queue inside `claim_due`.
-        Task::Deliver => {}
+        // Deliveries that were put off go back to the queue inside `claim_due`; reports are
+        // sent in tasks of their own (`Worker::report`).
+        Task::Deliver | Task::Report => {}
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ mod account;
 mod code;
 mod credits;
 mod phone;
+mod report;
 mod request;
 mod send;
 mod tenant;
@@ -14,6 +15,7 @@ pub use account::{AccountFailure, AccountKind, AccountState, Pacing, SenderAccou
 pub use code::{Code, CodeLength, InvalidCode, InvalidCodeLength};
 pub use credits::{Credits, InvalidCredits, MICROS_PER_CREDIT};
 pub use phone::{InvalidPhoneNumber, PhoneNumber};
+pub use report::{DeadReport, PendingReport};
 pub use request::{
     CodeMatch, CodeState, ContinueError, DeliveryStatus, InvalidRequestId, RequestId, RequestRecord, RequestStatusView,
     StatusAt, StatusView, VerificationStatus,

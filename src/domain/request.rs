@@ -145,6 +145,8 @@ pub struct CodeState {
     /// Attempts to send that failed on the way (network trouble), for the retry backoff.
     pub failed_attempts: u32,
     pub message_id: Option<i64>,
+    /// Reports of status changes waiting for `callback_url`, oldest first.
+    pub reports: Vec<super::PendingReport>,
 }
 
 /// Why a send that continues a `checkSendAbility` request cannot.
@@ -409,6 +411,7 @@ mod tests {
                 account: None,
                 failed_attempts: 0,
                 message_id: None,
+                reports: Vec::new(),
             }),
             delivery: None,
             verification: None,

@@ -248,6 +248,7 @@ impl Services {
             account: None,
             failed_attempts: 0,
             message_id: None,
+            reports: Vec::new(),
         }
     }
 

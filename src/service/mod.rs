@@ -2,10 +2,12 @@
 //! No HTTP here: handlers parse input into domain values, call one method, map the result.
 
 mod gateway;
+mod reports;
 mod senders;
 mod tenants;
 
 pub use gateway::{Caller, CodeSpec, EnteredCode, SendCommand};
+pub use reports::ReportError;
 pub use senders::SenderError;
 pub use tenants::{NewTenant, SettingsPatch, TenantError};
 
@@ -52,6 +54,10 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub token_keys: TokenKeys,
+    /// Posts delivery reports.
+    pub reports: crate::callbacks::dispatch::Dispatcher,
+    /// Delivery reports being sent by this process's workers (each in its own task).
+    pub report_slots: Arc<tokio::sync::Semaphore>,
     /// Wakes this process's delivery workers when it queues a job.
     pub wake: Arc<tokio::sync::Notify>,
     /// Read receipts from Telegram accounts, taken by the process's receipt recorder.

@@ -3,7 +3,7 @@
 
 use super::{StoreError, StoreResult};
 use crate::domain::{
-    CodeState, Credits, DeliveryStatus, LedgerEntry, Payload, PhoneNumber, RequestId, RequestRecord, SenderUsername,
+    CodeState, Credits, DeadReport, DeliveryStatus, LedgerEntry, Payload, PendingReport, PhoneNumber, RequestId, RequestRecord, SenderUsername,
     StatusAt, Timestamp, Ttl, VerificationStatus,
 };
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,17 @@ struct StoredCode {
     failed_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     message_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reports: Vec<StoredReport>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredReport {
+    body: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -79,6 +90,11 @@ pub fn encode_request(r: &RequestRecord) -> String {
             account: c.account.clone(),
             failed_attempts: c.failed_attempts,
             message_id: c.message_id,
+            reports: c
+                .reports
+                .iter()
+                .map(|r| StoredReport { body: r.body.clone(), attempts: r.attempts, error: r.last_error.clone() })
+                .collect(),
         }),
         delivery: r.delivery.map(|d| (d.status.as_str().to_owned(), d.at.millis())),
         verification: r.verification.map(|v| (v.status.as_str().to_owned(), v.at.millis())),
@@ -110,6 +126,11 @@ pub fn decode_request(text: &str, version: u64) -> StoreResult<RequestRecord> {
                 account: c.account,
                 failed_attempts: c.failed_attempts,
                 message_id: c.message_id,
+                reports: c
+                    .reports
+                    .into_iter()
+                    .map(|r| PendingReport { body: r.body, attempts: r.attempts, last_error: r.error })
+                    .collect(),
             })
         })
         .transpose()?;
@@ -191,4 +212,46 @@ mod tests {
         assert!(decode_request(r#"{"id":"x","phone":"1","created_at":0,"cost":0,"token_id":""}"#, 1).is_err());
         assert!(decode_ledger("no-bar").is_err());
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredDeadReport {
+    id: String,
+    request: String,
+    url: String,
+    key: String,
+    body: String,
+    attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    at: i64,
+}
+
+pub fn encode_dead_report(d: &DeadReport) -> String {
+    let stored = StoredDeadReport {
+        id: d.id.clone(),
+        request: d.request_id.to_string(),
+        url: d.url.clone(),
+        key: d.key.clone(),
+        body: d.body.clone(),
+        attempts: d.attempts,
+        error: d.last_error.clone(),
+        at: d.failed_at.millis(),
+    };
+    serde_json::to_string(&stored).unwrap_or_default()
+}
+
+pub fn decode_dead_report(text: &str) -> StoreResult<DeadReport> {
+    const CORRUPT: StoreError = StoreError::Corrupt { what: "dead report" };
+    let s: StoredDeadReport = serde_json::from_str(text).map_err(|_| CORRUPT)?;
+    Ok(DeadReport {
+        id: s.id,
+        request_id: RequestId::parse(&s.request).map_err(|_| CORRUPT)?,
+        url: s.url,
+        key: s.key,
+        body: s.body,
+        attempts: s.attempts,
+        last_error: s.error,
+        failed_at: Timestamp::from_millis(s.at),
+    })
 }

@@ -5,7 +5,7 @@
 
 use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
 use crate::domain::{
-    Credits, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
+    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
     TokenRecord,
 };
 use parking_lot::Mutex;
@@ -34,6 +34,8 @@ struct Inner {
     next_job: u64,
     /// Timed tasks in time order, and where each one stands.
     due: BTreeSet<(Timestamp, TenantId, RequestId, Task)>,
+    /// Reports given up on, per tenant, newest first.
+    dead_reports: HashMap<TenantId, VecDeque<DeadReport>>,
     due_at: HashMap<(TenantId, RequestId, Task), Timestamp>,
     accounts: BTreeMap<String, AccountEntry>,
     telegram_sessions: HashMap<String, String>,
@@ -215,7 +217,7 @@ impl MemoryStore {
         };
         let current = stored.record.clone();
         let (change, output) = decide(&current);
-        let Some(Change { record, ledger, enqueue, schedule }) = change else {
+        let Some(Change { record, ledger, enqueue, schedule, dead_letter }) = change else {
             return Ok(Some((current, output)));
         };
         let record = RequestRecord { version: current.version + 1, ..record };
@@ -226,8 +228,25 @@ impl MemoryStore {
         }
         let expires_at = now.plus(retention.remaining(record.created_at, now));
         inner.requests.insert(key, StoredRequest { record: record.clone(), expires_at });
-        inner.queue_and_schedule(tenant, &Change { record: record.clone(), ledger: None, enqueue, schedule });
+        if let Some(dead) = dead_letter {
+            let list = inner.dead_reports.entry(tenant.clone()).or_default();
+            list.push_front(dead);
+            list.truncate(super::DEAD_REPORTS_KEPT);
+        }
+        inner.queue_and_schedule(tenant, &Change { enqueue, schedule, ..Change::from(record.clone()) });
         Ok(Some((record, output)))
+    }
+
+    pub async fn dead_reports(&self, tenant: &TenantId) -> StoreResult<Vec<DeadReport>> {
+        Ok(self.inner.lock().dead_reports.get(tenant).map(|l| l.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    pub async fn remove_dead_report(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        let mut inner = self.inner.lock();
+        let Some(list) = inner.dead_reports.get_mut(tenant) else { return Ok(false) };
+        let before = list.len();
+        list.retain(|d| d.id != id);
+        Ok(list.len() < before)
     }
 }
 

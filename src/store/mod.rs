@@ -14,7 +14,7 @@ pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
 use crate::domain::{
-    Credits, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
+    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
     TokenRecord,
 };
 use std::time::Duration;
@@ -80,13 +80,43 @@ pub struct Change {
     pub enqueue: bool,
     /// Timed tasks for the request (a task scheduled again moves to the new time).
     pub schedule: Vec<Scheduled>,
+    /// A report given up on, for the tenant's dead-letter list.
+    pub dead_letter: Option<DeadReport>,
 }
 
 impl From<RequestRecord> for Change {
     fn from(record: RequestRecord) -> Self {
-        Self { record, ledger: None, enqueue: false, schedule: Vec::new() }
+        Self { record, ledger: None, enqueue: false, schedule: Vec::new(), dead_letter: None }
     }
 }
+
+impl Change {
+    /// The change with a report of it queued for the request's `callback_url` (when a status
+    /// changed), and the dispatching task scheduled if no report was waiting before: the
+    /// outbox is written in the same atomic step as the change it reports.
+    fn reporting(mut self, before: &RequestRecord, now: Timestamp) -> Self {
+        let (record, queued) = before.queue_report(self.record, now);
+        self.record = record;
+        if queued && before.pending_reports().is_empty() {
+            self.schedule.push(Scheduled { task: Task::Report, at: now });
+        }
+        self
+    }
+}
+
+/// Every change of a request goes through this: reports of status changes are queued with it.
+fn reporting<T, F>(mut decide: F, now: Timestamp) -> impl FnMut(&RequestRecord) -> (Option<Change>, T) + Send
+where
+    F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
+{
+    move |before| {
+        let (change, output) = decide(before);
+        (change.map(|c| c.reporting(before, now)), output)
+    }
+}
+
+/// Dead letters kept per tenant (the oldest are dropped beyond this).
+pub const DEAD_REPORTS_KEPT: usize = 1000;
 
 /// What the scheduler does for a request at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -98,6 +128,8 @@ pub enum Task {
     Ttl,
     /// The code's validity ended: its verification status becomes `expired`.
     Validity,
+    /// Send the request's oldest waiting delivery report.
+    Report,
 }
 
 impl Task {
@@ -106,11 +138,12 @@ impl Task {
             Task::Deliver => "send",
             Task::Ttl => "ttl",
             Task::Validity => "valid",
+            Task::Report => "report",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Task::Deliver, Task::Ttl, Task::Validity].into_iter().find(|t| t.as_str() == s)
+        [Task::Deliver, Task::Ttl, Task::Validity, Task::Report].into_iter().find(|t| t.as_str() == s)
     }
 }
 
@@ -277,6 +310,7 @@ impl Store {
         F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
         T: Send,
     {
+        let decide = reporting(decide, now);
         on_backend!(self, s => s.update_request(tenant, id, None, retention, now, decide).await)
     }
 
@@ -294,7 +328,18 @@ impl Store {
         F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
         T: Send,
     {
+        let decide = reporting(decide, now);
         on_backend!(self, s => s.update_request(tenant, known.id, Some(known), retention, now, decide).await)
+    }
+
+    /// The tenant's reports given up on, newest first.
+    pub async fn dead_reports(&self, tenant: &TenantId) -> StoreResult<Vec<DeadReport>> {
+        on_backend!(self, s => s.dead_reports(tenant).await)
+    }
+
+    /// Removes one dead letter; `false` when there is no such one.
+    pub async fn remove_dead_report(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        on_backend!(self, s => s.remove_dead_report(tenant, id).await)
     }
 
     /// Claims up to `max` delivery jobs for `consumer`: new ones, and ones whose worker held

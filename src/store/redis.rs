@@ -20,10 +20,12 @@
 //! - `verigram:senders`      set of sender account ids
 //! - `verigram:due`          sorted set of tenants by their earliest task (advisory, likewise)
 
-use super::codec::{decode_ledger, decode_request, encode_ledger, encode_request};
+use super::codec::{
+    decode_dead_report, decode_ledger, decode_request, encode_dead_report, encode_ledger, encode_request,
+};
 use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
 use crate::domain::{
-    Credits, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
+    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
     TokenRecord,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -87,6 +89,10 @@ fn request_key(t: &TenantId, id: RequestId) -> String {
 fn jobs_key(t: &TenantId) -> String {
     format!("{{t:{t}}}:jobs")
 }
+fn dead_key(t: &TenantId) -> String {
+    format!("{{t:{t}}}:dead")
+}
+
 fn due_key(t: &TenantId) -> String {
     format!("{{t:{t}}}:due")
 }
@@ -368,13 +374,16 @@ impl RedisStore {
                 .key(ledger_key(tenant))
                 .key(jobs_key(tenant))
                 .key(due_key(tenant))
+                .key(dead_key(tenant))
                 .arg(current.version)
                 .arg(encode_request(record))
                 .arg(retention.remaining(record.created_at, now).as_millis() as u64)
                 .arg(ledger.as_ref().map_or(0, |e| e.amount.micros()))
                 .arg(ledger.as_ref().map(encode_ledger).unwrap_or_default())
                 .arg(self.ledger_limit)
-                .arg(now.millis());
+                .arg(now.millis())
+                .arg(change.dead_letter.as_ref().map(encode_dead_report).unwrap_or_default())
+                .arg(super::DEAD_REPORTS_KEPT);
             schedule_args(&mut invocation, &change);
             let new_version: i64 = invocation.invoke_async(&mut self.conn()).await?;
             match new_version {
@@ -387,6 +396,24 @@ impl RedisStore {
             }
         }
         Err(StoreError::Contention)
+    }
+}
+
+impl RedisStore {
+    pub async fn dead_reports(&self, tenant: &TenantId) -> StoreResult<Vec<DeadReport>> {
+        let raw: Vec<String> = self.conn().lrange(dead_key(tenant), 0, -1).await?;
+        raw.iter().map(|r| decode_dead_report(r)).collect()
+    }
+
+    pub async fn remove_dead_report(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        let raw: Vec<String> = self.conn().lrange(dead_key(tenant), 0, -1).await?;
+        for entry in raw {
+            if decode_dead_report(&entry)?.id == id {
+                let removed: u64 = self.conn().lrem(dead_key(tenant), 1, entry).await?;
+                return Ok(removed > 0);
+            }
+        }
+        Ok(false)
     }
 }
 

@@ -5,6 +5,7 @@
 -- KEYS[3] ledger list     {t:<tenant>}:ledger
 -- KEYS[4] job stream      {t:<tenant>}:jobs
 -- KEYS[5] task set        {t:<tenant>}:due
+-- KEYS[6] dead letters    {t:<tenant>}:dead
 -- ARGV[1] the version that was read
 -- ARGV[2] new record JSON
 -- ARGV[3] retention left for the request key, milliseconds
@@ -12,8 +13,9 @@
 -- ARGV[5] ledger entry JSON, or ""
 -- ARGV[6] ledger length cap
 -- ARGV[7] now by the service clock, unix milliseconds: a request past its retention (`e`) is gone
--- ARGV[8] request id; ARGV[9] "1" to queue a delivery job
--- ARGV[10..] due time, task member pairs
+-- ARGV[8] a dead letter JSON (a report given up on), or ""; ARGV[9] dead letters kept
+-- ARGV[10] request id; ARGV[11] "1" to queue a delivery job
+-- ARGV[12..] due time, task member pairs
 -- Returns the new version, 0 on a version conflict, -1 when the request is gone.
 local state = redis.call('HMGET', KEYS[1], 'v', 'e')
 local v, e = state[1], state[2]
@@ -31,5 +33,9 @@ if ARGV[5] ~= '' then
   redis.call('LPUSH', KEYS[3], string.format('%d', balance) .. '|' .. ARGV[5])
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
 end
-schedule(KEYS[4], KEYS[5], ARGV[8], ARGV[9], 10)
+if ARGV[8] ~= '' then
+  redis.call('LPUSH', KEYS[6], ARGV[8])
+  redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
+end
+schedule(KEYS[4], KEYS[5], ARGV[10], ARGV[11], 12)
 return next_v

@@ -1,0 +1,241 @@
+//! Posting one delivery report to a tenant's `callback_url`, safely: `https` only, the host
+//! resolved once with every address checked and the connection made to the checked address
+//! (a resolver that refuses internal addresses, so DNS rebinding cannot slip through), no
+//! redirects, no proxies, connect and total timeouts, a bounded read of the answer, and a
+//! bounded number of reports in flight per destination host.
+
+use super::sign::SigningKey;
+use super::ssrf;
+use crate::config::CallbackSettings;
+use parking_lot::Mutex;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How much of a receiver's answer is read (it only matters that it was 200).
+const ANSWER_READ_LIMIT: usize = 4096;
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The receiver answered 200.
+    Acknowledged,
+    /// Anything else: another status, a timeout, a refused address, a connection or TLS error.
+    Failed(String),
+    /// The destination host has as many reports in flight as allowed: try again shortly,
+    /// without counting an attempt.
+    Busy,
+}
+
+pub struct Dispatcher {
+    client: reqwest::Client,
+    allow_http: bool,
+    allow_private: bool,
+    per_host: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Dispatcher {
+    pub fn new(settings: &CallbackSettings) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+            .timeout(Duration::from_millis(settings.timeout_ms))
+            .dns_resolver(Arc::new(CheckedResolver { allow_private: settings.allow_private_networks }))
+            .user_agent(concat!("verigram/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            allow_http: settings.allow_http,
+            allow_private: settings.allow_private_networks,
+            per_host: settings.per_host_concurrency.max(1),
+            hosts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// POSTs `body` to `url`, signed with `key_hex` and stamped `timestamp` (unix seconds).
+    pub async fn post(&self, url: &str, key_hex: &str, body: &str, timestamp: i64) -> Attempt {
+        let url = match self.checked_url(url) {
+            Ok(url) => url,
+            Err(why) => return Attempt::Failed(why.into()),
+        };
+        let Some(key) = SigningKey::from_hex(key_hex) else {
+            return Attempt::Failed("no signing key".into());
+        };
+        let host = format!("{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
+        let Ok(_slot) = self.host_slots(&host).try_acquire_owned() else {
+            return Attempt::Busy;
+        };
+        let timestamp = timestamp.to_string();
+        let signature = key.sign(&timestamp, body.as_bytes());
+        let sent = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("X-Request-Timestamp", &timestamp)
+            .header("X-Request-Signature", signature)
+            .body(body.to_owned())
+            .send()
+            .await;
+        match sent {
+            Ok(mut answer) => {
+                let status = answer.status();
+                // Read a little of the answer so the connection can be reused; never more.
+                let mut read = 0;
+                while let Ok(Some(chunk)) = answer.chunk().await {
+                    read += chunk.len();
+                    if read >= ANSWER_READ_LIMIT {
+                        break;
+                    }
+                }
+                if status == reqwest::StatusCode::OK {
+                    Attempt::Acknowledged
+                } else {
+                    Attempt::Failed(format!("HTTP {}", status.as_u16()))
+                }
+            }
+            Err(e) if e.is_timeout() => Attempt::Failed("timeout".into()),
+            Err(e) if e.is_connect() => Attempt::Failed(connect_error(&e)),
+            Err(_) => Attempt::Failed("request failed".into()),
+        }
+    }
+
+    /// The URL, if reports may go there: `https` (or `http` when allowed), and an IP-literal
+    /// host only when public (names are checked by the resolver at connection time).
+    fn checked_url(&self, url: &str) -> Result<reqwest::Url, &'static str> {
+        let url = reqwest::Url::parse(url).map_err(|_| "invalid URL")?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            _ => return Err("not https"),
+        }
+        let public = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ssrf::is_public(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => ssrf::is_public(IpAddr::V6(ip)),
+            Some(url::Host::Domain(name)) => !ssrf::is_internal_name(name),
+            None => false,
+        };
+        if public || self.allow_private {
+            Ok(url)
+        } else {
+            Err("internal address refused")
+        }
+    }
+
+    fn host_slots(&self, host: &str) -> Arc<Semaphore> {
+        let mut hosts = self.hosts.lock();
+        Arc::clone(hosts.entry(host.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_host))))
+    }
+}
+
+/// The kind of a connection failure, for the report's record (never the full error text,
+/// which could carry a URL with a token in it).
+fn connect_error(e: &reqwest::Error) -> String {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.to_string().contains(REFUSED_BY_RESOLVER) {
+            return "internal address refused".into();
+        }
+        source = s.source();
+    }
+    "connection failed".into()
+}
+
+const REFUSED_BY_RESOLVER: &str = "resolves to an internal address";
+
+/// Resolves each host once and hands reqwest only addresses that passed the check, so the
+/// connection goes to a checked address. A name with any internal address is refused whole.
+struct CheckedResolver {
+    allow_private: bool,
+}
+
+impl Resolve for CheckedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if found.is_empty() {
+                return Err("the name has no address".into());
+            }
+            if !allow_private && found.iter().any(|a| !ssrf::is_public(a.ip())) {
+                return Err(REFUSED_BY_RESOLVER.into());
+            }
+            let addrs: Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The wait before retry `attempts` (1 for the first retry), jittered by ±20% so reports that
+/// failed together do not come back together; `None` once the schedule is used up.
+pub fn retry_delay(schedule: &[u64], attempts: u32) -> Option<Duration> {
+    let base = *schedule.get(usize::try_from(attempts).ok()?.checked_sub(1)?)?;
+    let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..=1.2);
+    Some(Duration::from_secs_f64(base as f64 * jitter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(allow_http: bool, allow_private: bool) -> CallbackSettings {
+        CallbackSettings {
+            allow_http,
+            allow_private_networks: allow_private,
+            connect_timeout_ms: 1000,
+            timeout_ms: 2000,
+            per_host_concurrency: 1,
+            retry_schedule: vec![10, 60],
+        }
+    }
+
+    #[tokio::test]
+    async fn only_https_to_public_hosts_unless_allowed() {
+        let strict = Dispatcher::new(&settings(false, false)).unwrap();
+        for (url, why) in [
+            ("http://example.com/cb", "not https"),
+            ("https://127.0.0.1/cb", "internal address refused"),
+            ("https://[::ffff:10.0.0.1]/cb", "internal address refused"),
+            ("https://localhost/cb", "internal address refused"),
+            ("ftp://example.com/cb", "not https"),
+        ] {
+            assert_eq!(strict.checked_url(url).err(), Some(why), "{url}");
+        }
+        assert!(strict.checked_url("https://example.com/cb").is_ok());
+        let dev = Dispatcher::new(&settings(true, true)).unwrap();
+        assert!(dev.checked_url("http://127.0.0.1:8080/cb").is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_with_internal_addresses() {
+        let resolver = CheckedResolver { allow_private: false };
+        let refused = resolver.resolve("localhost".parse::<Name>().unwrap()).await;
+        assert!(refused.is_err_and(|e| e.to_string() == REFUSED_BY_RESOLVER));
+        let allowed = CheckedResolver { allow_private: true }.resolve("localhost".parse::<Name>().unwrap()).await;
+        assert!(allowed.unwrap().all(|a| a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn retries_follow_the_schedule_with_jitter_then_stop() {
+        let schedule = [10, 60];
+        assert_eq!(retry_delay(&schedule, 0), None);
+        let first = retry_delay(&schedule, 1).unwrap();
+        assert!((8.0..=12.0).contains(&first.as_secs_f64()), "{first:?}");
+        let second = retry_delay(&schedule, 2).unwrap();
+        assert!((48.0..=72.0).contains(&second.as_secs_f64()), "{second:?}");
+        assert_eq!(retry_delay(&schedule, 3), None);
+    }
+
+    #[tokio::test]
+    async fn a_host_at_its_limit_is_busy() {
+        let d = Dispatcher::new(&settings(true, true)).unwrap();
+        let held = d.host_slots("example.com:443").try_acquire_owned().unwrap();
+        let busy = d.post("https://example.com/cb", &"00".repeat(32), "{}", 1).await;
+        assert_eq!(busy, Attempt::Busy);
+        drop(held);
+    }
+}

@@ -1,0 +1,104 @@
+//! Delivery reports: sending each request's oldest waiting report (the `Report` task), with
+//! retries on the configured schedule and the dead-letter list after the last, and the
+//! operators' view and replay of dead letters.
+
+use super::Services;
+use crate::callbacks::dispatch::{retry_delay, Attempt};
+use crate::domain::{DeadReport, RequestId, RequestRecord, TenantId, Timestamp};
+use crate::store::{Change, Scheduled, StoreError, Task};
+use std::time::Duration;
+
+/// A host at its limit of reports in flight: look again this soon.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no such dead letter")]
+    NotFound,
+    #[error("the receiver did not acknowledge the report: {0}")]
+    NotAcknowledged(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Services {
+    /// Sends the request's oldest waiting report once, and records what came of it: gone
+    /// when acknowledged (and the next one due at once), else tried again later or, after the
+    /// last retry, moved to the dead letters. Reports of one request go one at a time, in order.
+    pub async fn send_report(&self, tenant: &TenantId, request: RequestId) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let Some(record) = self.store.request(tenant, request, now).await? else { return Ok(()) };
+        let Some(first) = record.pending_reports().first().cloned() else { return Ok(()) };
+        let Some(code) = record.code.as_ref() else { return Ok(()) };
+        let (Some(url), Some(key)) = (code.callback_url.clone(), code.callback_key.clone()) else {
+            return Ok(());
+        };
+        let attempt = self.reports.post(&url, &key, &first.body, now.secs()).await;
+        let now = self.clock.now();
+        let schedule = &self.settings.callbacks.retry_schedule;
+        self.store
+            .update_known_request(tenant, record, self.retention(), now, |r| {
+                // Only the report that was sent is settled (another worker may have settled it).
+                if r.pending_reports().first() != Some(&first) {
+                    return (None, ());
+                }
+                let change = match &attempt {
+                    Attempt::Acknowledged => next_report(r.without_first_report(), now),
+                    Attempt::Busy => retry_at(r.clone(), now.plus(BUSY_RETRY)),
+                    Attempt::Failed(why) => {
+                        let failed = r.with_failed_report(why);
+                        let attempts = failed.pending_reports().first().map_or(0, |f| f.attempts);
+                        match retry_delay(schedule, attempts) {
+                            Some(wait) => retry_at(failed, now.plus(wait)),
+                            None => {
+                                let dead = DeadReport::first_of(&failed, now);
+                                Change { dead_letter: dead, ..next_report(failed.without_first_report(), now) }
+                            }
+                        }
+                    }
+                };
+                (Some(change), ())
+            })
+            .await?;
+        match attempt {
+            Attempt::Acknowledged => tracing::debug!(%tenant, "delivery report acknowledged"),
+            Attempt::Failed(why) => tracing::info!(%tenant, why, "delivery report failed"),
+            Attempt::Busy => {}
+        }
+        Ok(())
+    }
+
+    /// The tenant's dead letters, newest first.
+    pub async fn dead_reports(&self, tenant: &TenantId) -> Result<Vec<DeadReport>, ReportError> {
+        Ok(self.store.dead_reports(tenant).await?)
+    }
+
+    /// Sends a dead letter again, once, now (signed with a fresh timestamp); it leaves the list
+    /// when the receiver acknowledges it.
+    pub async fn replay_dead_report(&self, tenant: &TenantId, id: &str) -> Result<(), ReportError> {
+        let dead = self.store.dead_reports(tenant).await?.into_iter().find(|d| d.id == id);
+        let dead = dead.ok_or(ReportError::NotFound)?;
+        match self.reports.post(&dead.url, &dead.key, &dead.body, self.clock.now().secs()).await {
+            Attempt::Acknowledged => {
+                self.store.remove_dead_report(tenant, id).await?;
+                Ok(())
+            }
+            Attempt::Failed(why) => Err(ReportError::NotAcknowledged(why)),
+            Attempt::Busy => Err(ReportError::NotAcknowledged("the host has too many reports in flight".into())),
+        }
+    }
+}
+
+/// `record` with its next waiting report (if any) due now.
+fn next_report(record: RequestRecord, now: Timestamp) -> Change {
+    let more = !record.pending_reports().is_empty();
+    let mut change = Change::from(record);
+    if more {
+        change.schedule.push(Scheduled { task: Task::Report, at: now });
+    }
+    change
+}
+
+fn retry_at(record: RequestRecord, at: Timestamp) -> Change {
+    Change { schedule: vec![Scheduled { task: Task::Report, at }], ..Change::from(record) }
+}
