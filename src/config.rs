@@ -354,9 +354,15 @@ impl Settings {
         check(d.lease >= 1, "delivery.lease: must be at least 1 second");
         check(self.sender.call_timeout >= 1, "sender.call_timeout: must be at least 1 second");
         let c = &self.callbacks;
-        check(c.connect_timeout_ms >= 1 && c.timeout_ms >= c.connect_timeout_ms, "callbacks.timeout_ms: must be at least callbacks.connect_timeout_ms (> 0)");
+        check(
+            c.connect_timeout_ms >= 1 && c.timeout_ms >= c.connect_timeout_ms,
+            "callbacks.timeout_ms: must be at least callbacks.connect_timeout_ms (> 0)",
+        );
         check((1..=1024).contains(&c.per_host_concurrency), "callbacks.per_host_concurrency: must be from 1 to 1024");
-        check(c.retry_schedule.len() <= 50 && c.retry_schedule.iter().all(|s| (1..=604_800).contains(s)), "callbacks.retry_schedule: at most 50 waits of 1 s to 7 days");
+        check(
+            c.retry_schedule.len() <= 50 && c.retry_schedule.iter().all(|s| (1..=604_800).contains(s)),
+            "callbacks.retry_schedule: at most 50 waits of 1 s to 7 days",
+        );
         // A send is three calls (resolve, send, tidy up); a lease shorter than that could end
         // while the message is on its way, and another worker would send it again.
         check(

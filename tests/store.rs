@@ -69,6 +69,7 @@ fn request(cost: i64) -> RequestRecord {
             account: None,
             failed_attempts: 0,
             message_id: None,
+            reports: Vec::new(),
         }),
         delivery: None,
         verification: None,
@@ -101,6 +102,8 @@ on_both_stores!(
     one_process_drives_an_account_at_a_time,
     account_updates_are_atomic,
     read_receipts_find_their_requests_once,
+    status_changes_queue_reports_with_the_change,
+    dead_letters_are_kept_listed_and_removed,
 );
 
 async fn tenants_and_settings_round_trip(redis: bool) {
@@ -399,4 +402,72 @@ async fn a_lost_work_index_entry_is_repaired() {
     assert_eq!(jobs[0].request, r.id);
     let due = store.claim_due(NOW, NOW.plus(Duration::from_secs(30)), 10).await.unwrap();
     assert_eq!(due.len(), 1);
+}
+
+/// A request with a `callback_url`: a status change queues a report of it (the status as it
+/// became) on the request, in the same step, and schedules the report task; a change with no
+/// status change queues nothing.
+async fn status_changes_queue_reports_with_the_change(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(10_000);
+    store.create_tenant(&t, &token).await.unwrap();
+    let mut r = request(0);
+    if let Some(code) = r.code.as_mut() {
+        code.callback_url = Some("https://example.com/cb".into());
+        code.callback_key = Some("00".repeat(32));
+    }
+    store.create_request(&t.id, &Change::from(r.clone()), RETENTION, NOW).await.unwrap();
+    let (sent, ()) = store
+        .update_request(&t.id, r.id, RETENTION, NOW, |cur| {
+            (cur.mark_sent("sandbox", 1, true, NOW).map(Change::from), ())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let reports = sent.pending_reports();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let body: serde_json::Value = serde_json::from_str(&reports[0].body).unwrap();
+    assert_eq!(body["delivery_status"]["status"], "delivered", "{body}");
+    let due = store.claim_due(NOW, NOW.plus(Duration::from_secs(30)), 10).await.unwrap();
+    assert!(due.iter().any(|d| d.request == r.id && d.task == verigram::store::Task::Report), "{due:?}");
+
+    let (same, ()) = store
+        .update_request(&t.id, r.id, RETENTION, NOW, |cur| (Some(Change::from(cur.with_failed_attempt())), ()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(same.pending_reports().len(), 1, "no status changed, no report");
+    let stored = store.request(&t.id, r.id, NOW).await.unwrap().unwrap();
+    assert_eq!(stored.pending_reports(), same.pending_reports(), "the outbox is stored");
+}
+
+async fn dead_letters_are_kept_listed_and_removed(redis: bool) {
+    let (store, _r) = store(redis).await;
+    let (t, token) = tenant(10_000);
+    store.create_tenant(&t, &token).await.unwrap();
+    let mut r = request(0);
+    if let Some(code) = r.code.as_mut() {
+        code.callback_url = Some("https://example.com/cb".into());
+        code.callback_key = Some("ab".repeat(32));
+        code.reports = vec![verigram::domain::PendingReport {
+            body: "{}".into(),
+            attempts: 10,
+            last_error: Some("HTTP 500".into()),
+        }];
+    }
+    store.create_request(&t.id, &Change::from(r.clone()), RETENTION, NOW).await.unwrap();
+    let dead = verigram::domain::DeadReport::first_of(&r, NOW).unwrap();
+    store
+        .update_request(&t.id, r.id, RETENTION, NOW, |cur| {
+            (Some(Change { dead_letter: Some(dead.clone()), ..Change::from(cur.without_first_report()) }), ())
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.dead_reports(&t.id).await.unwrap(), vec![dead.clone()]);
+    assert!(store.request(&t.id, r.id, NOW).await.unwrap().unwrap().pending_reports().is_empty(), "moved, in one step");
+    let (other, _) = tenant(0);
+    assert!(store.dead_reports(&other.id).await.unwrap().is_empty(), "per tenant");
+    assert!(!store.remove_dead_report(&t.id, "nope").await.unwrap());
+    assert!(store.remove_dead_report(&t.id, &dead.id).await.unwrap());
+    assert!(store.dead_reports(&t.id).await.unwrap().is_empty());
 }

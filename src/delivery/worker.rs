@@ -102,7 +102,10 @@ impl Worker {
                 Err(e) => Err(e),
             };
             if let Err(e) = done {
-                tracing::warn!(error = &e as &dyn std::error::Error, "delivery report round failed; it will be retried");
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "delivery report round failed; it will be retried"
+                );
             }
         });
     }

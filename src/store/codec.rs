@@ -3,8 +3,8 @@
 
 use super::{StoreError, StoreResult};
 use crate::domain::{
-    CodeState, Credits, DeadReport, DeliveryStatus, LedgerEntry, Payload, PendingReport, PhoneNumber, RequestId, RequestRecord, SenderUsername,
-    StatusAt, Timestamp, Ttl, VerificationStatus,
+    CodeState, Credits, DeadReport, DeliveryStatus, LedgerEntry, Payload, PendingReport, PhoneNumber, RequestId,
+    RequestRecord, SenderUsername, StatusAt, Timestamp, Ttl, VerificationStatus,
 };
 use serde::{Deserialize, Serialize};
 
@@ -198,6 +198,10 @@ mod tests {
                 account: Some("sandbox".into()),
                 failed_attempts: 2,
                 message_id: Some(42),
+                reports: vec![
+                    PendingReport { body: "{\"a\":1}".into(), attempts: 3, last_error: Some("HTTP 500".into()) },
+                    PendingReport { body: "{}".into(), attempts: 0, last_error: None },
+                ],
             }),
             delivery: Some(StatusAt { status: DeliveryStatus::Read, at: Timestamp::from_millis(5) }),
             verification: Some(StatusAt { status: VerificationStatus::CodeInvalid, at: Timestamp::from_millis(6) }),

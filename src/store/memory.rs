@@ -5,8 +5,8 @@
 
 use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
-    TokenRecord,
+    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings,
+    Timestamp, TokenRecord,
 };
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};

@@ -14,8 +14,8 @@ pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
-    TokenRecord,
+    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings,
+    Timestamp, TokenRecord,
 };
 use std::time::Duration;
 

@@ -25,8 +25,8 @@ use super::codec::{
 };
 use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp,
-    TokenRecord,
+    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings,
+    Timestamp, TokenRecord,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};

@@ -227,10 +227,9 @@ async fn an_undelivered_message_expires_at_ttl_and_is_refunded_once(backend: Bac
         .store
         .update_request(&tid, rid, retention, now, |r| {
             let again = Change {
-                record: r.clone(),
-                ledger: None,
                 enqueue: true,
                 schedule: vec![Scheduled { task: Task::Ttl, at: now }],
+                ..Change::from(r.clone())
             };
             (Some(again), ())
         })
