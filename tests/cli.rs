@@ -210,6 +210,8 @@ fn help_is_everywhere() {
         &["ledger", "--help"],
         &["sender", "add", "--help"],
         &["sender", "login", "--help"],
+        &["report", "replay", "--help"],
+        &["dev-telegram", "--help"],
     ] {
         let out = verigram().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -303,4 +305,94 @@ async fn a_server_sends_through_the_dev_telegram_peer() {
     let checked =
         gateway(&server, "checkVerificationStatus", token, &[("request_id", &request_id), ("code", &code)]).await;
     assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
+}
+
+/// A callback endpoint for the binary's tests: answers every POST with `status` (changeable),
+/// counting what it got. Plain HTTP/1.1 on a thread; enough for one report at a time.
+struct Endpoint {
+    url: String,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Endpoint {
+    fn start(status: u16) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/cb", listener.local_addr().unwrap());
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (answer, count) = (status.clone(), hits.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                count.fetch_add(1, Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 {} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    answer.load(Ordering::SeqCst)
+                );
+                let _ = reader.into_inner().write_all(reply.as_bytes());
+            }
+        });
+        Self { url, status, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Reports through the real binary, with the development switches set by environment exactly
+/// as the issue names them: a report the receiver refuses becomes a dead letter after the
+/// last retry, `report dead` lists it and `report replay` sends it again.
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed_from_the_cli() {
+    let endpoint = Endpoint::start(500);
+    let server = serve(&[
+        ("VERIGRAM__CALLBACKS__ALLOW_HTTP", "true"),
+        ("VERIGRAM__CALLBACKS__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("VERIGRAM__CALLBACKS__RETRY_SCHEDULE", "[1]"),
+    ]);
+    let tenant = admin_json(&server, &["tenant", "create", "--name", "Acme", "--balance", "1"]);
+    let (id, token) = (tenant["id"].as_str().unwrap(), tenant["token"].as_str().unwrap());
+    let sent = gateway(
+        &server,
+        "sendVerificationMessage",
+        token,
+        &[("phone_number", "+15551234567"), ("code_length", "6"), ("callback_url", &endpoint.url)],
+    )
+    .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let dead = admin_json(&server, &["report", "dead", id]);
+        if dead.as_array().is_some_and(|d| d.len() == 2) {
+            break dead;
+        }
+        assert!(Instant::now() < deadline, "no dead letters: {dead}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Both reports (sent, delivered) were tried twice: the first time and one retry.
+    assert_eq!(endpoint.hits(), 4);
+    assert_eq!(dead[0]["attempts"], 2);
+    let letter = dead[0]["id"].as_str().unwrap();
+    let refused = admin(&server, &["report", "replay", id, letter]);
+    assert!(!refused.status.success(), "the receiver still refuses");
+    endpoint.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    admin_json(&server, &["report", "replay", id, letter]);
+    assert_eq!(endpoint.hits(), 6);
+    assert_eq!(admin_json(&server, &["report", "dead", id]).as_array().unwrap().len(), 1);
 }

@@ -4,7 +4,7 @@
 use super::AppState;
 use crate::domain::{Credits, LedgerEntry, PhoneNumber, SenderUsername, Tenant, TenantId, TenantSettings, TokenRecord};
 use crate::secrets::ApiToken;
-use crate::service::{NewTenant, SenderError, SettingsPatch, TenantError};
+use crate::service::{NewTenant, ReportError, SenderError, SettingsPatch, TenantError};
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError, Scope};
@@ -30,6 +30,8 @@ pub fn scope() -> Scope {
         .route("/tenants/{id}/tokens/{token}", web::delete().to(revoke_token))
         .route("/tenants/{id}/tokens/{token}/rotate", web::post().to(rotate_token))
         .route("/tenants/{id}/tokens/{token}/ip_allow", web::put().to(set_ip_allow))
+        .route("/tenants/{id}/reports/dead", web::get().to(dead_reports))
+        .route("/tenants/{id}/reports/dead/{dead}/replay", web::post().to(replay_dead_report))
         .route("/tenants/{id}/senders/{username}", web::put().to(put_sender))
         .route("/tenants/{id}/senders/{username}", web::delete().to(remove_sender))
         .route("/senders", web::get().to(list_accounts))
@@ -114,6 +116,17 @@ impl From<SenderError> for AdminError {
             SenderError::Invalid(msg) => Self::Invalid(msg.into()),
             e @ SenderError::Exists => Self::Conflict(e.to_string()),
             SenderError::Store(e) => TenantError::Store(e).into(),
+        }
+    }
+}
+
+impl From<ReportError> for AdminError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::TenantNotFound => Self::NotFound("no such tenant".into()),
+            ReportError::NotFound => Self::NotFound("no such dead letter".into()),
+            e @ ReportError::NotAcknowledged(_) => Self::Conflict(e.to_string()),
+            ReportError::Store(e) => TenantError::Store(e).into(),
         }
     }
 }
@@ -366,6 +379,45 @@ async fn ledger(
     let entries: Vec<LedgerView> =
         state.services.ledger(&tenant_id(&id)?, limit).await?.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(entries))
+}
+
+/// A dead letter as operators see it (never its signing key).
+#[derive(Serialize)]
+struct DeadReportView {
+    id: String,
+    request_id: String,
+    url: String,
+    /// The report's JSON body, as it would be sent.
+    body: serde_json::Value,
+    attempts: u32,
+    last_error: Option<String>,
+    failed_at: i64,
+}
+
+impl From<crate::domain::DeadReport> for DeadReportView {
+    fn from(d: crate::domain::DeadReport) -> Self {
+        Self {
+            id: d.id,
+            request_id: d.request_id.to_string(),
+            url: d.url,
+            body: serde_json::from_str(&d.body).unwrap_or(serde_json::Value::String(d.body)),
+            attempts: d.attempts,
+            last_error: d.last_error,
+            failed_at: d.failed_at.secs(),
+        }
+    }
+}
+
+async fn dead_reports(_: Admin, id: web::Path<String>, state: web::Data<AppState>) -> AdminResult {
+    let dead: Vec<DeadReportView> =
+        state.services.dead_reports(&tenant_id(&id)?).await?.into_iter().map(Into::into).collect();
+    Ok(HttpResponse::Ok().json(dead))
+}
+
+async fn replay_dead_report(_: Admin, path: web::Path<(String, String)>, state: web::Data<AppState>) -> AdminResult {
+    let (id, dead) = path.into_inner();
+    state.services.replay_dead_report(&tenant_id(&id)?, &dead).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "replayed": dead })))
 }
 
 async fn list_tokens(_: Admin, id: web::Path<String>, state: web::Data<AppState>) -> AdminResult {

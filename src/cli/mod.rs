@@ -75,6 +75,13 @@ pub enum Command {
         #[command(subcommand)]
         command: BalanceCommand,
     },
+    /// A tenant's delivery reports that exhausted their retries (through the admin API).
+    Report {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Manage the pool of sender accounts (through the admin API).
     Sender {
         #[command(flatten)]
@@ -161,6 +168,14 @@ pub enum TokenCommand {
     Revoke { tenant: String, token_id: String },
     /// List a tenant's tokens.
     List { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// List a tenant's dead letters, newest first.
+    Dead { tenant: String },
+    /// Send a dead letter again, now; it leaves the list once the receiver answers 200.
+    Replay { tenant: String, id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +266,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sender { command: SenderCommand::Login { id, config }, .. } => sender_login(&id, config).await,
         Command::Sender { server, command } => sender(AdminClient::new(&server)?, command).await,
+        Command::Report { server, command: ReportCommand::Dead { tenant } } => {
+            AdminClient::new(&server)?.print_get(&format!("tenants/{tenant}/reports/dead")).await
+        }
+        Command::Report { server, command: ReportCommand::Replay { tenant, id } } => {
+            AdminClient::new(&server)?
+                .print_post(&format!("tenants/{tenant}/reports/dead/{id}/replay"), json!({}))
+                .await
+        }
         Command::Ledger { server, tenant, limit } => {
             AdminClient::new(&server)?.print_get(&format!("tenants/{tenant}/ledger?limit={limit}")).await
         }

@@ -13,6 +13,8 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    #[error("no such tenant")]
+    TenantNotFound,
     #[error("no such dead letter")]
     NotFound,
     #[error("the receiver did not acknowledge the report: {0}")]
@@ -70,13 +72,16 @@ impl Services {
 
     /// The tenant's dead letters, newest first.
     pub async fn dead_reports(&self, tenant: &TenantId) -> Result<Vec<DeadReport>, ReportError> {
+        if self.store.tenant(tenant).await?.is_none() {
+            return Err(ReportError::TenantNotFound);
+        }
         Ok(self.store.dead_reports(tenant).await?)
     }
 
     /// Sends a dead letter again, once, now (signed with a fresh timestamp); it leaves the list
     /// when the receiver acknowledges it.
     pub async fn replay_dead_report(&self, tenant: &TenantId, id: &str) -> Result<(), ReportError> {
-        let dead = self.store.dead_reports(tenant).await?.into_iter().find(|d| d.id == id);
+        let dead = self.dead_reports(tenant).await?.into_iter().find(|d| d.id == id);
         let dead = dead.ok_or(ReportError::NotFound)?;
         match self.reports.post(&dead.url, &dead.key, &dead.body, self.clock.now().secs()).await {
             Attempt::Acknowledged => {

@@ -21,6 +21,7 @@ mod health;
 mod lifecycle;
 mod malformed;
 mod pool;
+mod reports;
 mod revoke;
 mod sandbox;
 mod secrets;

@@ -4,6 +4,7 @@
 
 mod app;
 mod keyspace;
+pub mod receiver;
 mod reply;
 
 pub use app::{set_key, spawn_app, spawn_app_with, Backend, Tenant, TestApp, PEPPER};
