@@ -439,6 +439,19 @@ async fn status_changes_queue_reports_with_the_change(redis: bool) {
     assert_eq!(same.pending_reports().len(), 1, "no status changed, no report");
     let stored = store.request(&t.id, r.id, NOW).await.unwrap().unwrap();
     assert_eq!(stored.pending_reports(), same.pending_reports(), "the outbox is stored");
+
+    // A request with a report waiting outlives its retention; once the report is done with,
+    // the retention holds again.
+    let late = NOW.plus(RETENTION.0).plus(Duration::from_secs(3600));
+    let kept = store.request(&t.id, r.id, late).await.unwrap().expect("kept while a report waits");
+    store
+        .update_request(&t.id, r.id, RETENTION, late, |cur| (Some(Change::from(cur.without_first_report())), ()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept.pending_reports().len() == 1);
+    let after = late.plus(Duration::from_secs(2));
+    assert!(store.request(&t.id, r.id, after).await.unwrap().is_none(), "gone once nothing waits");
 }
 
 async fn dead_letters_are_kept_listed_and_removed(redis: bool) {

@@ -177,7 +177,7 @@ impl MemoryStore {
         if let Some(entry) = &change.ledger {
             push_ledger(&mut state.ledger, entry, balance, ledger_limit);
         }
-        let expires_at = now.plus(retention.remaining(record.created_at, now));
+        let expires_at = now.plus(retention.keep(record, now));
         let record = RequestRecord { version: 1, ..record.clone() };
         let key = (tenant.clone(), record.id);
         inner.expiries.push_back((expires_at, key.clone()));
@@ -226,7 +226,7 @@ impl MemoryStore {
             state.tenant.balance = after;
             push_ledger(&mut state.ledger, &entry, after, ledger_limit);
         }
-        let expires_at = now.plus(retention.remaining(record.created_at, now));
+        let expires_at = now.plus(retention.keep(&record, now));
         inner.requests.insert(key, StoredRequest { record: record.clone(), expires_at });
         if let Some(dead) = dead_letter {
             let list = inner.dead_reports.entry(tenant.clone()).or_default();

@@ -201,7 +201,22 @@ impl Retention {
         let end = created_at.plus(self.0).millis();
         Duration::from_millis((end - now.millis()).max(1000) as u64)
     }
+
+    /// How long to keep `record` from `now`: its retention, or longer while it has reports
+    /// waiting (each retry re-extends it), so no report vanishes with its request.
+    pub fn keep(self, record: &RequestRecord, now: Timestamp) -> Duration {
+        let remaining = self.remaining(record.created_at, now);
+        if record.pending_reports().is_empty() {
+            remaining
+        } else {
+            remaining.max(KEEP_WITH_REPORTS)
+        }
+    }
 }
+
+/// Longer than the longest wait between two report attempts (`callbacks.retry_schedule`
+/// allows at most 7 days, 8.4 with jitter).
+const KEEP_WITH_REPORTS: Duration = Duration::from_secs(9 * 86_400);
 
 /// The configured backend. A closed enum keeps handlers and services free of generics.
 pub enum Store {

@@ -284,7 +284,7 @@ impl RedisStore {
             .key(due_key(tenant))
             .arg(record.cost.micros())
             .arg(encode_request(record))
-            .arg(retention.remaining(record.created_at, now).as_millis() as u64)
+            .arg(retention.keep(record, now).as_millis() as u64)
             .arg(change.ledger.as_ref().map(encode_ledger).unwrap_or_default())
             .arg(self.ledger_limit)
             .arg(record.created_at.plus(retention.0).millis());
@@ -377,7 +377,7 @@ impl RedisStore {
                 .key(dead_key(tenant))
                 .arg(current.version)
                 .arg(encode_request(record))
-                .arg(retention.remaining(record.created_at, now).as_millis() as u64)
+                .arg(retention.keep(record, now).as_millis() as u64)
                 .arg(ledger.as_ref().map_or(0, |e| e.amount.micros()))
                 .arg(ledger.as_ref().map(encode_ledger).unwrap_or_default())
                 .arg(self.ledger_limit)

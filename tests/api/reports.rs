@@ -17,6 +17,7 @@ both_backends!(
     after_the_last_retry_a_report_is_a_dead_letter_that_can_be_replayed,
     reports_stay_verifiable_after_the_token_is_rotated,
     a_receiver_that_hangs_holds_up_no_other_tenant,
+    a_receiver_that_never_answers_in_time_is_a_failure_retried_later,
 );
 
 /// The service with reports allowed to a receiver on loopback over http (development
@@ -238,4 +239,22 @@ async fn a_receiver_that_hangs_holds_up_no_other_tenant(backend: Backend) {
     assert_eq!(hanging.received().len(), 1, "its next report waits for the first");
     hanging.release();
     hanging.wait_for(2).await;
+}
+
+async fn a_receiver_that_never_answers_in_time_is_a_failure_retried_later(backend: Backend) {
+    let app = spawn_with(backend, |c| set_key(c, "callbacks.timeout_ms", "1000")).await;
+    let receiver = Receiver::start().await;
+    receiver.script([Answer::Hold]);
+    let t = app.create_tenant("1", None).await;
+    let id = send_reporting(&app, &t, &receiver.url).await;
+    wait_recorded(&app, &t, &id, &receiver, 1, 1).await;
+    let (tenant, request) =
+        (verigram::domain::TenantId::parse(&t.id).unwrap(), verigram::domain::RequestId::parse(&id).unwrap());
+    let record = app.services.store.request(&tenant, request, verigram::domain::Clock::now(&*app.clock)).await.unwrap();
+    assert_eq!(record.unwrap().pending_reports()[0].last_error.as_deref(), Some("timeout"));
+    receiver.release();
+    app.advance(Duration::from_secs(13));
+    let got = receiver.wait_for(3).await;
+    let statuses: Vec<String> = got.iter().map(|r| status_of(r).0).collect();
+    assert_eq!(statuses, ["sent", "sent", "delivered"]);
 }

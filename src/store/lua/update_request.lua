@@ -8,7 +8,7 @@
 -- KEYS[6] dead letters    {t:<tenant>}:dead
 -- ARGV[1] the version that was read
 -- ARGV[2] new record JSON
--- ARGV[3] retention left for the request key, milliseconds
+-- ARGV[3] how long to keep the request from now, milliseconds (its retention end `e` moves too)
 -- ARGV[4] balance movement in micro-credits (0 for none)
 -- ARGV[5] ledger entry JSON, or ""
 -- ARGV[6] ledger length cap
@@ -26,7 +26,7 @@ if v ~= ARGV[1] then
   return 0
 end
 local next_v = tonumber(v) + 1
-redis.call('HSET', KEYS[1], 'v', next_v, 'd', ARGV[2])
+redis.call('HSET', KEYS[1], 'v', next_v, 'd', ARGV[2], 'e', tonumber(ARGV[7]) + tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if ARGV[5] ~= '' then
   local balance = redis.call('HINCRBY', KEYS[2], 'balance', tonumber(ARGV[4]))
