@@ -317,3 +317,80 @@ async fn two_worker_processes_never_drive_one_account_at_once() {
         assert!(pair[1].0 - pair[0].0 >= 950, "two sends through one account overlapped: {sent:?}");
     }
 }
+
+/// Issue 5: "no report is lost when a process dies". A worker process is posting a delivery
+/// report when it is killed (the receiver holds the first connection and never answers); the
+/// report stays in the request's outbox, and another worker process sends it once the task's
+/// lease (`delivery.task_lease = 1`) has run out, followed by the next report, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    // The receiver: records each report's body; holds the first connection open unanswered.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cb", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let bodies = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let bodies = Arc::clone(&bodies);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let first = {
+                    let mut bodies = bodies.lock().unwrap();
+                    bodies.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                    bodies.len() == 1
+                };
+                if first {
+                    std::thread::sleep(Duration::from_secs(60));
+                }
+                let _ =
+                    reader.into_inner().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            });
+        }
+    });
+    let reports = || got.lock().unwrap().clone();
+
+    let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
+    let store_url = redis_server.url();
+    let env = [
+        ("VERIGRAM__DELIVERY__TASK_LEASE", "1"),
+        ("VERIGRAM__CALLBACKS__ALLOW_HTTP", "true"),
+        ("VERIGRAM__CALLBACKS__ALLOW_PRIVATE_NETWORKS", "true"),
+    ];
+    let api = serve_with("api", &store_url, &env, None);
+    let (_, token) = create_tenant(&api).await;
+    let mut doomed = serve_with("worker", &store_url, &env, None);
+    let sent = gateway(
+        &api,
+        "sendVerificationMessage",
+        &token,
+        json!({"phone_number": PHONE, "code_length": 6, "callback_url": url}),
+    )
+    .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    wait_for("the first worker process to post the first report", || async { (reports().len() == 1).then_some(()) })
+        .await;
+    doomed.kill();
+
+    let _heir = serve_with("worker", &store_url, &env, None);
+    let all = wait_for("the second worker process to send both reports", || async {
+        let all = reports();
+        (all.len() >= 3).then_some(all)
+    })
+    .await;
+    let statuses: Vec<&str> = all.iter().map(|r| r["delivery_status"]["status"].as_str().unwrap_or("?")).collect();
+    assert_eq!(statuses, ["sent", "sent", "delivered"], "the held report again, then the next, in order");
+}
