@@ -27,6 +27,8 @@ pub struct Application {
     services: Arc<Services>,
 }
 
+use crate::callbacks::dispatch::{HostResolver, SystemResolver};
+
 /// Delivery reports one process sends at once (each host also has its own, lower limit).
 const REPORTS_IN_FLIGHT: usize = 256;
 
@@ -42,7 +44,18 @@ impl Application {
 
     /// Builds on a listener that is already bound (tests bind port 0) and a given clock.
     pub async fn build_with(settings: Settings, clock: Arc<dyn Clock>, listener: TcpListener) -> anyhow::Result<Self> {
-        let services = Arc::new(build_services(settings, clock).await?);
+        Self::build_with_resolver(settings, clock, listener, Arc::new(SystemResolver)).await
+    }
+
+    /// As `build_with`, with the resolver that callback hosts are looked up with (tests script
+    /// one to play DNS tricks).
+    pub async fn build_with_resolver(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        listener: TcpListener,
+        resolver: Arc<dyn HostResolver>,
+    ) -> anyhow::Result<Self> {
+        let services = Arc::new(build_services(settings, clock, resolver).await?);
         let settings = Arc::clone(&services.settings);
         let admin_token = settings.admin_token().map_err(anyhow::Error::msg)?;
         if admin_token.is_none() {
@@ -141,7 +154,11 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<(Store, Pepper
     Ok((store, pepper))
 }
 
-async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+async fn build_services(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    resolver: Arc<dyn HostResolver>,
+) -> anyhow::Result<Services> {
     crate::domain::PhoneNumber::preload();
     let (store, pepper) = connect_store(&settings).await?;
     let concurrency = match settings.codes.hash_concurrency {
@@ -183,7 +200,7 @@ async fn build_services(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Re
         sender: Sender::new(pool, transport),
         clock,
         token_keys: TokenKeys::new(&pepper),
-        reports: crate::callbacks::dispatch::Dispatcher::new(&settings.callbacks)?,
+        reports: crate::callbacks::dispatch::Dispatcher::new(&settings.callbacks, resolver)?,
         report_slots: Arc::new(tokio::sync::Semaphore::new(REPORTS_IN_FLIGHT)),
         wake: Arc::new(tokio::sync::Notify::new()),
         read_receipts: parking_lot::Mutex::new(Some(receipts_rx)),

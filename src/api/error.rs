@@ -99,6 +99,7 @@ impl From<ServiceError> for GatewayError {
             ServiceError::SenderNotOwned => Self::SenderNotOwned,
             ServiceError::SenderNotVerified => Self::SenderNotVerified,
             ServiceError::BalanceNotEnough => Self::BalanceNotEnough,
+            ServiceError::CallbackUrlInvalid => Self::CallbackUrlInvalid,
             ServiceError::Store(e) if e.is_transient() => {
                 tracing::warn!(error = &e as &dyn std::error::Error, "store unavailable");
                 Self::ServiceUnavailable

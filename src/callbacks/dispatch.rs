@@ -32,6 +32,7 @@ pub enum Attempt {
 
 pub struct Dispatcher {
     client: reqwest::Client,
+    lookup: Arc<dyn HostResolver>,
     allow_http: bool,
     allow_private: bool,
     per_host: usize,
@@ -39,17 +40,19 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(settings: &CallbackSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(settings: &CallbackSettings, lookup: Arc<dyn HostResolver>) -> Result<Self, reqwest::Error> {
+        let resolver = CheckedResolver { lookup: Arc::clone(&lookup), allow_private: settings.allow_private_networks };
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
             .timeout(Duration::from_millis(settings.timeout_ms))
-            .dns_resolver(Arc::new(CheckedResolver { allow_private: settings.allow_private_networks }))
+            .dns_resolver(Arc::new(resolver))
             .user_agent(concat!("verigram/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             client,
+            lookup,
             allow_http: settings.allow_http,
             allow_private: settings.allow_private_networks,
             per_host: settings.per_host_concurrency.max(1),
@@ -126,6 +129,19 @@ impl Dispatcher {
         }
     }
 
+    /// At `sendVerificationMessage` time: `false` when the callback host resolves to any
+    /// internal address. A name that cannot be resolved now is let through: it is checked
+    /// again when each report goes.
+    pub async fn acceptable_host(&self, host: &str) -> bool {
+        if self.allow_private || host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
+            return true; // IP literals were checked when the URL was parsed
+        }
+        match tokio::time::timeout(SEND_TIME_LOOKUP, self.lookup.lookup(host)).await {
+            Ok(Ok(found)) => found.iter().all(|ip| ssrf::is_public(*ip)),
+            _ => true,
+        }
+    }
+
     fn host_slots(&self, host: &str) -> Arc<Semaphore> {
         let mut hosts = self.hosts.lock();
         Arc::clone(hosts.entry(host.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_host))))
@@ -147,28 +163,56 @@ fn connect_error(e: &reqwest::Error) -> String {
 
 const REFUSED_BY_RESOLVER: &str = "resolves to an internal address";
 
+/// Looks host names up: the system's resolver in production; tests put a scripted one in its
+/// place (e.g. a name that resolves differently the second time: DNS rebinding).
+pub trait HostResolver: Send + Sync {
+    fn lookup(
+        &self,
+        host: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'static>>;
+}
+
+/// The operating system's resolver.
+pub struct SystemResolver;
+
+impl HostResolver for SystemResolver {
+    fn lookup(
+        &self,
+        host: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'static>> {
+        let host = host.to_owned();
+        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect()) })
+    }
+}
+
 /// Resolves each host once and hands reqwest only addresses that passed the check, so the
 /// connection goes to a checked address. A name with any internal address is refused whole.
 struct CheckedResolver {
+    lookup: Arc<dyn HostResolver>,
     allow_private: bool,
 }
 
 impl Resolve for CheckedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_private = self.allow_private;
+        let found = self.lookup.lookup(name.as_str());
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let found = found.await?;
             if found.is_empty() {
                 return Err("the name has no address".into());
             }
-            if !allow_private && found.iter().any(|a| !ssrf::is_public(a.ip())) {
+            if !allow_private && found.iter().any(|ip| !ssrf::is_public(*ip)) {
                 return Err(REFUSED_BY_RESOLVER.into());
             }
-            let addrs: Addrs = Box::new(found.into_iter());
+            let addrs: Addrs = Box::new(found.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)
         })
     }
 }
+
+/// How long a send waits for the callback host's addresses before accepting it unchecked (it
+/// is checked again, address by address, whenever a report goes).
+const SEND_TIME_LOOKUP: Duration = Duration::from_secs(2);
 
 /// The wait before retry `attempts` (1 for the first retry), jittered by ±20% so reports that
 /// failed together do not come back together; `None` once the schedule is used up.
@@ -195,7 +239,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_https_to_public_hosts_unless_allowed() {
-        let strict = Dispatcher::new(&settings(false, false)).unwrap();
+        let strict = Dispatcher::new(&settings(false, false), Arc::new(SystemResolver)).unwrap();
         for (url, why) in [
             ("http://example.com/cb", "not https"),
             ("https://127.0.0.1/cb", "internal address refused"),
@@ -206,16 +250,18 @@ mod tests {
             assert_eq!(strict.checked_url(url).err(), Some(why), "{url}");
         }
         assert!(strict.checked_url("https://example.com/cb").is_ok());
-        let dev = Dispatcher::new(&settings(true, true)).unwrap();
+        let dev = Dispatcher::new(&settings(true, true), Arc::new(SystemResolver)).unwrap();
         assert!(dev.checked_url("http://127.0.0.1:8080/cb").is_ok());
     }
 
     #[tokio::test]
     async fn the_resolver_refuses_names_with_internal_addresses() {
-        let resolver = CheckedResolver { allow_private: false };
+        let resolver = CheckedResolver { lookup: Arc::new(SystemResolver), allow_private: false };
         let refused = resolver.resolve("localhost".parse::<Name>().unwrap()).await;
         assert!(refused.is_err_and(|e| e.to_string() == REFUSED_BY_RESOLVER));
-        let allowed = CheckedResolver { allow_private: true }.resolve("localhost".parse::<Name>().unwrap()).await;
+        let allowed = CheckedResolver { lookup: Arc::new(SystemResolver), allow_private: true }
+            .resolve("localhost".parse::<Name>().unwrap())
+            .await;
         assert!(allowed.unwrap().all(|a| a.ip().is_loopback()));
     }
 
@@ -232,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_host_at_its_limit_is_busy() {
-        let d = Dispatcher::new(&settings(true, true)).unwrap();
+        let d = Dispatcher::new(&settings(true, true), Arc::new(SystemResolver)).unwrap();
         let held = d.host_slots("example.com:443").try_acquire_owned().unwrap();
         let busy = d.post("https://example.com/cb", &"00".repeat(32), "{}", 1).await;
         assert_eq!(busy, Attempt::Busy);

@@ -110,6 +110,11 @@ impl CallbackUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// The host as the URL names it (an IPv6 literal in brackets).
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
 }
 
 /// A Telegram username (`@` optional): 5–32 characters of ASCII letters, digits and `_`,

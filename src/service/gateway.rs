@@ -69,6 +69,11 @@ impl Services {
                 Some(_) => {}
             }
         }
+        if let Some(url) = &cmd.callback_url {
+            if !self.reports.acceptable_host(url.host()).await {
+                return Err(ServiceError::CallbackUrlInvalid);
+            }
+        }
         let code = match &cmd.code {
             CodeSpec::Given(code) => code.clone(),
             CodeSpec::Generate(len) => Code::generate(*len),

@@ -38,6 +38,8 @@ pub enum ServiceError {
     SenderNotVerified,
     #[error("the balance does not cover the fee")]
     BalanceNotEnough,
+    #[error("the callback URL's host resolves to an internal address")]
+    CallbackUrlInvalid,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

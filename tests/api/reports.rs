@@ -18,6 +18,8 @@ both_backends!(
     reports_stay_verifiable_after_the_token_is_rotated,
     a_receiver_that_hangs_holds_up_no_other_tenant,
     a_receiver_that_never_answers_in_time_is_a_failure_retried_later,
+    a_receiver_that_is_down_for_a_while_gets_every_report_when_back,
+    names_that_resolve_to_internal_addresses_are_refused_at_send_and_at_connect,
 );
 
 /// The service with reports allowed to a receiver on loopback over http (development
@@ -257,4 +259,108 @@ async fn a_receiver_that_never_answers_in_time_is_a_failure_retried_later(backen
     let got = receiver.wait_for(3).await;
     let statuses: Vec<String> = got.iter().map(|r| status_of(r).0).collect();
     assert_eq!(statuses, ["sent", "sent", "delivered"]);
+}
+
+async fn a_receiver_that_is_down_for_a_while_gets_every_report_when_back(backend: Backend) {
+    let app = spawn(backend).await;
+    // A port with nothing listening: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/cb");
+    let t = app.create_tenant("1", None).await;
+    let id = send_reporting(&app, &t, &url).await;
+    wait_for("a failed attempt", || async { (report_failures(&app, &t, &id).await == 1).then_some(()) }).await;
+    let (tenant, request) =
+        (verigram::domain::TenantId::parse(&t.id).unwrap(), verigram::domain::RequestId::parse(&id).unwrap());
+    let record = app.services.store.request(&tenant, request, verigram::domain::Clock::now(&*app.clock)).await.unwrap();
+    assert_eq!(record.unwrap().pending_reports()[0].last_error.as_deref(), Some("connection failed"));
+    // Back up on the same port: the retry and the report after it arrive, in order, signed.
+    let receiver = Receiver::start_on(port).await;
+    app.advance(Duration::from_secs(13));
+    let got = receiver.wait_for(2).await;
+    let statuses: Vec<String> = got.iter().map(|r| status_of(r).0).collect();
+    assert_eq!(statuses, ["sent", "delivered"]);
+    got.iter().for_each(|r| assert_signed_by(r, &t.token));
+}
+
+/// Looks names up from a script: each name answers its lists in turn (the last one again and
+/// again): a name can resolve to a public address once and to a private one next (rebinding).
+struct ScriptedResolver(parking_lot::Mutex<std::collections::HashMap<String, Vec<Vec<std::net::IpAddr>>>>);
+
+impl verigram::callbacks::dispatch::HostResolver for ScriptedResolver {
+    fn lookup(
+        &self,
+        host: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<std::net::IpAddr>>> + Send + 'static>>
+    {
+        let mut script = self.0.lock();
+        let answer = match script.get_mut(host) {
+            Some(answers) if answers.len() > 1 => Ok(answers.remove(0)),
+            Some(answers) => Ok(answers[0].clone()),
+            None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such name")),
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+async fn names_that_resolve_to_internal_addresses_are_refused_at_send_and_at_connect(backend: Backend) {
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let script = [
+        ("private.example.com", vec![vec![ip("10.0.0.5")]]),
+        ("mapped.example.com", vec![vec![ip("::ffff:127.0.0.1")]]),
+        ("nat64.example.com", vec![vec![ip("64:ff9b::a00:1")]]),
+        ("mixed.example.com", vec![vec![ip("93.184.216.34"), ip("192.168.1.1")]]),
+        ("public.example.com", vec![vec![ip("93.184.216.34")]]),
+        // Public when the send is checked, loopback when the report connects.
+        ("rebind.example.com", vec![vec![ip("93.184.216.34")], vec![ip("127.0.0.1")]]),
+    ];
+    let resolver = ScriptedResolver(parking_lot::Mutex::new(
+        script.into_iter().map(|(name, answers)| (name.to_owned(), answers)).collect(),
+    ));
+    // Strict about addresses (the production rule), http allowed so the receiver can be plain.
+    let app = spawn_app_with_resolver(
+        backend,
+        |c| {
+            set_key(c, "callbacks.allow_http", "true");
+            set_key(c, "callbacks.connect_timeout_ms", "1000");
+            set_key(c, "callbacks.timeout_ms", "2000");
+        },
+        std::sync::Arc::new(resolver),
+    )
+    .await;
+    let t = app.create_tenant("1", None).await;
+    let send = |url: String| {
+        let (app, t) = (&app, &t);
+        async move {
+            app.call(
+                t,
+                "sendVerificationMessage",
+                json!({"phone_number": PHONE, "code_length": 6, "callback_url": url}),
+            )
+            .await
+        }
+    };
+    for name in ["private", "mapped", "nat64", "mixed"] {
+        let reply = send(format!("http://{name}.example.com/cb")).await;
+        assert_eq!(reply.error(), "CALLBACK_URL_INVALID", "{name}");
+    }
+    for literal in ["2130706433", "0177.0.0.1", "0x7f.0.0.1", "[::ffff:127.0.0.1]", "[64:ff9b::7f00:1]", "10.1.2.3"] {
+        let reply = send(format!("http://{literal}/cb")).await;
+        assert_eq!(reply.error(), "CALLBACK_URL_INVALID", "{literal}");
+    }
+    assert_eq!(app.balance(&t).await, 1_000_000, "refusals cost nothing");
+
+    // Rebinding: accepted at send time, refused when the report connects; the receiver on
+    // loopback never hears from the service.
+    let receiver = Receiver::start().await;
+    let port = receiver.url.trim_start_matches("http://127.0.0.1:").trim_end_matches("/cb").to_owned();
+    let reply = send(format!("http://rebind.example.com:{port}/cb")).await;
+    let id = reply.result()["request_id"].as_str().unwrap().to_owned();
+    wait_for("the refused attempt", || async { (report_failures(&app, &t, &id).await == 1).then_some(()) }).await;
+    let (tenant, request) =
+        (verigram::domain::TenantId::parse(&t.id).unwrap(), verigram::domain::RequestId::parse(&id).unwrap());
+    let record = app.services.store.request(&tenant, request, verigram::domain::Clock::now(&*app.clock)).await.unwrap();
+    assert_eq!(record.unwrap().pending_reports()[0].last_error.as_deref(), Some("internal address refused"));
+    assert!(receiver.received().is_empty());
+    let ok = send("http://public.example.com/cb".into()).await;
+    assert!(ok.result()["request_id"].is_string(), "a public name is accepted");
 }

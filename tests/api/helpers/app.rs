@@ -62,6 +62,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// holds dotted keys only (`codes.hash = "…"`), so `configure` may append keys or replace
 /// them with `set_key`.
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut String)) -> TestApp {
+    spawn_app_with_resolver(backend, configure, Arc::new(verigram::callbacks::dispatch::SystemResolver)).await
+}
+
+/// As `spawn_app_with`, with the resolver callback hosts are looked up with.
+pub async fn spawn_app_with_resolver(
+    backend: Backend,
+    configure: impl FnOnce(&mut String),
+    resolver: Arc<dyn verigram::callbacks::dispatch::HostResolver>,
+) -> TestApp {
     let redis = match backend {
         Backend::Memory => None,
         Backend::Redis => Some(RedisServer::start().unwrap_or_else(|e| match e {
@@ -83,7 +92,9 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut String
     let error_status = settings.api.error_status;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let clock = Arc::new(ManualClock::starting_now());
-    let app = Application::build_with(settings, clock.clone(), listener).await.expect("build the application");
+    let app = Application::build_with_resolver(settings, clock.clone(), listener, resolver)
+        .await
+        .expect("build the application");
     let port = app.port();
     let services = app.services();
     let handle = app.handle();

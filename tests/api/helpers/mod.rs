@@ -7,7 +7,7 @@ mod keyspace;
 pub mod receiver;
 mod reply;
 
-pub use app::{set_key, spawn_app, spawn_app_with, Backend, Tenant, TestApp, PEPPER};
+pub use app::{set_key, spawn_app, spawn_app_with, spawn_app_with_resolver, Backend, Tenant, TestApp, PEPPER};
 pub use keyspace::dump_keyspace;
 pub use reply::{assert_no_null, micros, Reply};
 pub use serde_json::{json, Value};

@@ -47,8 +47,13 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// On a given port of 127.0.0.1 (0: a free one).
+    pub async fn start_on(port: u16) -> Self {
         let state = web::Data::new(State { got: Mutex::default(), script: Mutex::default(), held: Semaphore::new(0) });
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port");
         let port = listener.local_addr().expect("an address").port();
         let app_state = state.clone();
         let server = HttpServer::new(move || App::new().app_data(app_state.clone()).default_service(web::to(receive)))
