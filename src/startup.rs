@@ -30,7 +30,7 @@ pub struct Application {
 use crate::callbacks::dispatch::{HostResolver, SystemResolver};
 
 /// Delivery reports one process sends at once (each host also has its own, lower limit).
-const REPORTS_IN_FLIGHT: usize = 256;
+const REPORTS_IN_FLIGHT: usize = 1024;
 
 /// How long workers get to finish the job in hand when the server stops.
 const WORKER_GRACE: Duration = Duration::from_secs(10);

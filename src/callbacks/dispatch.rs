@@ -36,8 +36,18 @@ pub struct Dispatcher {
     allow_http: bool,
     allow_private: bool,
     per_host: usize,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    hosts: Mutex<HashMap<String, Arc<HostSlots>>>,
 }
+
+/// Reports in flight to one host, and reports waiting for one of its slots.
+struct HostSlots {
+    slots: Arc<Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+/// Reports that may wait for a busy host, per slot of it; beyond that the host is `Busy` and
+/// the report comes back a little later. Bounds what one slow host can hold of a process.
+const WAITING_PER_SLOT: usize = 16;
 
 impl Dispatcher {
     pub fn new(settings: &CallbackSettings, lookup: Arc<dyn HostResolver>) -> Result<Self, reqwest::Error> {
@@ -70,7 +80,7 @@ impl Dispatcher {
             return Attempt::Failed("no signing key".into());
         };
         let host = format!("{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
-        let Ok(_slot) = self.host_slots(&host).try_acquire_owned() else {
+        let Some(_slot) = self.host_slot(&host).await else {
             return Attempt::Busy;
         };
         let timestamp = timestamp.to_string();
@@ -142,9 +152,29 @@ impl Dispatcher {
         }
     }
 
-    fn host_slots(&self, host: &str) -> Arc<Semaphore> {
+    fn host_slots(&self, host: &str) -> Arc<HostSlots> {
         let mut hosts = self.hosts.lock();
-        Arc::clone(hosts.entry(host.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_host))))
+        let entry = hosts.entry(host.to_owned()).or_insert_with(|| {
+            Arc::new(HostSlots { slots: Arc::new(Semaphore::new(self.per_host)), waiting: Default::default() })
+        });
+        Arc::clone(entry)
+    }
+
+    /// A slot to send to `host`: at once, or after waiting among a bounded number of others;
+    /// `None` when that many wait already.
+    async fn host_slot(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        use std::sync::atomic::Ordering;
+        let host = self.host_slots(host);
+        if let Ok(slot) = Arc::clone(&host.slots).try_acquire_owned() {
+            return Some(slot);
+        }
+        if host.waiting.fetch_add(1, Ordering::SeqCst) >= self.per_host * WAITING_PER_SLOT {
+            host.waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let slot = Arc::clone(&host.slots).acquire_owned().await.ok();
+        host.waiting.fetch_sub(1, Ordering::SeqCst);
+        slot
     }
 }
 
@@ -277,11 +307,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_host_at_its_limit_is_busy() {
-        let d = Dispatcher::new(&settings(true, true), Arc::new(SystemResolver)).unwrap();
-        let held = d.host_slots("example.com:443").try_acquire_owned().unwrap();
+    async fn a_host_at_its_limit_makes_a_few_wait_and_turns_the_rest_away() {
+        let d = Arc::new(Dispatcher::new(&settings(true, true), Arc::new(SystemResolver)).unwrap());
+        let held = d.host_slot("example.com:443").await.unwrap();
+        // One slot: sixteen may wait for it.
+        let mut waiting = Vec::new();
+        for _ in 0..WAITING_PER_SLOT {
+            let d = Arc::clone(&d);
+            waiting.push(tokio::spawn(async move { d.host_slot("example.com:443").await.is_some() }));
+        }
+        let host = d.host_slots("example.com:443");
+        while host.waiting.load(std::sync::atomic::Ordering::SeqCst) < WAITING_PER_SLOT {
+            tokio::task::yield_now().await;
+        }
         let busy = d.post("https://example.com/cb", &"00".repeat(32), "{}", 1).await;
         assert_eq!(busy, Attempt::Busy);
+        assert!(d.host_slot("other.example:443").await.is_some(), "other hosts are not affected");
         drop(held);
+        for w in waiting {
+            assert!(w.await.unwrap(), "the waiting ones get their turn");
+        }
     }
 }

@@ -38,7 +38,7 @@ impl Worker {
         let tasks = s.store.claim_due(now, now.plus(Duration::from_secs(config.task_lease)), config.batch).await?;
         for task in &tasks {
             if task.task == Task::Report {
-                self.report(task.clone());
+                self.report(task.clone()).await;
                 continue;
             }
             self.isolated(run_task(Arc::clone(s), task.clone())).await?;
@@ -90,10 +90,10 @@ impl Worker {
     }
 
     /// Sends a delivery report in a task of its own, so a slow receiver holds up neither this
-    /// worker nor other reports. With every report slot taken, the task is left to come back
-    /// when its lease ends.
-    fn report(&self, task: DueTask) {
-        let Ok(slot) = Arc::clone(&self.services.report_slots).try_acquire_owned() else { return };
+    /// worker nor other reports. With every report slot of the process taken, the worker waits
+    /// for one (back-pressure: it claims no more work meanwhile).
+    async fn report(&self, task: DueTask) {
+        let Ok(slot) = Arc::clone(&self.services.report_slots).acquire_owned().await else { return };
         let s = Arc::clone(&self.services);
         tokio::spawn(async move {
             let _slot = slot;

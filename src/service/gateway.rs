@@ -135,6 +135,7 @@ impl Services {
             })
             .await?
             .ok_or(ServiceError::RequestIdInvalid)?;
+        self.wake_for_reports(&record);
         // The code entered is echoed by the call that evaluated it, and never stored.
         let mut status = record.view(now, None);
         if let (true, EnteredCode::Digits(code), Some(v)) = (evaluated, &entered, status.verification_status.as_mut()) {
@@ -156,11 +157,20 @@ impl Services {
             })
             .await?
             .ok_or(ServiceError::RequestIdInvalid)?;
+        self.wake_for_reports(&record);
         let sent = record.code.as_ref().and_then(|c| Some((c.account.clone()?, c.message_id?)));
         if let (true, Some((account, message_id))) = (delete, sent) {
             self.sender.delete(tenant, &record, &account, message_id).await;
         }
         Ok(())
+    }
+
+    /// A change made outside a worker round may have queued a report: wake this process's
+    /// workers so it goes now rather than at their next poll.
+    fn wake_for_reports(&self, record: &RequestRecord) {
+        if !record.pending_reports().is_empty() {
+            self.wake.notify_waiters();
+        }
     }
 
     /// Moves a request's delivery status forward when the sender reports progress.

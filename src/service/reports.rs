@@ -8,8 +8,8 @@ use crate::domain::{DeadReport, RequestId, RequestRecord, TenantId, Timestamp};
 use crate::store::{Change, Scheduled, StoreError, Task};
 use std::time::Duration;
 
-/// A host at its limit of reports in flight: look again this soon.
-const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// A host with as many reports in flight and waiting as allowed: look again this soon.
+const BUSY_RETRY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -63,7 +63,11 @@ impl Services {
             })
             .await?;
         match attempt {
-            Attempt::Acknowledged => tracing::debug!(%tenant, "delivery report acknowledged"),
+            Attempt::Acknowledged => {
+                tracing::debug!(%tenant, "delivery report acknowledged");
+                // The request's next report (if any) is due now: wake this process's workers.
+                self.wake.notify_waiters();
+            }
             Attempt::Failed(why) => tracing::info!(%tenant, why, "delivery report failed"),
             Attempt::Busy => {}
         }
