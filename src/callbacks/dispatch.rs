@@ -274,6 +274,14 @@ mod tests {
             ("http://example.com/cb", "not https"),
             ("https://127.0.0.1/cb", "internal address refused"),
             ("https://[::ffff:10.0.0.1]/cb", "internal address refused"),
+            ("https://[::ffff:127.0.0.1]/cb", "internal address refused"),
+            ("https://[64:ff9b::7f00:1]/cb", "internal address refused"),
+            ("https://2130706433/cb", "internal address refused"),
+            ("https://0177.0.0.1/cb", "internal address refused"),
+            ("https://0x7f.0.0.1/cb", "internal address refused"),
+            ("https://0x7f000001/cb", "internal address refused"),
+            ("https://169.254.169.254/cb", "internal address refused"),
+            ("https://100.64.0.1/cb", "internal address refused"),
             ("https://localhost/cb", "internal address refused"),
             ("ftp://example.com/cb", "not https"),
         ] {
@@ -293,6 +301,29 @@ mod tests {
             .resolve("localhost".parse::<Name>().unwrap())
             .await;
         assert!(allowed.unwrap().all(|a| a.ip().is_loopback()));
+    }
+
+    /// A receiver that answers 200, sends 8 KiB of a huge body and then stalls: the answer
+    /// counts once a few KiB are read (with no bound the read would wait for the rest, here
+    /// for the ten-minute timeout; the test's deadline is 30 s).
+    #[tokio::test]
+    async fn only_a_little_of_an_answer_is_read() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/cb", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n";
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.write_all(&[b'x'; 8192]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        });
+        let patient = CallbackSettings { timeout_ms: 600_000, ..settings(true, true) };
+        let d = Dispatcher::new(&patient, Arc::new(SystemResolver)).unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(30), d.post(&url, &"00".repeat(32), "{}", 1)).await;
+        assert_eq!(answered.ok(), Some(Attempt::Acknowledged));
     }
 
     #[test]
