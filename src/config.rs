@@ -1,7 +1,7 @@
 //! Settings: the compiled-in defaults, then `--config FILE`, then `VERIGRAM__…` variables.
 //! `load` checks everything and reports every problem at once, each named by its key.
 
-use crate::domain::{CallbackPolicy, Credits, PhoneNumber, Ttl};
+use crate::domain::{CallbackPolicy, Credits, LimitKind, PhoneNumber, Rate, Ttl};
 use crate::secrets::{Argon2Params, HashScheme, Pepper};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
@@ -30,6 +30,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub templates: TemplateSettings,
     pub callbacks: CallbackSettings,
+    pub limits: LimitSettings,
     pub log: LogSettings,
 }
 
@@ -214,6 +215,35 @@ pub struct DeliverySettings {
     pub repair_interval: u64,
 }
 
+/// Rate limits and budgets (see `domain::limits`); a `rate` of 0 switches one off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub tenant: Rate,
+    pub tenant_daily: Rate,
+    pub token: Rate,
+    pub phone: Rate,
+    pub country: Rate,
+    pub ip: Rate,
+    pub wrong_checks: Rate,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl LimitSettings {
+    pub fn rate(&self, kind: LimitKind) -> Rate {
+        match kind {
+            LimitKind::Tenant => self.tenant,
+            LimitKind::TenantDaily => self.tenant_daily,
+            LimitKind::Token => self.token,
+            LimitKind::Phone => self.phone,
+            LimitKind::Country => self.country,
+            LimitKind::Ip => self.ip,
+            LimitKind::WrongChecks => self.wrong_checks,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackSettings {
@@ -353,6 +383,29 @@ impl Settings {
         check((1..=1000).contains(&d.batch), "delivery.batch: must be from 1 to 1000");
         check(d.lease >= 1, "delivery.lease: must be at least 1 second");
         check(self.sender.call_timeout >= 1, "sender.call_timeout: must be at least 1 second");
+        for kind in [
+            LimitKind::Tenant,
+            LimitKind::TenantDaily,
+            LimitKind::Token,
+            LimitKind::Phone,
+            LimitKind::Country,
+            LimitKind::Ip,
+            LimitKind::WrongChecks,
+        ] {
+            let r = self.limits.rate(kind);
+            check(
+                r.is_off() || ((1..=31_536_000).contains(&r.per) && r.burst >= 1),
+                match kind {
+                    LimitKind::Tenant => "limits.tenant: per must be 1 s to a year and burst at least 1",
+                    LimitKind::TenantDaily => "limits.tenant_daily: per must be 1 s to a year and burst at least 1",
+                    LimitKind::Token => "limits.token: per must be 1 s to a year and burst at least 1",
+                    LimitKind::Phone => "limits.phone: per must be 1 s to a year and burst at least 1",
+                    LimitKind::Country => "limits.country: per must be 1 s to a year and burst at least 1",
+                    LimitKind::Ip => "limits.ip: per must be 1 s to a year and burst at least 1",
+                    LimitKind::WrongChecks => "limits.wrong_checks: per must be 1 s to a year and burst at least 1",
+                },
+            );
+        }
         let c = &self.callbacks;
         check(
             c.connect_timeout_ms >= 1 && c.timeout_ms >= c.connect_timeout_ms,

@@ -104,6 +104,7 @@ on_both_stores!(
     read_receipts_find_their_requests_once,
     status_changes_queue_reports_with_the_change,
     dead_letters_are_kept_listed_and_removed,
+    limits_are_decided_together,
 );
 
 async fn tenants_and_settings_round_trip(redis: bool) {
@@ -483,4 +484,31 @@ async fn dead_letters_are_kept_listed_and_removed(redis: bool) {
     assert!(!store.remove_dead_report(&t.id, "nope").await.unwrap());
     assert!(store.remove_dead_report(&t.id, &dead.id).await.unwrap());
     assert!(store.dead_reports(&t.id).await.unwrap().is_empty());
+}
+
+/// Several limits in one decision: all pass and count, or nothing counts and the refusal names
+/// the limit with the longest wait; looking (`consume = false`) counts nothing.
+async fn limits_are_decided_together(redis: bool) {
+    use verigram::domain::{LimitCheck, LimitKind, Rate};
+    let (store, _r) = store(redis).await;
+    let (t, _) = tenant(0);
+    let phone = LimitCheck { kind: LimitKind::Phone, key: "p1".into(), rate: Rate { rate: 1, per: 60, burst: 2 } };
+    let tenant_wide =
+        LimitCheck { kind: LimitKind::Tenant, key: "all".into(), rate: Rate { rate: 1, per: 10, burst: 3 } };
+    let both = [phone.clone(), tenant_wide.clone()];
+    let states = store.limit(&t.id, &both, NOW, true).await.unwrap().unwrap();
+    assert_eq!((states[0].remaining, states[1].remaining), (1, 2));
+    assert_eq!(states[0].reset, Duration::from_secs(60));
+    assert!(store.limit(&t.id, &both, NOW, false).await.unwrap().is_ok(), "looking");
+    assert!(store.limit(&t.id, &both, NOW, true).await.unwrap().is_ok());
+    let refusal = store.limit(&t.id, &both, NOW, true).await.unwrap().unwrap_err();
+    assert_eq!((refusal.kind, refusal.retry_after), (LimitKind::Phone, Duration::from_secs(60)));
+    // The refused call did not count against the tenant-wide limit: one is still left there.
+    let left = store.limit(&t.id, std::slice::from_ref(&tenant_wide), NOW, true).await.unwrap().unwrap();
+    assert_eq!(left[0].remaining, 0);
+    assert!(store.limit(&t.id, &[tenant_wide], NOW, true).await.unwrap().is_err());
+    let (other, _) = tenant(0);
+    assert!(store.limit(&other.id, std::slice::from_ref(&phone), NOW, true).await.unwrap().is_ok(), "per tenant");
+    let later = NOW.plus(Duration::from_secs(60));
+    assert!(store.limit(&t.id, &[phone], later, true).await.unwrap().is_ok(), "recovered on schedule");
 }

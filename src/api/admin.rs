@@ -264,6 +264,8 @@ struct CreateTenant {
     max_attempts: Option<u8>,
     #[serde(default)]
     templates: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: BTreeMap<crate::domain::LimitKind, crate::domain::Rate>,
 }
 
 async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -274,6 +276,7 @@ async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -
         phone_number: parse_phone(body.phone_number)?,
         senders: BTreeMap::new(),
         templates: body.templates,
+        limits: body.limits,
     };
     let new = NewTenant { name: body.name, balance: body.balance.unwrap_or_default(), settings };
     let (tenant, token, record) = state.services.create_tenant(new).await?;
@@ -336,6 +339,9 @@ struct UpdateTenant {
     /// Replaces the tenant's templates (`null` or `{}` removes them).
     #[serde(default, deserialize_with = "nullable")]
     templates: Option<Option<BTreeMap<String, String>>>,
+    /// Replaces the tenant's own rate limits (`null` or `{}`: the server's apply).
+    #[serde(default, deserialize_with = "nullable")]
+    limits: Option<Option<BTreeMap<crate::domain::LimitKind, crate::domain::Rate>>>,
 }
 
 async fn update_tenant(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -345,6 +351,7 @@ async fn update_tenant(_: Admin, id: web::Path<String>, body: web::Bytes, state:
         max_attempts: body.max_attempts,
         phone_number: body.phone_number.map(parse_phone).transpose()?,
         templates: body.templates.map(Option::unwrap_or_default),
+        limits: body.limits.map(Option::unwrap_or_default),
     };
     let tenant = state.services.update_settings(&tenant_id(&id)?, patch).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(tenant)))

@@ -22,9 +22,24 @@ pub fn ok<T: Serialize>(result: &T) -> HttpResponse {
 pub fn error(e: &GatewayError, mode: ErrorStatus) -> HttpResponse {
     let code = e.code();
     let mut response = json(e.status(mode), &Envelope::<()> { ok: false, result: None, error: Some(&code) });
-    if let GatewayError::FloodWait(secs) = e {
-        if let Ok(value) = header::HeaderValue::from_str(&secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+    if let GatewayError::FloodWait(refusal) = e {
+        // Retry-After, and the limit that fired in the IETF RateLimit header fields
+        // (draft-ietf-httpapi-ratelimit-headers): its policy (quota `q` per window `w` seconds)
+        // and its state (`r` left, `t` seconds until it allows again).
+        let secs = refusal.retry_after_secs();
+        let name = refusal.kind.as_str();
+        let headers = [
+            (header::RETRY_AFTER, secs.to_string()),
+            (
+                header::HeaderName::from_static("ratelimit-policy"),
+                format!("\"{name}\";q={};w={}", refusal.rate.rate, refusal.rate.per),
+            ),
+            (header::HeaderName::from_static("ratelimit"), format!("\"{name}\";r=0;t={secs}")),
+        ];
+        for (name, value) in headers {
+            if let Ok(value) = header::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
         }
     }
     response

@@ -27,8 +27,8 @@ pub enum GatewayError {
     SenderNotVerified,
     SenderNotOwned,
     BalanceNotEnough,
-    /// Rate limited; retry after this many seconds.
-    FloodWait(u64),
+    /// Rate limited: the limit that fired and when to come back.
+    FloodWait(crate::domain::Refusal),
     /// The request itself is unreadable: malformed or oversized body, unsupported media type,
     /// an HTTP method other than GET or POST.
     BadRequest,
@@ -61,7 +61,7 @@ impl GatewayError {
             SenderNotVerified => "SENDER_NOT_VERIFIED",
             SenderNotOwned => "SENDER_NOT_OWNED",
             BalanceNotEnough => "BALANCE_NOT_ENOUGH",
-            FloodWait(secs) => return Cow::Owned(format!("FLOOD_WAIT_{secs}")),
+            FloodWait(refusal) => return Cow::Owned(format!("FLOOD_WAIT_{}", refusal.retry_after_secs())),
             BadRequest => "BAD_REQUEST",
             Internal => "INTERNAL_ERROR",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -100,6 +100,7 @@ impl From<ServiceError> for GatewayError {
             ServiceError::SenderNotVerified => Self::SenderNotVerified,
             ServiceError::BalanceNotEnough => Self::BalanceNotEnough,
             ServiceError::CallbackUrlInvalid => Self::CallbackUrlInvalid,
+            ServiceError::RateLimited(refusal) => Self::FloodWait(refusal),
             ServiceError::Store(e) if e.is_transient() => {
                 tracing::warn!(error = &e as &dyn std::error::Error, "store unavailable");
                 Self::ServiceUnavailable

@@ -120,8 +120,32 @@ async fn authenticate(req: &HttpRequest, params: &GatewayParams, state: &AppStat
         _ => return Err(GatewayError::AccessTokenInvalid),
     };
     let token = ApiToken::parse(text).ok_or(GatewayError::AccessTokenInvalid)?;
-    let client = req.peer_addr().map(|a| a.ip());
+    let client = client_address(req, &state.services.settings.limits.trusted_proxies);
     Ok(state.services.authenticate(&token, client).await?)
+}
+
+/// The client's address: the connection's, or, when that is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not one (read from the right: the left part is the
+/// client's own claim and could be anything).
+fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    let lines: Vec<_> = req.headers().get_all("x-forwarded-for").collect();
+    for value in lines.into_iter().rev() {
+        let Ok(text) = value.to_str() else { return Some(client) };
+        for hop in text.rsplit(',').map(str::trim) {
+            let Ok(ip) = hop.parse::<std::net::IpAddr>() else { return Some(client) };
+            client = ip;
+            if !is_trusted(&ip) {
+                return Some(ip);
+            }
+        }
+    }
+    Some(client)
 }
 
 fn parse_phone(params: &GatewayParams) -> Result<PhoneNumber, GatewayError> {

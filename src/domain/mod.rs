@@ -4,6 +4,7 @@
 mod account;
 mod code;
 mod credits;
+mod limits;
 mod phone;
 mod report;
 mod request;
@@ -14,6 +15,7 @@ mod time;
 pub use account::{AccountFailure, AccountKind, AccountState, Pacing, SenderAccount, TelegramIdentity};
 pub use code::{Code, CodeLength, InvalidCode, InvalidCodeLength};
 pub use credits::{Credits, InvalidCredits, MICROS_PER_CREDIT};
+pub use limits::{gcra, Gcra, LimitCheck, LimitKind, LimitState, Rate, Refusal};
 pub use phone::{InvalidPhoneNumber, PhoneNumber};
 pub use report::{DeadReport, PendingReport};
 pub use request::{

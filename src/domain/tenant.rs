@@ -66,6 +66,9 @@ pub struct TenantSettings {
     /// The tenant's own message templates by language (`{service}`, `{code}`), over the server's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub templates: BTreeMap<String, String>,
+    /// The tenant's own rate limits, over the server's (`limits.*`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<super::LimitKind, super::Rate>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

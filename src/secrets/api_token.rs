@@ -44,13 +44,23 @@ impl std::fmt::Debug for ApiToken {
 #[derive(Clone)]
 pub struct TokenKeys {
     lookup: Hmac<Sha256>,
+    limits: Hmac<Sha256>,
 }
 
 impl TokenKeys {
     pub fn new(pepper: &Pepper) -> Self {
         // A key of its own, derived from the pepper, so token and code hashes never share a key.
         let derived = keyed(pepper.bytes(), b"verigram/api-token-lookup/v1");
-        Self { lookup: hmac_with(&derived) }
+        let limits = keyed(pepper.bytes(), b"verigram/limit-keys/v1");
+        Self { lookup: hmac_with(&derived), limits: hmac_with(&limits) }
+    }
+
+    /// The name a rate limit keeps for a phone number, an address or a token id: keyed, so
+    /// the store holds no personal data in its key names, and short.
+    pub fn limit_key(&self, what: &str) -> String {
+        let mut mac = self.limits.clone();
+        mac.update(what.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..12])
     }
 
     pub fn lookup_key(&self, token: &ApiToken) -> String {

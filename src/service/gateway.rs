@@ -15,6 +15,8 @@ use std::net::IpAddr;
 pub struct Caller {
     pub tenant: Tenant,
     pub token: TokenRecord,
+    /// The client's address (behind a trusted proxy, the one it names), for the per-address limit.
+    pub client: Option<IpAddr>,
 }
 
 /// Where the code of a send comes from.
@@ -55,7 +57,7 @@ impl Services {
             .filter(|t| t.is_usable(now, client))
             .ok_or(ServiceError::AccessTokenInvalid)?;
         let tenant = self.store.tenant(&record.tenant).await?.ok_or(ServiceError::AccessTokenInvalid)?;
-        Ok(Caller { tenant, token: record })
+        Ok(Caller { tenant, token: record, client })
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %caller.tenant.id))]
@@ -68,6 +70,10 @@ impl Services {
                 Some(reg) if !reg.verified && !own_number => return Err(ServiceError::SenderNotVerified),
                 Some(_) => {}
             }
+        }
+        // The send that uses a checkSendAbility request was counted with it (its one free send).
+        if cmd.request_id.is_none() {
+            self.admit(caller, &self.send_limits(caller, &cmd.phone), true).await?;
         }
         if let Some(url) = &cmd.callback_url {
             if !self.reports.acceptable_host(url.host()).await {
@@ -93,6 +99,8 @@ impl Services {
         caller: &Caller,
         phone: PhoneNumber,
     ) -> Result<RequestStatusView, ServiceError> {
+        // Counted before Telegram is asked: enumerating numbers is what the limits stop.
+        self.admit(caller, &self.send_limits(caller, &phone), true).await?;
         if !self.sender.can_reach(&phone).await {
             return Err(ServiceError::PhoneNumberNotFound);
         }
@@ -115,6 +123,10 @@ impl Services {
         let Some(entered) = entered else {
             return Ok(current.view(now, None));
         };
+        // The number's budget of wrong codes (over all its requests) is looked at first and
+        // counted only when the code turns out wrong.
+        let budget = self.wrong_check_limit(caller, &current.phone);
+        self.admit(caller, &budget, false).await?;
         // Hash only when the answer can still change: a terminal request costs no CPU.
         let outcome = match (&current.code, &entered) {
             (Some(state), EnteredCode::Digits(code)) if current.accepts_checks(now) => {
@@ -127,6 +139,12 @@ impl Services {
             }
             _ => CodeMatch::Wrong,
         };
+        if outcome == CodeMatch::Wrong && current.accepts_checks(now) {
+            // Counted, not enforced: the wrong code was entered either way.
+            if let Err(ServiceError::Store(e)) = self.admit(caller, &budget, true).await {
+                tracing::warn!(error = &e as &dyn std::error::Error, "could not count a wrong code against its budget");
+            }
+        }
         let (record, evaluated) = self
             .store
             .update_known_request(tenant, current, self.retention(), now, |r| {

@@ -2,6 +2,7 @@
 //! No HTTP here: handlers parse input into domain values, call one method, map the result.
 
 mod gateway;
+mod limits;
 mod reports;
 mod senders;
 mod tenants;
@@ -40,6 +41,8 @@ pub enum ServiceError {
     BalanceNotEnough,
     #[error("the callback URL's host resolves to an internal address")]
     CallbackUrlInvalid,
+    #[error("rate limited by the {} limit", .0.kind.as_str())]
+    RateLimited(crate::domain::Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

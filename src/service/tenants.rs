@@ -38,6 +38,8 @@ pub struct SettingsPatch {
     pub max_attempts: Option<Option<u8>>,
     pub phone_number: Option<Option<PhoneNumber>>,
     pub templates: Option<std::collections::BTreeMap<String, String>>,
+    /// Replaces the tenant's own rate limits (empty: the server's apply).
+    pub limits: Option<std::collections::BTreeMap<crate::domain::LimitKind, crate::domain::Rate>>,
 }
 
 impl Services {
@@ -84,6 +86,9 @@ impl Services {
             }
             if let Some(phone) = patch.phone_number {
                 s.phone_number = phone;
+            }
+            if let Some(limits) = patch.limits.clone() {
+                s.limits = limits;
             }
             if let Some(templates) = patch.templates {
                 s.templates = templates;
@@ -239,6 +244,13 @@ fn validate_settings(s: &TenantSettings) -> Result<(), TenantError> {
     }
     if s.price.is_some_and(|p| p < Credits::ZERO) {
         return Err(TenantError::Invalid("price must not be negative"));
+    }
+    for rate in s.limits.values() {
+        if !rate.is_off() && (!(1..=31_536_000).contains(&rate.per) || rate.burst == 0) {
+            return Err(TenantError::Invalid(
+                "a limit is {rate, per, burst}: per from 1 s to a year, burst at least 1",
+            ));
+        }
     }
     for (lang, text) in &s.templates {
         if !(2..=8).contains(&lang.len()) || !lang.bytes().all(|b| b.is_ascii_lowercase()) {

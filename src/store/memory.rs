@@ -5,8 +5,8 @@
 
 use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings,
-    Timestamp, TokenRecord,
+    gcra, Credits, DeadReport, Gcra, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
+    SenderAccount, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -34,6 +34,8 @@ struct Inner {
     next_job: u64,
     /// Timed tasks in time order, and where each one stands.
     due: BTreeSet<(Timestamp, TenantId, RequestId, Task)>,
+    /// Rate limits' theoretical arrival times, by (tenant, "<kind>:<key>").
+    limits: HashMap<(TenantId, String), i64>,
     /// Reports given up on, per tenant, newest first.
     dead_reports: HashMap<TenantId, VecDeque<DeadReport>>,
     due_at: HashMap<(TenantId, RequestId, Task), Timestamp>,
@@ -235,6 +237,39 @@ impl MemoryStore {
         }
         inner.queue_and_schedule(tenant, &Change { enqueue, schedule, ..Change::from(record.clone()) });
         Ok(Some((record, output)))
+    }
+
+    pub async fn limit(
+        &self,
+        tenant: &TenantId,
+        checks: &[LimitCheck],
+        now: Timestamp,
+        consume: bool,
+    ) -> StoreResult<Result<Vec<LimitState>, Refusal>> {
+        let mut inner = self.inner.lock();
+        let key = |c: &LimitCheck| (tenant.clone(), format!("{}:{}", c.kind.as_str(), c.key));
+        let mut worst: Option<Refusal> = None;
+        let mut next = Vec::with_capacity(checks.len());
+        for check in checks {
+            match gcra(inner.limits.get(&key(check)).copied(), now, check.rate) {
+                Gcra::Allow { tat, .. } => next.push(tat),
+                Gcra::Refuse { retry_after_ms } => {
+                    let wait = Duration::from_millis(retry_after_ms.max(0) as u64);
+                    if worst.is_none_or(|w| wait > w.retry_after) {
+                        worst = Some(Refusal { kind: check.kind, rate: check.rate, retry_after: wait });
+                    }
+                }
+            }
+        }
+        if let Some(refusal) = worst {
+            return Ok(Err(refusal));
+        }
+        if consume {
+            for (check, tat) in checks.iter().zip(&next) {
+                inner.limits.insert(key(check), *tat);
+            }
+        }
+        Ok(Ok(checks.iter().zip(next).map(|(c, tat)| super::limit_state(c, tat, now)).collect()))
     }
 
     pub async fn dead_reports(&self, tenant: &TenantId) -> StoreResult<Vec<DeadReport>> {

@@ -14,8 +14,8 @@ pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings,
-    Timestamp, TokenRecord,
+    Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount, Tenant,
+    TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use std::time::Duration;
 
@@ -112,6 +112,18 @@ where
     move |before| {
         let (change, output) = decide(before);
         (change.map(|c| c.reporting(before, now)), output)
+    }
+}
+
+/// The state of a limit whose TAT is now `tat` (after the call that moved it).
+pub(crate) fn limit_state(check: &LimitCheck, tat: i64, now: Timestamp) -> LimitState {
+    let (t, tau) = (check.rate.interval_ms(), check.rate.tolerance_ms());
+    let ahead = (tat - now.millis()).max(0);
+    LimitState {
+        kind: check.kind,
+        rate: check.rate,
+        remaining: ((tau + t - ahead) / t).max(0) as u32,
+        reset: Duration::from_millis(ahead as u64),
     }
 }
 
@@ -345,6 +357,21 @@ impl Store {
     {
         let decide = reporting(decide, now);
         on_backend!(self, s => s.update_request(tenant, known.id, Some(known), retention, now, decide).await)
+    }
+
+    /// Decides the rate limits of one call together: all pass (and, with `consume`, count this
+    /// call), or nothing changes and the refusal names the limit with the longest wait.
+    pub async fn limit(
+        &self,
+        tenant: &TenantId,
+        checks: &[LimitCheck],
+        now: Timestamp,
+        consume: bool,
+    ) -> StoreResult<Result<Vec<LimitState>, Refusal>> {
+        if checks.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        on_backend!(self, s => s.limit(tenant, checks, now, consume).await)
     }
 
     /// The tenant's reports given up on, newest first.

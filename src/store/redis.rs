@@ -25,8 +25,8 @@ use super::codec::{
 };
 use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings,
-    Timestamp, TokenRecord,
+    Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount, Tenant,
+    TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
@@ -51,6 +51,7 @@ struct Scripts {
     cas_account: Script,
     lease_account: Script,
     take_read: Script,
+    limit: Script,
 }
 
 /// How often an optimistic update is retried before giving up with `Contention`. Each retry
@@ -125,6 +126,7 @@ impl RedisStore {
                 update_request: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/update_request.lua"))),
                 claim_due: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/claim_due.lua"))),
                 finish_due: Script::new(include_str!("lua/finish_due.lua")),
+                limit: Script::new(include_str!("lua/limit.lua")),
                 ack_job: Script::new(include_str!("lua/ack_job.lua")),
                 cas_account: Script::new(include_str!("lua/cas_account.lua")),
                 lease_account: Script::new(include_str!("lua/lease_account.lua")),
@@ -400,6 +402,33 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    pub async fn limit(
+        &self,
+        tenant: &TenantId,
+        checks: &[LimitCheck],
+        now: Timestamp,
+        consume: bool,
+    ) -> StoreResult<Result<Vec<LimitState>, Refusal>> {
+        let mut invocation = self.scripts.limit.prepare_invoke();
+        invocation.arg(now.millis()).arg(if consume { "1" } else { "0" });
+        for check in checks {
+            invocation.key(format!("{{t:{tenant}}}:rl:{}:{}", check.kind.as_str(), check.key));
+            invocation.arg(check.rate.interval_ms()).arg(check.rate.tolerance_ms());
+        }
+        let answer: Vec<i64> = invocation.invoke_async(&mut self.conn()).await?;
+        match answer.as_slice() {
+            [0, tats @ ..] if tats.len() == checks.len() => {
+                Ok(Ok(checks.iter().zip(tats).map(|(c, tat)| super::limit_state(c, *tat, now)).collect()))
+            }
+            [i, wait] if *i >= 1 && (*i as usize) <= checks.len() => {
+                let check = &checks[*i as usize - 1];
+                let retry_after = Duration::from_millis((*wait).max(0) as u64);
+                Ok(Err(Refusal { kind: check.kind, rate: check.rate, retry_after }))
+            }
+            _ => Err(StoreError::Corrupt { what: "rate limit answer" }),
+        }
+    }
+
     pub async fn dead_reports(&self, tenant: &TenantId) -> StoreResult<Vec<DeadReport>> {
         let raw: Vec<String> = self.conn().lrange(dead_key(tenant), 0, -1).await?;
         raw.iter().map(|r| decode_dead_report(r)).collect()

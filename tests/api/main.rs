@@ -19,6 +19,7 @@ mod delivery;
 mod hashing;
 mod health;
 mod lifecycle;
+mod limits;
 mod malformed;
 mod pool;
 mod reports;

@@ -87,6 +87,10 @@ pub async fn spawn_app_with_resolver(
     set_key(&mut toml, "codes.pepper", &format!("{PEPPER:?}"));
     set_key(&mut toml, "codes.hash", "\"hmac-sha256\"");
     set_key(&mut toml, "store.url", &format!("{store_url:?}"));
+    // Rate limits off unless a test is about them (many tests send to one number).
+    for limit in ["tenant", "tenant_daily", "token", "phone", "country", "ip", "wrong_checks"] {
+        set_key(&mut toml, &format!("limits.{limit}"), "{ rate = 0, per = 1, burst = 1 }");
+    }
     configure(&mut toml);
     let settings = Settings::from_toml(&toml).unwrap_or_else(|e| panic!("test settings are invalid: {e}\n{toml}"));
     let error_status = settings.api.error_status;

@@ -1,0 +1,250 @@
+//! Rate limits and budgets: each limit fires at its configured rate and recovers on schedule
+//! (the manual clock, no sleeps); a refusal is `FLOOD_WAIT_<seconds>` with `Retry-After` and
+//! `RateLimit-Policy`/`RateLimit` naming the limit, and changes nothing else; the wrong-code
+//! budget survives a new request to the number; two processes on one Redis share a limit.
+
+use crate::helpers::*;
+use reqwest::Method;
+
+both_backends!(
+    the_phone_limit_stops_a_burst_and_recovers_on_schedule,
+    a_refused_call_changes_nothing,
+    each_limit_fires_for_its_own_key_only,
+    the_client_address_comes_from_a_trusted_proxy_only,
+    sends_to_the_tenants_own_number_are_exempt_from_the_tenant_limits,
+    the_wrong_code_budget_survives_a_new_request,
+    tenants_override_the_servers_limits,
+    a_refusal_is_429_in_semantic_mode,
+);
+
+mod shared_redis {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_on_one_redis_enforce_one_limit() {
+        super::two_processes_on_one_redis_enforce_one_limit().await
+    }
+}
+
+/// The service with one limit on (the test harness switches them all off).
+async fn with_limit(backend: Backend, limit: &str, rate: &str, more: impl FnOnce(&mut String)) -> TestApp {
+    spawn_app_with(backend, |c| {
+        set_key(c, &format!("limits.{limit}"), rate);
+        more(c);
+    })
+    .await
+}
+
+/// A raw send: the whole HTTP answer (for its headers).
+async fn send_raw(app: &TestApp, t: &Tenant, phone: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/sendVerificationMessage"))
+        .bearer_auth(&t.token)
+        .json(&json!({"phone_number": phone, "code_length": 6}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("the service answers")
+}
+
+async fn send_error(app: &TestApp, t: &Tenant, phone: &str) -> Option<String> {
+    let body: Value = send_raw(app, t, phone, &[]).await.json().await.expect("JSON");
+    body["error"].as_str().map(str::to_owned)
+}
+
+async fn the_phone_limit_stops_a_burst_and_recovers_on_schedule(backend: Backend) {
+    let app = with_limit(backend, "phone", "{ rate = 1, per = 60, burst = 3 }", |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    for _ in 0..3 {
+        assert_eq!(send_error(&app, &t, PHONE).await, None, "the burst passes");
+    }
+    let refused = send_raw(&app, &t, PHONE, &[]).await;
+    let header = |name: &str| refused.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    assert_eq!(header("retry-after").as_deref(), Some("60"));
+    assert_eq!(header("ratelimit-policy").as_deref(), Some("\"phone\";q=1;w=60"));
+    assert_eq!(header("ratelimit").as_deref(), Some("\"phone\";r=0;t=60"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body, json!({"ok": false, "error": "FLOOD_WAIT_60"}));
+    assert_eq!(send_error(&app, &t, "+15557654321").await, None, "another number is not limited");
+
+    app.advance(Duration::from_secs(59));
+    assert_eq!(send_error(&app, &t, PHONE).await.as_deref(), Some("FLOOD_WAIT_1"));
+    app.advance(Duration::from_secs(1));
+    assert_eq!(send_error(&app, &t, PHONE).await, None, "one more after a minute");
+    assert_eq!(send_error(&app, &t, PHONE).await.as_deref(), Some("FLOOD_WAIT_60"));
+    // checkSendAbility counts too: it would tell who is on Telegram.
+    let ability = app.call(&t, "checkSendAbility", json!({"phone_number": PHONE})).await;
+    assert_eq!(ability.error(), "FLOOD_WAIT_60");
+}
+
+async fn a_refused_call_changes_nothing(backend: Backend) {
+    let app = with_limit(backend, "phone", "{ rate = 1, per = 600, burst = 1 }", |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    let first = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
+    app.wait_delivered(&t, &first).await;
+    let (balance, ledger) = (app.balance(&t).await, app.ledger(&t).await.len());
+    let inbox = app.inbox(PHONE).await.len();
+    let backlog = app.services.store.delivery_backlog().await.unwrap();
+    assert_eq!(send_error(&app, &t, PHONE).await.as_deref(), Some("FLOOD_WAIT_600"));
+    let free = app.checked_request(&t, "+15557654321").await;
+    let with_id = app
+        .call(
+            &t,
+            "sendVerificationMessage",
+            json!({"phone_number": "+15557654321", "code_length": 6, "request_id": free}),
+        )
+        .await;
+    assert!(with_id.result()["request_id"].is_string(), "its one send was counted with the checkSendAbility");
+    assert_eq!(app.balance(&t).await, balance - 10_000, "only the checkSendAbility was charged");
+    assert_eq!(app.ledger(&t).await.len(), ledger + 1);
+    assert_eq!(app.inbox(PHONE).await.len(), inbox, "nothing sent");
+    assert_eq!(app.services.store.delivery_backlog().await.unwrap().waiting, backlog.waiting);
+}
+
+async fn each_limit_fires_for_its_own_key_only(backend: Backend) {
+    let burst_two = "{ rate = 1, per = 3600, burst = 2 }";
+    // Per tenant: another tenant is not affected.
+    let app = with_limit(backend, "tenant", burst_two, |_| {}).await;
+    let (a, b) = (app.create_tenant("1", None).await, app.create_tenant("1", None).await);
+    assert_eq!(send_error(&app, &a, "+15550000001").await, None);
+    assert_eq!(send_error(&app, &a, "+15550000002").await, None);
+    assert_eq!(send_error(&app, &a, "+15550000003").await.as_deref(), Some("FLOOD_WAIT_3600"));
+    assert_eq!(send_error(&app, &b, "+15550000003").await, None);
+    drop(app);
+
+    // Per token: the tenant's other token is not affected.
+    let app = with_limit(backend, "token", burst_two, |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    let (_, issued) = app.admin(Method::POST, &format!("/tenants/{}/tokens", t.id), None).await;
+    let other = Tenant { token: issued["token"].as_str().unwrap().to_owned(), ..t.clone() };
+    assert_eq!(send_error(&app, &t, "+15550000001").await, None);
+    assert_eq!(send_error(&app, &t, "+15550000002").await, None);
+    let refused = send_raw(&app, &t, "+15550000003", &[]).await;
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"token\";q=1;w=3600");
+    assert_eq!(send_error(&app, &other, "+15550000003").await, None);
+    drop(app);
+
+    // Per country calling code: another country is not affected.
+    let app = with_limit(backend, "country", burst_two, |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    assert_eq!(send_error(&app, &t, "+15550000001").await, None);
+    assert_eq!(send_error(&app, &t, "+15550000002").await, None);
+    assert_eq!(send_error(&app, &t, "+15550000003").await.as_deref(), Some("FLOOD_WAIT_3600"));
+    assert_eq!(send_error(&app, &t, "+447911123456").await, None);
+    drop(app);
+
+    // Per tenant per day: a budget.
+    let app = with_limit(backend, "tenant_daily", "{ rate = 2, per = 86400, burst = 2 }", |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    assert_eq!(send_error(&app, &t, "+15550000001").await, None);
+    assert_eq!(send_error(&app, &t, "+15550000002").await, None);
+    let refused = send_raw(&app, &t, "+15550000003", &[]).await;
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"tenant_daily\";q=2;w=86400");
+    app.advance(Duration::from_secs(43_200));
+    assert_eq!(send_error(&app, &t, "+15550000003").await, None, "half a day later, one more");
+}
+
+async fn the_client_address_comes_from_a_trusted_proxy_only(backend: Backend) {
+    let burst_two = "{ rate = 1, per = 3600, burst = 2 }";
+    let app =
+        with_limit(backend, "ip", burst_two, |c| set_key(c, "limits.trusted_proxies", r#"["127.0.0.1/32"]"#)).await;
+    let t = app.create_tenant("1", None).await;
+    let from = |ip: &'static str| [("x-forwarded-for", ip)];
+    let status =
+        |r: reqwest::Response| async move { r.json::<Value>().await.unwrap()["error"].as_str().map(str::to_owned) };
+    assert_eq!(status(send_raw(&app, &t, "+15550000001", &from("203.0.113.5")).await).await, None);
+    assert_eq!(status(send_raw(&app, &t, "+15550000002", &from("198.51.100.1, 203.0.113.5")).await).await, None);
+    let refused = send_raw(&app, &t, "+15550000003", &from("203.0.113.5")).await;
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"ip\";q=1;w=3600");
+    assert_eq!(status(send_raw(&app, &t, "+15550000003", &from("203.0.113.6")).await).await, None, "another client");
+    drop(app);
+
+    // Without a trusted proxy the header is the client's own claim and is ignored.
+    let app = with_limit(backend, "ip", burst_two, |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    assert_eq!(status(send_raw(&app, &t, "+15550000001", &from("203.0.113.5")).await).await, None);
+    assert_eq!(status(send_raw(&app, &t, "+15550000002", &from("203.0.113.6")).await).await, None);
+    let refused = send_raw(&app, &t, "+15550000003", &from("203.0.113.7")).await;
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"ip\";q=1;w=3600", "one address: the connection's");
+}
+
+async fn sends_to_the_tenants_own_number_are_exempt_from_the_tenant_limits(backend: Backend) {
+    let app = with_limit(backend, "tenant", "{ rate = 1, per = 3600, burst = 1 }", |_| {}).await;
+    let t = app.create_tenant("1", Some(PHONE)).await;
+    for _ in 0..5 {
+        assert_eq!(send_error(&app, &t, PHONE).await, None, "the tenant's own number");
+    }
+    assert_eq!(send_error(&app, &t, "+15550000001").await, None);
+    assert_eq!(send_error(&app, &t, "+15550000002").await.as_deref(), Some("FLOOD_WAIT_3600"));
+}
+
+async fn the_wrong_code_budget_survives_a_new_request(backend: Backend) {
+    let app = with_limit(backend, "wrong_checks", "{ rate = 3, per = 86400, burst = 3 }", |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    let first = app.send_code(&t, PHONE, "1234").await["request_id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let r = app.check(&t, &first, Some("9999")).await;
+        assert_eq!(r.result()["verification_status"]["status"], "code_invalid");
+    }
+    // A new request to the number: its budget is used up all the same.
+    let second = app.send_code(&t, PHONE, "5678").await["request_id"].as_str().unwrap().to_owned();
+    let refused = app.check(&t, &second, Some("5678")).await;
+    assert_eq!(refused.error(), "FLOOD_WAIT_28800", "not even the right code is looked at");
+    let status = app.check(&t, &second, None).await;
+    assert!(status.result().get("verification_status").is_none(), "a check without a code still answers");
+    // Another number has its own budget; the right code does not use it up.
+    let other = app.send_code(&t, "+15557654321", "2468").await["request_id"].as_str().unwrap().to_owned();
+    for _ in 0..4 {
+        assert!(app.check(&t, &other, Some("2468")).await.result()["verification_status"]["status"] == "code_valid");
+    }
+    // A third of a day later, one more try (on a fresh request: the old code's validity ended).
+    app.advance(Duration::from_secs(28_800));
+    let third = app.send_code(&t, PHONE, "1357").await["request_id"].as_str().unwrap().to_owned();
+    let r = app.check(&t, &third, Some("1357")).await;
+    assert_eq!(r.result()["verification_status"]["status"], "code_valid");
+}
+
+async fn tenants_override_the_servers_limits(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("1", None).await;
+    let path = format!("/tenants/{}", t.id);
+    let (status, body) =
+        app.admin(Method::PATCH, &path, Some(json!({"limits": {"phone": {"rate": 1, "per": 60, "burst": 1}}}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["settings"]["limits"]["phone"], json!({"rate": 1, "per": 60, "burst": 1}));
+    assert_eq!(send_error(&app, &t, PHONE).await, None);
+    assert_eq!(send_error(&app, &t, PHONE).await.as_deref(), Some("FLOOD_WAIT_60"));
+    let (status, _) =
+        app.admin(Method::PATCH, &path, Some(json!({"limits": {"phone": {"rate": 1, "per": 0, "burst": 1}}}))).await;
+    assert_eq!(status, 400, "per must be at least a second");
+    let (status, _) = app.admin(Method::PATCH, &path, Some(json!({"limits": {"nope": {"rate": 1}}}))).await;
+    assert_eq!(status, 400);
+    let (status, _) = app.admin(Method::PATCH, &path, Some(json!({"limits": null}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(send_error(&app, &t, PHONE).await, None, "back to the server's (off in tests)");
+}
+
+async fn a_refusal_is_429_in_semantic_mode(backend: Backend) {
+    let app = with_limit(backend, "phone", "{ rate = 1, per = 60, burst = 1 }", |c| {
+        set_key(c, "api.error_status", r#""semantic""#)
+    })
+    .await;
+    let t = app.create_tenant("1", None).await;
+    assert_eq!(send_raw(&app, &t, PHONE, &[]).await.status(), 200);
+    let refused = send_raw(&app, &t, PHONE, &[]).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "60");
+}
+
+async fn two_processes_on_one_redis_enforce_one_limit() {
+    let first = with_limit(Backend::Redis, "phone", "{ rate = 1, per = 600, burst = 2 }", |_| {}).await;
+    let url = first.redis.as_ref().expect("a Redis").url();
+    let second = with_limit(Backend::Memory, "phone", "{ rate = 1, per = 600, burst = 2 }", |c| {
+        set_key(c, "store.url", &format!("{url:?}"))
+    })
+    .await;
+    let t = first.create_tenant("1", None).await;
+    assert_eq!(send_error(&first, &t, PHONE).await, None);
+    assert_eq!(send_error(&second, &t, PHONE).await, None, "the same tenant and token on the other process");
+    assert!(send_error(&first, &t, PHONE).await.is_some_and(|e| e.starts_with("FLOOD_WAIT_")));
+    assert!(send_error(&second, &t, PHONE).await.is_some_and(|e| e.starts_with("FLOOD_WAIT_")));
+}
