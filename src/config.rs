@@ -228,6 +228,23 @@ pub struct LimitSettings {
     pub wrong_checks: Rate,
     /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Spend per destination country per hour, each country on its own (0: off).
+    pub country_hourly_spend: SpendBudget,
+}
+
+/// A spending cap in credits a window; `watch` records and warns instead of refusing.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpendBudget {
+    pub cap: Credits,
+    pub mode: SpendMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpendMode {
+    Watch,
+    Block,
 }
 
 impl LimitSettings {
@@ -240,6 +257,8 @@ impl LimitSettings {
             LimitKind::Country => self.country,
             LimitKind::Ip => self.ip,
             LimitKind::WrongChecks => self.wrong_checks,
+            // Spending is budgeted in credits, not rates (`daily_spend`, `country_hourly_spend`).
+            LimitKind::DailySpend | LimitKind::CountrySpend => Rate { rate: 0, per: 1, burst: 1 },
         }
     }
 }
@@ -403,9 +422,14 @@ impl Settings {
                     LimitKind::Country => "limits.country: per must be 1 s to a year and burst at least 1",
                     LimitKind::Ip => "limits.ip: per must be 1 s to a year and burst at least 1",
                     LimitKind::WrongChecks => "limits.wrong_checks: per must be 1 s to a year and burst at least 1",
+                    LimitKind::DailySpend | LimitKind::CountrySpend => "limits: spend budgets are not rates",
                 },
             );
         }
+        check(
+            self.limits.country_hourly_spend.cap >= Credits::ZERO,
+            "limits.country_hourly_spend.cap: must not be negative",
+        );
         let c = &self.callbacks;
         check(
             c.connect_timeout_ms >= 1 && c.timeout_ms >= c.connect_timeout_ms,

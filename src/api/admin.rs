@@ -266,6 +266,10 @@ struct CreateTenant {
     templates: BTreeMap<String, String>,
     #[serde(default)]
     limits: BTreeMap<crate::domain::LimitKind, crate::domain::Rate>,
+    #[serde(default)]
+    countries: Option<crate::domain::CountryRule>,
+    #[serde(default)]
+    daily_spend_cap: Option<Credits>,
 }
 
 async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -277,6 +281,8 @@ async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -
         senders: BTreeMap::new(),
         templates: body.templates,
         limits: body.limits,
+        countries: body.countries,
+        daily_spend_cap: body.daily_spend_cap,
     };
     let new = NewTenant { name: body.name, balance: body.balance.unwrap_or_default(), settings };
     let (tenant, token, record) = state.services.create_tenant(new).await?;
@@ -342,6 +348,10 @@ struct UpdateTenant {
     /// Replaces the tenant's own rate limits (`null` or `{}`: the server's apply).
     #[serde(default, deserialize_with = "nullable")]
     limits: Option<Option<BTreeMap<crate::domain::LimitKind, crate::domain::Rate>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    countries: Option<Option<crate::domain::CountryRule>>,
+    #[serde(default, deserialize_with = "nullable")]
+    daily_spend_cap: Option<Option<Credits>>,
 }
 
 async fn update_tenant(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -352,6 +362,8 @@ async fn update_tenant(_: Admin, id: web::Path<String>, body: web::Bytes, state:
         phone_number: body.phone_number.map(parse_phone).transpose()?,
         templates: body.templates.map(Option::unwrap_or_default),
         limits: body.limits.map(Option::unwrap_or_default),
+        countries: body.countries,
+        daily_spend_cap: body.daily_spend_cap,
     };
     let tenant = state.services.update_settings(&tenant_id(&id)?, patch).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(tenant)))

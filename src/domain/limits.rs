@@ -52,6 +52,10 @@ pub enum LimitKind {
     /// Wrong codes entered for one phone number in a day, across its requests (a budget that
     /// a new request does not reset).
     WrongChecks,
+    /// What the tenant spent in a day (UTC).
+    DailySpend,
+    /// What the tenant spent on one destination country in an hour.
+    CountrySpend,
 }
 
 impl LimitKind {
@@ -64,6 +68,8 @@ impl LimitKind {
             LimitKind::Country => "country",
             LimitKind::Ip => "ip",
             LimitKind::WrongChecks => "wrong_checks",
+            LimitKind::DailySpend => "daily_spend",
+            LimitKind::CountrySpend => "country_spend",
         }
     }
 }
@@ -75,6 +81,41 @@ pub struct LimitCheck {
     pub kind: LimitKind,
     pub key: String,
     pub rate: Rate,
+}
+
+/// A spending budget over fixed windows (a UTC day, an hour): at most `cap` micro-credits a
+/// window; when `blocking` is off it only records and warns (watch mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpendCheck {
+    pub kind: LimitKind,
+    pub key: String,
+    pub window_secs: u64,
+    pub cap: i64,
+    pub blocking: bool,
+}
+
+impl SpendCheck {
+    /// The window `now` falls in (its number since the epoch).
+    pub fn window(&self, now: Timestamp) -> i64 {
+        now.millis().div_euclid(1000 * self.window_secs.max(1) as i64)
+    }
+
+    /// Until the window's end.
+    pub fn until_next_window(&self, now: Timestamp) -> Duration {
+        let len = 1000 * self.window_secs.max(1) as i64;
+        Duration::from_millis((len - now.millis().rem_euclid(len)) as u64)
+    }
+
+    /// The refusal when the budget is spent: come back in the next window. Its quota is the
+    /// cap in micro-credits (as far as a u32 goes, 4,294 credits).
+    pub fn refusal(&self, now: Timestamp) -> Refusal {
+        let cap = u32::try_from(self.cap).unwrap_or(u32::MAX);
+        Refusal {
+            kind: self.kind,
+            rate: Rate { rate: cap, per: self.window_secs, burst: cap.max(1) },
+            retry_after: self.until_next_window(now),
+        }
+    }
 }
 
 /// A limit's state after a decision.

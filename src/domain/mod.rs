@@ -15,7 +15,7 @@ mod time;
 pub use account::{AccountFailure, AccountKind, AccountState, Pacing, SenderAccount, TelegramIdentity};
 pub use code::{Code, CodeLength, InvalidCode, InvalidCodeLength};
 pub use credits::{Credits, InvalidCredits, MICROS_PER_CREDIT};
-pub use limits::{gcra, Gcra, LimitCheck, LimitKind, LimitState, Rate, Refusal};
+pub use limits::{gcra, Gcra, LimitCheck, LimitKind, LimitState, Rate, Refusal, SpendCheck};
 pub use phone::{InvalidPhoneNumber, PhoneNumber};
 pub use report::{DeadReport, PendingReport};
 pub use request::{
@@ -27,6 +27,7 @@ pub use send::{
     SenderUsername, Ttl,
 };
 pub use tenant::{
-    InvalidTenantId, LedgerEntry, LedgerKind, SenderRegistration, Tenant, TenantId, TenantSettings, TokenRecord,
+    CountryRule, InvalidTenantId, LedgerEntry, LedgerKind, SenderRegistration, Tenant, TenantId, TenantSettings,
+    TokenRecord,
 };
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};

@@ -69,6 +69,29 @@ pub struct TenantSettings {
     /// The tenant's own rate limits, over the server's (`limits.*`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub limits: BTreeMap<super::LimitKind, super::Rate>,
+    /// Which destination countries (calling codes) the tenant may send to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub countries: Option<CountryRule>,
+    /// At most this much spent a day (UTC), across all sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_spend_cap: Option<Credits>,
+}
+
+/// Destination countries by calling code: only these, or all but these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum CountryRule {
+    Allow(Vec<u16>),
+    Block(Vec<u16>),
+}
+
+impl CountryRule {
+    pub fn admits(&self, country_code: u16) -> bool {
+        match self {
+            CountryRule::Allow(codes) => codes.contains(&country_code),
+            CountryRule::Block(codes) => !codes.contains(&country_code),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

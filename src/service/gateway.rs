@@ -72,9 +72,22 @@ impl Services {
             }
         }
         // The send that uses a checkSendAbility request was counted with it (its one free send).
+        let mut counted = (Vec::new(), Credits::ZERO);
         if cmd.request_id.is_none() {
+            self.admit_country(caller, &cmd.phone)?;
             self.admit(caller, &self.send_limits(caller, &cmd.phone), true).await?;
+            let fee = self.fee(tenant, &cmd.phone);
+            counted = (self.count_spend(caller, &cmd.phone, fee).await?, fee);
         }
+        let sent = self.send_counted(caller, cmd).await;
+        if sent.is_err() {
+            self.give_back_spend(caller, &counted.0, counted.1).await;
+        }
+        sent
+    }
+
+    /// The rest of a send, once its limits and budgets let it through.
+    async fn send_counted(&self, caller: &Caller, cmd: SendCommand) -> Result<RequestStatusView, ServiceError> {
         if let Some(url) = &cmd.callback_url {
             if !self.reports.acceptable_host(url.host()).await {
                 return Err(ServiceError::CallbackUrlInvalid);
@@ -100,14 +113,22 @@ impl Services {
         phone: PhoneNumber,
     ) -> Result<RequestStatusView, ServiceError> {
         // Counted before Telegram is asked: enumerating numbers is what the limits stop.
+        self.admit_country(caller, &phone)?;
         self.admit(caller, &self.send_limits(caller, &phone), true).await?;
         if !self.sender.can_reach(&phone).await {
             return Err(ServiceError::PhoneNumberNotFound);
         }
+        let fee = self.fee(&caller.tenant, &phone);
+        let counted = self.count_spend(caller, &phone, fee).await?;
         let now = self.clock.now();
         let record = self.new_record(caller, phone, now, None);
-        let (record, balance) = self.charge_and_store(caller, record, now).await?;
-        Ok(record.view(now, balance))
+        match self.charge_and_store(caller, record, now).await {
+            Ok((record, balance)) => Ok(record.view(now, balance)),
+            Err(e) => {
+                self.give_back_spend(caller, &counted, fee).await;
+                Err(e)
+            }
+        }
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %caller.tenant.id))]

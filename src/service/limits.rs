@@ -2,7 +2,8 @@
 //! queued or sent: a refused call costs nothing and changes nothing else.
 
 use super::{Caller, ServiceError, Services};
-use crate::domain::{LimitCheck, LimitKind, PhoneNumber, Rate};
+use crate::config::SpendMode;
+use crate::domain::{Credits, LimitCheck, LimitKind, PhoneNumber, Rate, SpendCheck};
 
 impl Services {
     /// The rate in force for `kind` for this tenant: its own override, else the server's.
@@ -52,6 +53,86 @@ impl Services {
         match self.store.limit(&caller.tenant.id, checks, self.clock.now(), consume).await? {
             Ok(_) => Ok(()),
             Err(refusal) => Err(ServiceError::RateLimited(refusal)),
+        }
+    }
+}
+
+impl Services {
+    /// A destination country the tenant does not send to answers like a number that cannot
+    /// receive codes (free, counted against nothing).
+    pub(crate) fn admit_country(&self, caller: &Caller, phone: &PhoneNumber) -> Result<(), ServiceError> {
+        match &caller.tenant.settings.countries {
+            Some(rule) if !rule.admits(phone.country_code()) => Err(ServiceError::PhoneNumberNotFound),
+            _ => Ok(()),
+        }
+    }
+
+    /// The spending budgets a paid call to `phone` counts against.
+    fn spend_checks(&self, caller: &Caller, phone: &PhoneNumber) -> Vec<SpendCheck> {
+        let mut checks = Vec::new();
+        if let Some(cap) = caller.tenant.settings.daily_spend_cap {
+            checks.push(SpendCheck {
+                kind: LimitKind::DailySpend,
+                key: "all".into(),
+                window_secs: 86_400,
+                cap: cap.micros(),
+                blocking: true,
+            });
+        }
+        let country = self.settings.limits.country_hourly_spend;
+        if country.cap > Credits::ZERO {
+            checks.push(SpendCheck {
+                kind: LimitKind::CountrySpend,
+                key: phone.country_code().to_string(),
+                window_secs: 3_600,
+                cap: country.cap.micros(),
+                blocking: country.mode == SpendMode::Block,
+            });
+        }
+        checks
+    }
+
+    /// Counts `fee` against the spending budgets, or refuses the call (`FLOOD_WAIT` until the
+    /// budget's next window). A budget in watch mode that is passed is logged. Answers what
+    /// was counted, to give back if the call then fails.
+    pub(crate) async fn count_spend(
+        &self,
+        caller: &Caller,
+        phone: &PhoneNumber,
+        fee: Credits,
+    ) -> Result<Vec<SpendCheck>, ServiceError> {
+        if fee <= Credits::ZERO {
+            return Ok(Vec::new());
+        }
+        let checks = self.spend_checks(caller, phone);
+        let now = self.clock.now();
+        match self.store.spend(&caller.tenant.id, &checks, fee.micros(), now).await? {
+            Err(i) => Err(ServiceError::RateLimited(checks[i].refusal(now))),
+            Ok(spent) => {
+                for (check, spent) in checks.iter().zip(spent) {
+                    if !check.blocking && spent > check.cap && spent - fee.micros() <= check.cap {
+                        tracing::warn!(
+                            tenant = %caller.tenant.id,
+                            budget = check.kind.as_str(),
+                            country = %check.key,
+                            spent_micros = spent,
+                            cap_micros = check.cap,
+                            "spend passed a watched budget"
+                        );
+                    }
+                }
+                Ok(checks)
+            }
+        }
+    }
+
+    /// Gives back what `count_spend` counted for a call that then failed.
+    pub(crate) async fn give_back_spend(&self, caller: &Caller, counted: &[SpendCheck], fee: Credits) {
+        if counted.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.spend(&caller.tenant.id, counted, -fee.micros(), self.clock.now()).await {
+            tracing::warn!(error = &e as &dyn std::error::Error, "could not give back a failed call's spend");
         }
     }
 }

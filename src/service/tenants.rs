@@ -40,6 +40,8 @@ pub struct SettingsPatch {
     pub templates: Option<std::collections::BTreeMap<String, String>>,
     /// Replaces the tenant's own rate limits (empty: the server's apply).
     pub limits: Option<std::collections::BTreeMap<crate::domain::LimitKind, crate::domain::Rate>>,
+    pub countries: Option<Option<crate::domain::CountryRule>>,
+    pub daily_spend_cap: Option<Option<Credits>>,
 }
 
 impl Services {
@@ -89,6 +91,12 @@ impl Services {
             }
             if let Some(limits) = patch.limits.clone() {
                 s.limits = limits;
+            }
+            if let Some(countries) = patch.countries.clone() {
+                s.countries = countries;
+            }
+            if let Some(cap) = patch.daily_spend_cap {
+                s.daily_spend_cap = cap;
             }
             if let Some(templates) = patch.templates {
                 s.templates = templates;
@@ -244,6 +252,14 @@ fn validate_settings(s: &TenantSettings) -> Result<(), TenantError> {
     }
     if s.price.is_some_and(|p| p < Credits::ZERO) {
         return Err(TenantError::Invalid("price must not be negative"));
+    }
+    if s.daily_spend_cap.is_some_and(|c| c < Credits::ZERO) {
+        return Err(TenantError::Invalid("daily_spend_cap must not be negative"));
+    }
+    if let Some(crate::domain::CountryRule::Allow(codes) | crate::domain::CountryRule::Block(codes)) = &s.countries {
+        if codes.len() > 300 || codes.iter().any(|c| !(1..=999).contains(c)) {
+            return Err(TenantError::Invalid("countries are calling codes from 1 to 999 (at most 300)"));
+        }
     }
     for rate in s.limits.values() {
         if !rate.is_off() && (!(1..=31_536_000).contains(&rate.per) || rate.burst == 0) {

@@ -6,7 +6,7 @@
 use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
 use crate::domain::{
     gcra, Credits, DeadReport, Gcra, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
-    SenderAccount, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    SenderAccount, SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -34,6 +34,8 @@ struct Inner {
     next_job: u64,
     /// Timed tasks in time order, and where each one stands.
     due: BTreeSet<(Timestamp, TenantId, RequestId, Task)>,
+    /// Spending budgets: (tenant, "<kind>:<key>:<window>", window end ms) → micro-credits.
+    spent: HashMap<(TenantId, String, i64), i64>,
     /// Rate limits' theoretical arrival times, by (tenant, "<kind>:<key>").
     limits: HashMap<(TenantId, String), i64>,
     /// Reports given up on, per tenant, newest first.
@@ -270,6 +272,34 @@ impl MemoryStore {
             }
         }
         Ok(Ok(checks.iter().zip(next).map(|(c, tat)| super::limit_state(c, tat, now)).collect()))
+    }
+
+    pub async fn spend(
+        &self,
+        tenant: &TenantId,
+        checks: &[SpendCheck],
+        amount: i64,
+        now: Timestamp,
+    ) -> StoreResult<Result<Vec<i64>, usize>> {
+        let mut inner = self.inner.lock();
+        // Windows that ended are forgotten (Redis lets their keys expire).
+        inner.spent.retain(|(_, _, ends), _| *ends > now.millis());
+        let key =
+            |c: &SpendCheck| (tenant.clone(), super::spend_key(c, now), now.plus(c.until_next_window(now)).millis());
+        for (i, check) in checks.iter().enumerate() {
+            let spent = inner.spent.get(&key(check)).copied().unwrap_or(0);
+            if amount > 0 && check.blocking && spent + amount > check.cap {
+                return Ok(Err(i));
+            }
+        }
+        Ok(Ok(checks
+            .iter()
+            .map(|c| {
+                let spent = inner.spent.entry(key(c)).or_insert(0);
+                *spent += amount;
+                *spent
+            })
+            .collect()))
     }
 
     pub async fn dead_reports(&self, tenant: &TenantId) -> StoreResult<Vec<DeadReport>> {

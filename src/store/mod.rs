@@ -14,8 +14,8 @@ pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount, Tenant,
-    TenantId, TenantSettings, Timestamp, TokenRecord,
+    Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount,
+    SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use std::time::Duration;
 
@@ -125,6 +125,11 @@ pub(crate) fn limit_state(check: &LimitCheck, tat: i64, now: Timestamp) -> Limit
         remaining: ((tau + t - ahead) / t).max(0) as u32,
         reset: Duration::from_millis(ahead as u64),
     }
+}
+
+/// A spending budget's key for the window `now` falls in.
+pub(crate) fn spend_key(check: &SpendCheck, now: Timestamp) -> String {
+    format!("{}:{}:{}", check.kind.as_str(), check.key, check.window(now))
 }
 
 /// Dead letters kept per tenant (the oldest are dropped beyond this).
@@ -372,6 +377,23 @@ impl Store {
             return Ok(Ok(Vec::new()));
         }
         on_backend!(self, s => s.limit(tenant, checks, now, consume).await)
+    }
+
+    /// Adds `amount` micro-credits to the tenant's spending budgets for the windows `now`
+    /// falls in, unless a blocking one would go over its cap (then nothing changes and its
+    /// index is answered). Answers what each budget has spent after the addition. A negative
+    /// amount gives back what a failed call counted.
+    pub async fn spend(
+        &self,
+        tenant: &TenantId,
+        checks: &[SpendCheck],
+        amount: i64,
+        now: Timestamp,
+    ) -> StoreResult<Result<Vec<i64>, usize>> {
+        if checks.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        on_backend!(self, s => s.spend(tenant, checks, amount, now).await)
     }
 
     /// The tenant's reports given up on, newest first.

@@ -25,8 +25,8 @@ use super::codec::{
 };
 use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount, Tenant,
-    TenantId, TenantSettings, Timestamp, TokenRecord,
+    Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount,
+    SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
@@ -52,6 +52,7 @@ struct Scripts {
     lease_account: Script,
     take_read: Script,
     limit: Script,
+    spend: Script,
 }
 
 /// How often an optimistic update is retried before giving up with `Contention`. Each retry
@@ -127,6 +128,7 @@ impl RedisStore {
                 claim_due: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/claim_due.lua"))),
                 finish_due: Script::new(include_str!("lua/finish_due.lua")),
                 limit: Script::new(include_str!("lua/limit.lua")),
+                spend: Script::new(include_str!("lua/spend.lua")),
                 ack_job: Script::new(include_str!("lua/ack_job.lua")),
                 cas_account: Script::new(include_str!("lua/cas_account.lua")),
                 lease_account: Script::new(include_str!("lua/lease_account.lua")),
@@ -426,6 +428,31 @@ impl RedisStore {
                 Ok(Err(Refusal { kind: check.kind, rate: check.rate, retry_after }))
             }
             _ => Err(StoreError::Corrupt { what: "rate limit answer" }),
+        }
+    }
+
+    pub async fn spend(
+        &self,
+        tenant: &TenantId,
+        checks: &[SpendCheck],
+        amount: i64,
+        now: Timestamp,
+    ) -> StoreResult<Result<Vec<i64>, usize>> {
+        let mut invocation = self.scripts.spend.prepare_invoke();
+        invocation.arg(amount);
+        for check in checks {
+            invocation.key(format!("{{t:{tenant}}}:spend:{}", super::spend_key(check, now)));
+            invocation.arg(check.cap).arg(if check.blocking { "1" } else { "0" });
+        }
+        for check in checks {
+            // Kept a minute past the window's end, for clock differences between processes.
+            invocation.arg(check.until_next_window(now).as_millis() as u64 + 60_000);
+        }
+        let answer: Vec<i64> = invocation.invoke_async(&mut self.conn()).await?;
+        match answer.as_slice() {
+            [0, spent @ ..] if spent.len() == checks.len() => Ok(Ok(spent.to_vec())),
+            [i] if *i >= 1 && (*i as usize) <= checks.len() => Ok(Err(*i as usize - 1)),
+            _ => Err(StoreError::Corrupt { what: "spend answer" }),
         }
     }
 

@@ -15,6 +15,10 @@ both_backends!(
     the_wrong_code_budget_survives_a_new_request,
     tenants_override_the_servers_limits,
     a_refusal_is_429_in_semantic_mode,
+    tenants_choose_their_destination_countries,
+    the_daily_spend_cap_holds_until_the_next_day,
+    a_call_that_fails_gives_its_spend_back,
+    the_country_spend_budget_watches_or_blocks,
 );
 
 mod shared_redis {
@@ -247,4 +251,78 @@ async fn two_processes_on_one_redis_enforce_one_limit() {
     assert_eq!(send_error(&second, &t, PHONE).await, None, "the same tenant and token on the other process");
     assert!(send_error(&first, &t, PHONE).await.is_some_and(|e| e.starts_with("FLOOD_WAIT_")));
     assert!(send_error(&second, &t, PHONE).await.is_some_and(|e| e.starts_with("FLOOD_WAIT_")));
+}
+
+async fn tenants_choose_their_destination_countries(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("1", None).await;
+    let path = format!("/tenants/{}", t.id);
+    let (status, body) = app.admin(Method::PATCH, &path, Some(json!({"countries": {"block": [44]}}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(send_error(&app, &t, "+447911123456").await.as_deref(), Some("PHONE_NUMBER_NOT_FOUND"));
+    let ability = app.call(&t, "checkSendAbility", json!({"phone_number": "+447911123456"})).await;
+    assert_eq!(ability.error(), "PHONE_NUMBER_NOT_FOUND");
+    assert_eq!(app.balance(&t).await, 1_000_000, "refused for free");
+    assert_eq!(send_error(&app, &t, PHONE).await, None);
+    app.admin(Method::PATCH, &path, Some(json!({"countries": {"allow": [1]}}))).await;
+    assert_eq!(send_error(&app, &t, "+4915112345678").await.as_deref(), Some("PHONE_NUMBER_NOT_FOUND"));
+    assert_eq!(send_error(&app, &t, PHONE).await, None);
+    let (status, _) = app.admin(Method::PATCH, &path, Some(json!({"countries": {"allow": [0]}}))).await;
+    assert_eq!(status, 400);
+    app.admin(Method::PATCH, &path, Some(json!({"countries": null}))).await;
+    assert_eq!(send_error(&app, &t, "+4915112345678").await, None);
+}
+
+async fn the_daily_spend_cap_holds_until_the_next_day(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("1", Some("+15550009999")).await;
+    let path = format!("/tenants/{}", t.id);
+    let (status, body) = app.admin(Method::PATCH, &path, Some(json!({"daily_spend_cap": "0.02"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(send_error(&app, &t, "+15550000001").await, None);
+    let ability = app.call(&t, "checkSendAbility", json!({"phone_number": "+15550000002"})).await;
+    assert!(ability.result()["request_id"].is_string(), "checkSendAbility is paid: it counts");
+    let refused = send_raw(&app, &t, "+15550000003", &[]).await;
+    let until_midnight = 86_400 - app.now_secs() % 86_400;
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"daily_spend\";q=20000;w=86400");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], format!("FLOOD_WAIT_{until_midnight}"));
+    assert_eq!(send_error(&app, &t, "+15550009999").await, None, "the tenant's own number is free");
+    assert_eq!(app.balance(&t).await, 980_000);
+    app.advance(Duration::from_secs(until_midnight as u64));
+    assert_eq!(send_error(&app, &t, "+15550000003").await, None, "a new day");
+}
+
+async fn a_call_that_fails_gives_its_spend_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let t = app.create_tenant("0.01", None).await;
+    let path = format!("/tenants/{}", t.id);
+    app.admin(Method::PATCH, &path, Some(json!({"daily_spend_cap": "0.02"}))).await;
+    assert_eq!(send_error(&app, &t, "+15550000001").await, None);
+    assert_eq!(send_error(&app, &t, "+15550000002").await.as_deref(), Some("BALANCE_NOT_ENOUGH"));
+    let (status, _) = app.admin(Method::POST, &format!("{path}/balance"), Some(json!({"amount": "1"}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(send_error(&app, &t, "+15550000002").await, None, "the failed call's spend was given back");
+    assert!(send_error(&app, &t, "+15550000003").await.is_some_and(|e| e.starts_with("FLOOD_WAIT_")));
+}
+
+async fn the_country_spend_budget_watches_or_blocks(backend: Backend) {
+    for (mode, third_passes) in [("watch", true), ("block", false)] {
+        let app = spawn_app_with(backend, |c| {
+            set_key(c, "limits.country_hourly_spend", &format!("{{ cap = 0.02, mode = \"{mode}\" }}"))
+        })
+        .await;
+        let t = app.create_tenant("1", None).await;
+        assert_eq!(send_error(&app, &t, "+15550000001").await, None);
+        assert_eq!(send_error(&app, &t, "+15550000002").await, None);
+        let third = send_error(&app, &t, "+15550000003").await;
+        assert_eq!(third.is_none(), third_passes, "{mode}: {third:?}");
+        assert_eq!(send_error(&app, &t, "+447911123456").await, None, "{mode}: another country");
+        if !third_passes {
+            let refused = send_raw(&app, &t, "+15550000004", &[]).await;
+            assert_eq!(refused.headers()["ratelimit-policy"], "\"country_spend\";q=20000;w=3600");
+            app.advance(Duration::from_secs(3_600));
+            assert_eq!(send_error(&app, &t, "+15550000004").await, None, "the next hour");
+        }
+    }
 }
