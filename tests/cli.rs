@@ -122,6 +122,14 @@ async fn walk_through(server: &Server) {
     let tokens = admin_json(server, &["token", "list", id]);
     assert_eq!(tokens.as_array().unwrap().len(), 3);
 
+    // The limits of a second send to the number: the default per-number limit lets 3 through
+    // at once, so after one send two remain.
+    let explained =
+        admin_json(server, &["limits", "explain", id, "--phone-number", "+15551234567", "--ip", "127.0.0.1"]);
+    assert_eq!(explained["allowed"], true, "{explained}");
+    let phone = explained["limits"].as_array().unwrap().iter().find(|l| l["limit"] == "phone").unwrap().clone();
+    assert_eq!(phone["remaining"], 2, "{explained}");
+
     // The sender pool: the message went out through the one sandbox account; nothing is left.
     let senders = admin_json(server, &["sender", "list"]);
     assert_eq!((senders[0]["id"].as_str(), senders[0]["sent"].as_u64()), (Some("sandbox"), Some(1)), "{senders}");

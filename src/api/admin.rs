@@ -30,6 +30,7 @@ pub fn scope() -> Scope {
         .route("/tenants/{id}/tokens/{token}", web::delete().to(revoke_token))
         .route("/tenants/{id}/tokens/{token}/rotate", web::post().to(rotate_token))
         .route("/tenants/{id}/tokens/{token}/ip_allow", web::put().to(set_ip_allow))
+        .route("/tenants/{id}/limits/explain", web::post().to(explain_limits))
         .route("/tenants/{id}/reports/dead", web::get().to(dead_reports))
         .route("/tenants/{id}/reports/dead/{dead}/replay", web::post().to(replay_dead_report))
         .route("/tenants/{id}/senders/{username}", web::put().to(put_sender))
@@ -398,6 +399,24 @@ async fn ledger(
     let entries: Vec<LedgerView> =
         state.services.ledger(&tenant_id(&id)?, limit).await?.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(entries))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExplainLimits {
+    phone_number: String,
+    #[serde(default)]
+    ip: Option<std::net::IpAddr>,
+    #[serde(default)]
+    token_id: Option<String>,
+}
+
+async fn explain_limits(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
+    let body: ExplainLimits = json_object(&body)?;
+    let phone =
+        parse_phone(Some(body.phone_number))?.ok_or_else(|| AdminError::Invalid("phone_number is required".into()))?;
+    let explained = state.services.explain_limits(&tenant_id(&id)?, &phone, body.ip, body.token_id).await?;
+    Ok(HttpResponse::Ok().json(explained))
 }
 
 /// A dead letter as operators see it (never its signing key).

@@ -75,6 +75,14 @@ pub enum Command {
         #[command(subcommand)]
         command: BalanceCommand,
     },
+    /// Which rate limits and budgets apply to a send, and whether it would pass now (through
+    /// the admin API).
+    Limits {
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(subcommand)]
+        command: LimitsCommand,
+    },
     /// A tenant's delivery reports that exhausted their retries (through the admin API).
     Report {
         #[command(flatten)]
@@ -168,6 +176,23 @@ pub enum TokenCommand {
     Revoke { tenant: String, token_id: String },
     /// List a tenant's tokens.
     List { tenant: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// For a send of `tenant` to a number (from an address, with a token): each limit and
+    /// budget, where it stands, and whether the send would pass now and why not.
+    Explain {
+        tenant: String,
+        #[arg(long)]
+        phone_number: String,
+        /// The client address the send would come from.
+        #[arg(long)]
+        ip: Option<String>,
+        /// The id of the API token the send would use.
+        #[arg(long)]
+        token_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -266,6 +291,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sender { command: SenderCommand::Login { id, config }, .. } => sender_login(&id, config).await,
         Command::Sender { server, command } => sender(AdminClient::new(&server)?, command).await,
+        Command::Limits { server, command: LimitsCommand::Explain { tenant, phone_number, ip, token_id } } => {
+            let mut body = json!({ "phone_number": phone_number });
+            if let Some(ip) = ip {
+                body["ip"] = json!(ip);
+            }
+            if let Some(token_id) = token_id {
+                body["token_id"] = json!(token_id);
+            }
+            AdminClient::new(&server)?.print_post(&format!("tenants/{tenant}/limits/explain"), body).await
+        }
         Command::Report { server, command: ReportCommand::Dead { tenant } } => {
             AdminClient::new(&server)?.print_get(&format!("tenants/{tenant}/reports/dead")).await
         }

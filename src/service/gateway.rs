@@ -226,7 +226,7 @@ impl Services {
         Ok(())
     }
 
-    fn fee(&self, tenant: &Tenant, phone: &PhoneNumber) -> Credits {
+    pub(crate) fn fee(&self, tenant: &Tenant, phone: &PhoneNumber) -> Credits {
         if tenant.settings.is_own_number(phone) {
             Credits::ZERO
         } else {

@@ -136,3 +136,107 @@ impl Services {
         }
     }
 }
+
+/// One limit or budget as it stands for a given call, and what it would do to it now.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LimitExplained {
+    pub limit: &'static str,
+    /// `rate` per `per` seconds, `burst` at once; for spend budgets `rate` is the cap in
+    /// micro-credits a window of `per` seconds.
+    pub rate: Rate,
+    /// Calls that would pass now (rate limits), or micro-credits spent this window (budgets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spent_micros: Option<i64>,
+    /// Watch-only budgets never refuse.
+    pub blocking: bool,
+    /// `Some(seconds)` when this one would refuse the call now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+/// What `POST /admin/v1/tenants/{id}/limits/explain` answers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Explanation {
+    /// Whether a send to the number (from the address, with the token) would pass now.
+    pub allowed: bool,
+    /// Why not, when it would not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The fee a send would cost (0 for the tenant's own number).
+    pub fee: Credits,
+    pub limits: Vec<LimitExplained>,
+}
+
+impl Services {
+    /// Which limits and budgets apply to a send to `phone` (from `client`, with the token
+    /// `token_id` when given) and where each stands, without counting anything.
+    pub async fn explain_limits(
+        &self,
+        tenant: &crate::domain::TenantId,
+        phone: &PhoneNumber,
+        client: Option<std::net::IpAddr>,
+        token_id: Option<String>,
+    ) -> Result<Explanation, super::TenantError> {
+        let tenant = self.store.tenant(tenant).await?.ok_or(super::TenantError::NotFound)?;
+        let token = crate::domain::TokenRecord {
+            id: token_id.clone().unwrap_or_default(),
+            tenant: tenant.id.clone(),
+            lookup_key: String::new(),
+            signing_key: String::new(),
+            created_at: self.clock.now(),
+            expires_at: None,
+            revoked_at: None,
+            ip_allow: Vec::new(),
+        };
+        let caller = Caller { tenant, token, client };
+        let fee = self.fee(&caller.tenant, phone);
+        let mut explained = Vec::new();
+        let mut reason = None;
+        if self.admit_country(&caller, phone).is_err() {
+            reason = Some(format!("the tenant does not send to country code {}", phone.country_code()));
+        }
+        let now = self.clock.now();
+        let checks =
+            self.send_limits(&caller, phone).into_iter().filter(|c| c.kind != LimitKind::Token || token_id.is_some());
+        for check in checks {
+            let kind = check.kind;
+            let rate = check.rate;
+            let (remaining, retry_after) = match self.store.limit(&caller.tenant.id, &[check], now, false).await? {
+                Ok(states) => (states.first().map(|s| s.remaining + 1), None),
+                Err(refusal) => (Some(0), Some(refusal.retry_after_secs())),
+            };
+            if let (Some(secs), None) = (retry_after, &reason) {
+                reason = Some(format!("the {} limit: FLOOD_WAIT_{secs}", kind.as_str()));
+            }
+            let entry = LimitExplained {
+                limit: kind.as_str(),
+                rate,
+                remaining,
+                spent_micros: None,
+                blocking: true,
+                retry_after,
+            };
+            explained.push(entry);
+        }
+        let spend = self.spend_checks(&caller, phone);
+        let spent = self.store.spend(&caller.tenant.id, &spend, 0, now).await?.unwrap_or_default();
+        for (check, spent) in spend.iter().zip(spent) {
+            let over = fee > Credits::ZERO && spent + fee.micros() > check.cap;
+            let retry_after = (over && check.blocking).then(|| check.refusal(now).retry_after_secs());
+            if let (Some(secs), None) = (retry_after, &reason) {
+                reason = Some(format!("the {} budget: FLOOD_WAIT_{secs}", check.kind.as_str()));
+            }
+            explained.push(LimitExplained {
+                limit: check.kind.as_str(),
+                rate: check.refusal(now).rate,
+                remaining: None,
+                spent_micros: Some(spent),
+                blocking: check.blocking,
+                retry_after,
+            });
+        }
+        Ok(Explanation { allowed: reason.is_none(), reason, fee, limits: explained })
+    }
+}

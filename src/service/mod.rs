@@ -8,6 +8,7 @@ mod senders;
 mod tenants;
 
 pub use gateway::{Caller, CodeSpec, EnteredCode, SendCommand};
+pub use limits::{Explanation, LimitExplained};
 pub use reports::ReportError;
 pub use senders::SenderError;
 pub use tenants::{NewTenant, SettingsPatch, TenantError};

@@ -19,6 +19,7 @@ both_backends!(
     the_daily_spend_cap_holds_until_the_next_day,
     a_call_that_fails_gives_its_spend_back,
     the_country_spend_budget_watches_or_blocks,
+    explain_says_which_limits_apply_and_why_a_send_would_not_pass,
 );
 
 mod shared_redis {
@@ -325,4 +326,47 @@ async fn the_country_spend_budget_watches_or_blocks(backend: Backend) {
             assert_eq!(send_error(&app, &t, "+15550000004").await, None, "the next hour");
         }
     }
+}
+
+async fn explain_says_which_limits_apply_and_why_a_send_would_not_pass(backend: Backend) {
+    let app = with_limit(backend, "phone", "{ rate = 1, per = 600, burst = 2 }", |c| {
+        set_key(c, "limits.ip", "{ rate = 10, per = 1, burst = 30 }");
+        set_key(c, "limits.token", "{ rate = 5, per = 1, burst = 5 }");
+    })
+    .await;
+    let t = app.create_tenant("1", None).await;
+    let settings = format!("/tenants/{}", t.id);
+    app.admin(Method::PATCH, &settings, Some(json!({"daily_spend_cap": "0.02", "countries": {"block": [44]}}))).await;
+    let path = format!("/tenants/{}/limits/explain", t.id);
+    let ask = |body: Value| app.admin(Method::POST, &path, Some(body));
+    let (status, fresh) = ask(json!({"phone_number": PHONE, "ip": "203.0.113.5", "token_id": t.token_id})).await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!((fresh["allowed"].as_bool(), fresh["fee"].as_f64()), (Some(true), Some(0.01)));
+    let names: Vec<&str> = fresh["limits"].as_array().unwrap().iter().map(|l| l["limit"].as_str().unwrap()).collect();
+    assert_eq!(names, ["phone", "token", "ip", "daily_spend"], "the limits and budgets that are on");
+    assert_eq!(fresh["limits"][0]["remaining"], 2);
+    assert_eq!(fresh["limits"][0]["rate"], json!({"rate": 1, "per": 600, "burst": 2}));
+
+    assert_eq!(send_error(&app, &t, PHONE).await, None);
+    assert_eq!(ask(json!({"phone_number": PHONE})).await.1["limits"][0]["remaining"], 1, "explaining counts nothing");
+    assert_eq!(ask(json!({"phone_number": PHONE})).await.1["limits"][0]["remaining"], 1);
+    assert_eq!(send_error(&app, &t, PHONE).await, None);
+    let (_, blocked) = ask(json!({"phone_number": PHONE})).await;
+    assert_eq!(blocked["allowed"], false);
+    assert_eq!(blocked["reason"], "the phone limit: FLOOD_WAIT_600");
+    assert_eq!(blocked["limits"][0]["retry_after"], 600);
+    assert_eq!(send_error(&app, &t, PHONE).await.as_deref(), Some("FLOOD_WAIT_600"), "as explained");
+
+    // Budgets and countries show too.
+    let (_, other) = ask(json!({"phone_number": "+15557654321"})).await;
+    assert_eq!(other["allowed"], false);
+    assert_eq!(other["reason"], format!("the daily_spend budget: FLOOD_WAIT_{}", 86_400 - app.now_secs() % 86_400));
+    let spend = other["limits"].as_array().unwrap().iter().find(|l| l["limit"] == "daily_spend").unwrap().clone();
+    assert_eq!((spend["spent_micros"].as_i64(), spend["rate"]["rate"].as_i64()), (Some(20_000), Some(20_000)));
+    let (_, uk) = ask(json!({"phone_number": "+447911123456"})).await;
+    assert_eq!(uk["reason"], "the tenant does not send to country code 44");
+    assert_eq!(ask(json!({"phone_number": "nope"})).await.0, 400);
+    assert_eq!(ask(json!({"phone_number": PHONE, "ip": "not an address"})).await.0, 400);
+    let missing = "/tenants/00000000-0000-0000-0000-000000000000/limits/explain";
+    assert_eq!(app.admin(Method::POST, missing, Some(json!({"phone_number": PHONE}))).await.0, 404);
 }
