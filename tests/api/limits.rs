@@ -114,6 +114,8 @@ async fn each_limit_fires_for_its_own_key_only(backend: Backend) {
     assert_eq!(send_error(&app, &a, "+15550000002").await, None);
     assert_eq!(send_error(&app, &a, "+15550000003").await.as_deref(), Some("FLOOD_WAIT_3600"));
     assert_eq!(send_error(&app, &b, "+15550000003").await, None);
+    app.advance(Duration::from_secs(3600));
+    assert_eq!(send_error(&app, &a, "+15550000003").await, None, "recovered after an interval");
     drop(app);
 
     // Per token: the tenant's other token is not affected.
@@ -126,6 +128,8 @@ async fn each_limit_fires_for_its_own_key_only(backend: Backend) {
     let refused = send_raw(&app, &t, "+15550000003", &[]).await;
     assert_eq!(refused.headers()["ratelimit-policy"], "\"token\";q=1;w=3600");
     assert_eq!(send_error(&app, &other, "+15550000003").await, None);
+    app.advance(Duration::from_secs(3600));
+    assert_eq!(send_error(&app, &t, "+15550000003").await, None, "recovered after an interval");
     drop(app);
 
     // Per country calling code: another country is not affected.
@@ -135,6 +139,8 @@ async fn each_limit_fires_for_its_own_key_only(backend: Backend) {
     assert_eq!(send_error(&app, &t, "+15550000002").await, None);
     assert_eq!(send_error(&app, &t, "+15550000003").await.as_deref(), Some("FLOOD_WAIT_3600"));
     assert_eq!(send_error(&app, &t, "+447911123456").await, None);
+    app.advance(Duration::from_secs(3600));
+    assert_eq!(send_error(&app, &t, "+15550000003").await, None, "recovered after an interval");
     drop(app);
 
     // Per tenant per day: a budget.
@@ -161,6 +167,8 @@ async fn the_client_address_comes_from_a_trusted_proxy_only(backend: Backend) {
     let refused = send_raw(&app, &t, "+15550000003", &from("203.0.113.5")).await;
     assert_eq!(refused.headers()["ratelimit-policy"], "\"ip\";q=1;w=3600");
     assert_eq!(status(send_raw(&app, &t, "+15550000003", &from("203.0.113.6")).await).await, None, "another client");
+    app.advance(Duration::from_secs(3600));
+    assert_eq!(status(send_raw(&app, &t, "+15550000004", &from("203.0.113.5")).await).await, None, "recovered");
     drop(app);
 
     // Without a trusted proxy the header is the client's own claim and is ignored.
@@ -194,6 +202,10 @@ async fn the_wrong_code_budget_survives_a_new_request(backend: Backend) {
     let second = app.send_code(&t, PHONE, "5678").await["request_id"].as_str().unwrap().to_owned();
     let refused = app.check(&t, &second, Some("5678")).await;
     assert_eq!(refused.error(), "FLOOD_WAIT_28800", "not even the right code is looked at");
+    let (tenant, request) =
+        (verigram::domain::TenantId::parse(&t.id).unwrap(), verigram::domain::RequestId::parse(&second).unwrap());
+    let stored = app.services.store.request(&tenant, request, verigram::domain::Clock::now(&*app.clock)).await.unwrap();
+    assert_eq!(stored.unwrap().code.unwrap().attempts, 0, "a refused check uses none of the request's attempts");
     let status = app.check(&t, &second, None).await;
     assert!(status.result().get("verification_status").is_none(), "a check without a code still answers");
     // Another number has its own budget; the right code does not use it up.
