@@ -22,12 +22,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use verigram::config::Settings;
 use verigram::delivery::worker::{Outcome, Worker};
-use verigram::domain::{CodeLength, PhoneNumber, RequestId, SystemClock};
-use verigram::service::{Caller, CodeSpec, NewTenant, SendCommand, Services};
+use verigram::domain::{PhoneNumber, RequestId, SystemClock};
+use verigram::service::{Caller, SendCommand, Services};
 use verigram::startup::Application;
 use verigram::test_support::RedisServer;
 
-const PEPPER: &str = "bench-pepper-0123456789abcdef0123456789abcdef";
+#[path = "common/mod.rs"]
+mod common;
+
+use common::PEPPER;
 
 /// The settings for `store_url`, with the TOML `extra` sections after the bench's own.
 fn settings(store_url: &str, extra: &str) -> anyhow::Result<Settings> {
@@ -48,26 +51,12 @@ async fn service_with(store_url: &str, extra: &str) -> anyhow::Result<(Arc<Servi
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let app = Application::build_with(settings(store_url, extra)?, Arc::new(SystemClock), listener).await?;
     let services = app.services();
-    let new = NewTenant {
-        name: "bench".into(),
-        balance: verigram::domain::Credits::parse("1000000000").map_err(|_| anyhow::anyhow!("credits"))?,
-        settings: Default::default(),
-    };
-    let (_, token, _) = services.create_tenant(new).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let caller = services.authenticate(&token, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let caller = common::rich_caller(&services, None).await?;
     Ok((services, caller))
 }
 
 fn command(i: usize) -> anyhow::Result<SendCommand> {
-    Ok(SendCommand {
-        phone: PhoneNumber::parse(&format!("4479111{:05}", i % 100_000)).map_err(|_| anyhow::anyhow!("phone"))?,
-        code: CodeSpec::Generate(CodeLength::parse("6").map_err(|_| anyhow::anyhow!("length"))?),
-        request_id: None,
-        sender_username: None,
-        callback_url: None,
-        payload: None,
-        ttl: None,
-    })
+    common::send_command(i)
 }
 
 /// Queues `jobs` sends, then drains them with `workers` workers: jobs per second.
@@ -164,7 +153,7 @@ async fn latency(store_url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let full = std::env::args().any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test");
+    let full = common::full_run();
     let jobs = if full { 5000 } else { 20 };
     verigram::telemetry::init(&settings("memory://", "")?.log);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -195,11 +184,5 @@ fn main() -> anyhow::Result<()> {
     let report = format!(
         "## Delivery through the queue and pool to the sandbox\n\n{table}\n{latencies}\n## Delivery through the Telegram sender (memory store)\n\n{telegram}"
     );
-    println!("{report}");
-    if full {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("delivery.md"), &report)?;
-    }
-    Ok(())
+    common::publish("delivery", &report)
 }

@@ -12,17 +12,20 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 use verigram::config::Settings;
-use verigram::domain::{CodeLength, PhoneNumber, SystemClock};
-use verigram::service::{CodeSpec, NewTenant, SendCommand};
+use verigram::domain::SystemClock;
 use verigram::startup::Application;
 use verigram::test_support::RedisServer;
 
-const PEPPER: &str = "bench-pepper-0123456789abcdef0123456789abcdef";
+#[path = "common/mod.rs"]
+mod common;
+
+use common::PEPPER;
 const CONCURRENCY: usize = 16;
 
 fn settings(store_url: &str, limits_on: bool) -> anyhow::Result<Settings> {
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
-    let rate = if limits_on { "{ rate = 1000000, per = 1, burst = 1000000 }" } else { "{ rate = 0, per = 1, burst = 1 }" };
+    let rate =
+        if limits_on { "{ rate = 1000000, per = 1, burst = 1000000 }" } else { "{ rate = 0, per = 1, burst = 1 }" };
     let mut toml = format!(
         "[store]\nurl = {}\n[codes]\nhash = \"hmac-sha256\"\npepper = {}\n[delivery]\nworkers = 0\n[log]\nlevel = \"warn\"\n[limits]\n",
         quote(store_url),
@@ -42,35 +45,20 @@ async fn sends_per_second(store_url: &str, limits_on: bool, sends: usize) -> any
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let app = Application::build_with(settings(store_url, limits_on)?, Arc::new(SystemClock), listener).await?;
     let services = app.services();
-    let new = NewTenant {
-        name: "bench".into(),
-        balance: verigram::domain::Credits::parse("1000000000").map_err(|_| anyhow::anyhow!("credits"))?,
-        settings: Default::default(),
-    };
-    let (tenant, token, _) = services.create_tenant(new).await?;
+    let mut caller = common::rich_caller(&services, Some("203.0.113.5".parse()?)).await?;
     if limits_on {
         let cap = verigram::domain::Credits::parse("1000000").map_err(|_| anyhow::anyhow!("cap"))?;
         let patch = verigram::service::SettingsPatch { daily_spend_cap: Some(Some(cap)), ..Default::default() };
-        services.update_settings(&tenant.id, patch).await?;
+        caller.tenant = services.update_settings(&caller.tenant.id, patch).await?;
     }
-    let client = Some("203.0.113.5".parse()?);
-    let caller = Arc::new(services.authenticate(&token, client).await?);
+    let caller = Arc::new(caller);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..CONCURRENCY {
         let (services, caller) = (Arc::clone(&services), Arc::clone(&caller));
         tasks.spawn(async move {
             for i in (worker..sends).step_by(CONCURRENCY) {
-                let cmd = SendCommand {
-                    phone: PhoneNumber::parse(&format!("4479111{:05}", i % 100_000))
-                        .map_err(|_| anyhow::anyhow!("phone"))?,
-                    code: CodeSpec::Generate(CodeLength::parse("6").map_err(|_| anyhow::anyhow!("length"))?),
-                    request_id: None,
-                    sender_username: None,
-                    callback_url: None,
-                    payload: None,
-                    ttl: None,
-                };
+                let cmd = common::send_command(i)?;
                 services.send(&caller, cmd).await.map_err(|e| anyhow::anyhow!("send {i}: {e}"))?;
             }
             anyhow::Ok(())
@@ -83,11 +71,11 @@ async fn sends_per_second(store_url: &str, limits_on: bool, sends: usize) -> any
 }
 
 fn main() -> anyhow::Result<()> {
-    let full = std::env::args().any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test");
-    let sends = if full { 20_000 } else { 64 };
+    let sends = if common::full_run() { 20_000 } else { 64 };
     verigram::telemetry::init(&settings("memory://", false)?.log);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut table = String::from("| store | limits off, sends/s | all limits on, sends/s | ratio |\n|---|---:|---:|---:|\n");
+    let mut table =
+        String::from("| store | limits off, sends/s | all limits on, sends/s | ratio |\n|---|---:|---:|---:|\n");
     for store in ["memory", "redis"] {
         // Alternate off and on twice and keep the better of each, to even out a noisy machine.
         let (mut off, mut on) = (0f64, 0f64);
@@ -97,17 +85,17 @@ fn main() -> anyhow::Result<()> {
                 let url = redis.as_ref().map_or_else(|| "memory://".to_owned(), RedisServer::url);
                 eprintln!("limits: {store}, limits {} …", if limits_on { "on" } else { "off" });
                 let rate = rt.block_on(sends_per_second(&url, limits_on, sends))?;
-                if limits_on { on = on.max(rate) } else { off = off.max(rate) }
+                if limits_on {
+                    on = on.max(rate)
+                } else {
+                    off = off.max(rate)
+                }
             }
         }
         writeln!(table, "| {store} | {off:.0} | {on:.0} | {:.2} |", on / off)?;
     }
-    let report = format!("## Rate limits on the send path ({sends} sends, {CONCURRENCY} at a time)\n\n{table}");
-    println!("{report}");
-    if full {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("limits.md"), &report)?;
-    }
-    Ok(())
+    common::publish(
+        "limits",
+        &format!("## Rate limits on the send path ({sends} sends, {CONCURRENCY} at a time)\n\n{table}"),
+    )
 }

@@ -21,10 +21,13 @@ use std::time::{Duration, Instant};
 use verigram::config::Settings;
 use verigram::delivery::worker::Worker;
 use verigram::domain::{CallbackPolicy, CallbackUrl, Clock, CodeLength, PhoneNumber, RequestId, SystemClock};
-use verigram::service::{CodeSpec, NewTenant, SendCommand};
+use verigram::service::{CodeSpec, SendCommand};
 use verigram::startup::Application;
 
-const PEPPER: &str = "bench-pepper-0123456789abcdef0123456789abcdef";
+#[path = "common/mod.rs"]
+mod common;
+
+use common::PEPPER;
 
 /// Arrivals at the receiver: (request id, delivery status) → unix milliseconds.
 type Arrivals = Arc<parking_lot::Mutex<HashMap<(String, String), i64>>>;
@@ -84,13 +87,7 @@ async fn through_the_outbox(
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let app = Application::build_with(settings(per_host)?, Arc::new(SystemClock), listener).await?;
     let services = app.services();
-    let new = NewTenant {
-        name: "bench".into(),
-        balance: verigram::domain::Credits::parse("1000000000").map_err(|_| anyhow::anyhow!("credits"))?,
-        settings: Default::default(),
-    };
-    let (_, token, _) = services.create_tenant(new).await?;
-    let caller = services.authenticate(&token, None).await?;
+    let caller = common::rich_caller(&services, None).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = tokio::task::JoinSet::new();
     for n in 0..2 {
@@ -170,8 +167,7 @@ async fn bare(url: &str, count: usize) -> anyhow::Result<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let full = std::env::args().any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test");
-    let count = if full { 2000 } else { 20 };
+    let count = if common::full_run() { 2000 } else { 20 };
     verigram::telemetry::init(&settings(4)?.log);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let report = rt.block_on(async {
@@ -201,11 +197,5 @@ fn main() -> anyhow::Result<()> {
         server.stop(false).await;
         anyhow::Ok(format!("## Delivery reports to a local receiver (memory store)\n\n{table}"))
     })?;
-    println!("{report}");
-    if full {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("reports.md"), &report)?;
-    }
-    Ok(())
+    common::publish("reports", &report)
 }

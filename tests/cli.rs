@@ -12,6 +12,9 @@ const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
 #[path = "common/process.rs"]
 mod process;
 
+#[path = "common/http.rs"]
+mod http;
+
 use process::{verigram, Server};
 
 /// Starts `verigram serve` with the admin API on.
@@ -325,7 +328,6 @@ struct Endpoint {
 
 impl Endpoint {
     fn start(status: u16) -> Self {
-        use std::io::{BufRead, BufReader, Read, Write};
         use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/cb", listener.local_addr().unwrap());
@@ -334,25 +336,9 @@ impl Endpoint {
         let (answer, count) = (status.clone(), hits.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let mut reader = BufReader::new(stream);
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
+                let (_, stream) = http::read_body(stream);
                 count.fetch_add(1, Ordering::SeqCst);
-                let reply = format!(
-                    "HTTP/1.1 {} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    answer.load(Ordering::SeqCst)
-                );
-                let _ = reader.into_inner().write_all(reply.as_bytes());
+                http::answer(stream, answer.load(Ordering::SeqCst));
             }
         });
         Self { url, status, hits }

@@ -15,6 +15,9 @@ const PHONE: &str = "15551234567";
 #[path = "common/process.rs"]
 mod process;
 
+#[path = "common/http.rs"]
+mod http;
+
 use process::Server;
 
 /// Starts `verigram serve --role <role>` on the given Redis.
@@ -326,7 +329,6 @@ async fn two_worker_processes_never_drive_one_account_at_once() {
 /// lease (`delivery.task_lease = 1`) has run out, followed by the next report, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
-    use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::{Arc, Mutex};
     // The receiver: records each report's body; holds the first connection open unanswered.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -337,19 +339,7 @@ async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
         for stream in listener.incoming().map_while(Result::ok) {
             let bodies = Arc::clone(&bodies);
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
+                let (body, stream) = http::read_body(stream);
                 let first = {
                     let mut bodies = bodies.lock().unwrap();
                     bodies.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
@@ -358,8 +348,7 @@ async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
                 if first {
                     std::thread::sleep(Duration::from_secs(60));
                 }
-                let _ =
-                    reader.into_inner().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                http::answer(stream, 200);
             });
         }
     });

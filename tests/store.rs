@@ -405,6 +405,17 @@ async fn a_lost_work_index_entry_is_repaired() {
     assert_eq!(due.len(), 1);
 }
 
+/// A free request with a `callback_url` and these reports waiting.
+fn reporting_request(reports: Vec<verigram::domain::PendingReport>) -> RequestRecord {
+    let mut r = request(0);
+    if let Some(code) = r.code.as_mut() {
+        code.callback_url = Some("https://example.com/cb".into());
+        code.callback_key = Some("ab".repeat(32));
+        code.reports = reports;
+    }
+    r
+}
+
 /// A request with a `callback_url`: a status change queues a report of it (the status as it
 /// became) on the request, in the same step, and schedules the report task; a change with no
 /// status change queues nothing.
@@ -412,11 +423,7 @@ async fn status_changes_queue_reports_with_the_change(redis: bool) {
     let (store, _r) = store(redis).await;
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
-    let mut r = request(0);
-    if let Some(code) = r.code.as_mut() {
-        code.callback_url = Some("https://example.com/cb".into());
-        code.callback_key = Some("00".repeat(32));
-    }
+    let r = reporting_request(vec![]);
     store.create_request(&t.id, &Change::from(r.clone()), RETENTION, NOW).await.unwrap();
     let (sent, ()) = store
         .update_request(&t.id, r.id, RETENTION, NOW, |cur| {
@@ -459,16 +466,11 @@ async fn dead_letters_are_kept_listed_and_removed(redis: bool) {
     let (store, _r) = store(redis).await;
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
-    let mut r = request(0);
-    if let Some(code) = r.code.as_mut() {
-        code.callback_url = Some("https://example.com/cb".into());
-        code.callback_key = Some("ab".repeat(32));
-        code.reports = vec![verigram::domain::PendingReport {
-            body: "{}".into(),
-            attempts: 10,
-            last_error: Some("HTTP 500".into()),
-        }];
-    }
+    let r = reporting_request(vec![verigram::domain::PendingReport {
+        body: "{}".into(),
+        attempts: 10,
+        last_error: Some("HTTP 500".into()),
+    }]);
     store.create_request(&t.id, &Change::from(r.clone()), RETENTION, NOW).await.unwrap();
     let dead = verigram::domain::DeadReport::first_of(&r, NOW).unwrap();
     store
