@@ -74,14 +74,14 @@ impl Services {
         // The send that uses a checkSendAbility request was counted with it (its one free send).
         let mut counted = (Vec::new(), Credits::ZERO);
         if cmd.request_id.is_none() {
-            self.admit_country(caller, &cmd.phone)?;
-            self.admit(caller, &self.send_limits(caller, &cmd.phone), true).await?;
+            self.admit_country(tenant, &cmd.phone)?;
+            self.admit(tenant, &self.send_limits(&caller.origin(), &cmd.phone), true).await?;
             let fee = self.fee(tenant, &cmd.phone);
-            counted = (self.count_spend(caller, &cmd.phone, fee).await?, fee);
+            counted = (self.count_spend(tenant, &cmd.phone, fee).await?, fee);
         }
         let sent = self.send_counted(caller, cmd).await;
         if sent.is_err() {
-            self.give_back_spend(caller, &counted.0, counted.1).await;
+            self.give_back_spend(tenant, &counted.0, counted.1).await;
         }
         sent
     }
@@ -113,19 +113,20 @@ impl Services {
         phone: PhoneNumber,
     ) -> Result<RequestStatusView, ServiceError> {
         // Counted before Telegram is asked: enumerating numbers is what the limits stop.
-        self.admit_country(caller, &phone)?;
-        self.admit(caller, &self.send_limits(caller, &phone), true).await?;
+        let tenant = &caller.tenant;
+        self.admit_country(tenant, &phone)?;
+        self.admit(tenant, &self.send_limits(&caller.origin(), &phone), true).await?;
         if !self.sender.can_reach(&phone).await {
             return Err(ServiceError::PhoneNumberNotFound);
         }
-        let fee = self.fee(&caller.tenant, &phone);
-        let counted = self.count_spend(caller, &phone, fee).await?;
+        let fee = self.fee(tenant, &phone);
+        let counted = self.count_spend(tenant, &phone, fee).await?;
         let now = self.clock.now();
         let record = self.new_record(caller, phone, now, None);
         match self.charge_and_store(caller, record, now).await {
             Ok((record, balance)) => Ok(record.view(now, balance)),
             Err(e) => {
-                self.give_back_spend(caller, &counted, fee).await;
+                self.give_back_spend(tenant, &counted, fee).await;
                 Err(e)
             }
         }
@@ -146,8 +147,8 @@ impl Services {
         };
         // The number's budget of wrong codes (over all its requests) is looked at first and
         // counted only when the code turns out wrong.
-        let budget = self.wrong_check_limit(caller, &current.phone);
-        self.admit(caller, &budget, false).await?;
+        let budget = self.wrong_check_limit(&caller.tenant, &current.phone);
+        self.admit(&caller.tenant, &budget, false).await?;
         // Hash only when the answer can still change: a terminal request costs no CPU.
         let outcome = match (&current.code, &entered) {
             (Some(state), EnteredCode::Digits(code)) if current.accepts_checks(now) => {
@@ -162,7 +163,7 @@ impl Services {
         };
         if outcome == CodeMatch::Wrong && current.accepts_checks(now) {
             // Counted, not enforced: the wrong code was entered either way.
-            if let Err(ServiceError::Store(e)) = self.admit(caller, &budget, true).await {
+            if let Err(ServiceError::Store(e)) = self.admit(&caller.tenant, &budget, true).await {
                 tracing::warn!(error = &e as &dyn std::error::Error, "could not count a wrong code against its budget");
             }
         }

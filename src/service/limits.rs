@@ -3,41 +3,57 @@
 
 use super::{Caller, ServiceError, Services};
 use crate::config::SpendMode;
-use crate::domain::{Credits, LimitCheck, LimitKind, PhoneNumber, Rate, SpendCheck};
+use crate::domain::{Credits, LimitCheck, LimitKind, PhoneNumber, Rate, SpendCheck, Tenant};
+use std::net::IpAddr;
+
+/// Who a call comes from, as far as limits care: the tenant, the token (when known) and the
+/// client's address (when known).
+pub(crate) struct Origin<'a> {
+    pub tenant: &'a Tenant,
+    pub token_id: Option<&'a str>,
+    pub client: Option<IpAddr>,
+}
+
+impl Caller {
+    pub(crate) fn origin(&self) -> Origin<'_> {
+        Origin { tenant: &self.tenant, token_id: Some(&self.token.id), client: self.client }
+    }
+}
 
 impl Services {
     /// The rate in force for `kind` for this tenant: its own override, else the server's.
-    fn rate_for(&self, caller: &Caller, kind: LimitKind) -> Rate {
-        caller.tenant.settings.limits.get(&kind).copied().unwrap_or_else(|| self.settings.limits.rate(kind))
+    fn rate_for(&self, tenant: &Tenant, kind: LimitKind) -> Rate {
+        tenant.settings.limits.get(&kind).copied().unwrap_or_else(|| self.settings.limits.rate(kind))
     }
 
     /// The limits a send (or a `checkSendAbility`) to `phone` counts against. Sends to the
     /// tenant's own number count only against the number's own limit, so tenants can test
     /// freely.
-    pub(crate) fn send_limits(&self, caller: &Caller, phone: &PhoneNumber) -> Vec<LimitCheck> {
-        let own = caller.tenant.settings.is_own_number(phone);
+    pub(crate) fn send_limits(&self, origin: &Origin<'_>, phone: &PhoneNumber) -> Vec<LimitCheck> {
         let mut keys = vec![(LimitKind::Phone, self.token_keys.limit_key(&format!("phone:{}", phone.digits())))];
-        if !own {
+        if !origin.tenant.settings.is_own_number(phone) {
             keys.push((LimitKind::Tenant, "all".into()));
             keys.push((LimitKind::TenantDaily, "all".into()));
-            keys.push((LimitKind::Token, caller.token.id.clone()));
+            if let Some(token_id) = origin.token_id {
+                keys.push((LimitKind::Token, token_id.to_owned()));
+            }
             keys.push((LimitKind::Country, phone.country_code().to_string()));
-            if let Some(ip) = caller.client {
+            if let Some(ip) = origin.client {
                 keys.push((LimitKind::Ip, self.token_keys.limit_key(&format!("ip:{ip}"))));
             }
         }
-        self.checks(caller, keys)
+        self.checks(origin.tenant, keys)
     }
 
     /// The budget of wrong codes for `phone` (over all its requests).
-    pub(crate) fn wrong_check_limit(&self, caller: &Caller, phone: &PhoneNumber) -> Vec<LimitCheck> {
+    pub(crate) fn wrong_check_limit(&self, tenant: &Tenant, phone: &PhoneNumber) -> Vec<LimitCheck> {
         let key = self.token_keys.limit_key(&format!("phone:{}", phone.digits()));
-        self.checks(caller, vec![(LimitKind::WrongChecks, key)])
+        self.checks(tenant, vec![(LimitKind::WrongChecks, key)])
     }
 
-    fn checks(&self, caller: &Caller, keys: Vec<(LimitKind, String)>) -> Vec<LimitCheck> {
+    fn checks(&self, tenant: &Tenant, keys: Vec<(LimitKind, String)>) -> Vec<LimitCheck> {
         keys.into_iter()
-            .map(|(kind, key)| LimitCheck { kind, key, rate: self.rate_for(caller, kind) })
+            .map(|(kind, key)| LimitCheck { kind, key, rate: self.rate_for(tenant, kind) })
             .filter(|c| !c.rate.is_off())
             .collect()
     }
@@ -46,11 +62,11 @@ impl Services {
     /// nothing is counted). With `consume = false` it only looks.
     pub(crate) async fn admit(
         &self,
-        caller: &Caller,
+        tenant: &Tenant,
         checks: &[LimitCheck],
         consume: bool,
     ) -> Result<(), ServiceError> {
-        match self.store.limit(&caller.tenant.id, checks, self.clock.now(), consume).await? {
+        match self.store.limit(&tenant.id, checks, self.clock.now(), consume).await? {
             Ok(_) => Ok(()),
             Err(refusal) => Err(ServiceError::RateLimited(refusal)),
         }
@@ -60,17 +76,17 @@ impl Services {
 impl Services {
     /// A destination country the tenant does not send to answers like a number that cannot
     /// receive codes (free, counted against nothing).
-    pub(crate) fn admit_country(&self, caller: &Caller, phone: &PhoneNumber) -> Result<(), ServiceError> {
-        match &caller.tenant.settings.countries {
+    pub(crate) fn admit_country(&self, tenant: &Tenant, phone: &PhoneNumber) -> Result<(), ServiceError> {
+        match &tenant.settings.countries {
             Some(rule) if !rule.admits(phone.country_code()) => Err(ServiceError::PhoneNumberNotFound),
             _ => Ok(()),
         }
     }
 
     /// The spending budgets a paid call to `phone` counts against.
-    fn spend_checks(&self, caller: &Caller, phone: &PhoneNumber) -> Vec<SpendCheck> {
+    fn spend_checks(&self, tenant: &Tenant, phone: &PhoneNumber) -> Vec<SpendCheck> {
         let mut checks = Vec::new();
-        if let Some(cap) = caller.tenant.settings.daily_spend_cap {
+        if let Some(cap) = tenant.settings.daily_spend_cap {
             checks.push(SpendCheck {
                 kind: LimitKind::DailySpend,
                 key: "all".into(),
@@ -97,22 +113,22 @@ impl Services {
     /// was counted, to give back if the call then fails.
     pub(crate) async fn count_spend(
         &self,
-        caller: &Caller,
+        tenant: &Tenant,
         phone: &PhoneNumber,
         fee: Credits,
     ) -> Result<Vec<SpendCheck>, ServiceError> {
         if fee <= Credits::ZERO {
             return Ok(Vec::new());
         }
-        let checks = self.spend_checks(caller, phone);
+        let checks = self.spend_checks(tenant, phone);
         let now = self.clock.now();
-        match self.store.spend(&caller.tenant.id, &checks, fee.micros(), now).await? {
+        match self.store.spend(&tenant.id, &checks, fee.micros(), now).await? {
             Err(i) => Err(ServiceError::RateLimited(checks[i].refusal(now))),
             Ok(spent) => {
                 for (check, spent) in checks.iter().zip(spent) {
                     if !check.blocking && spent > check.cap && spent - fee.micros() <= check.cap {
                         tracing::warn!(
-                            tenant = %caller.tenant.id,
+                            tenant = %tenant.id,
                             budget = check.kind.as_str(),
                             country = %check.key,
                             spent_micros = spent,
@@ -127,11 +143,11 @@ impl Services {
     }
 
     /// Gives back what `count_spend` counted for a call that then failed.
-    pub(crate) async fn give_back_spend(&self, caller: &Caller, counted: &[SpendCheck], fee: Credits) {
+    pub(crate) async fn give_back_spend(&self, tenant: &Tenant, counted: &[SpendCheck], fee: Credits) {
         if counted.is_empty() {
             return;
         }
-        if let Err(e) = self.store.spend(&caller.tenant.id, counted, -fee.micros(), self.clock.now()).await {
+        if let Err(e) = self.store.spend(&tenant.id, counted, -fee.micros(), self.clock.now()).await {
             tracing::warn!(error = &e as &dyn std::error::Error, "could not give back a failed call's spend");
         }
     }
@@ -180,30 +196,18 @@ impl Services {
         token_id: Option<String>,
     ) -> Result<Explanation, super::TenantError> {
         let tenant = self.store.tenant(tenant).await?.ok_or(super::TenantError::NotFound)?;
-        let token = crate::domain::TokenRecord {
-            id: token_id.clone().unwrap_or_default(),
-            tenant: tenant.id.clone(),
-            lookup_key: String::new(),
-            signing_key: String::new(),
-            created_at: self.clock.now(),
-            expires_at: None,
-            revoked_at: None,
-            ip_allow: Vec::new(),
-        };
-        let caller = Caller { tenant, token, client };
-        let fee = self.fee(&caller.tenant, phone);
+        let origin = Origin { tenant: &tenant, token_id: token_id.as_deref(), client };
+        let fee = self.fee(&tenant, phone);
         let mut explained = Vec::new();
         let mut reason = None;
-        if self.admit_country(&caller, phone).is_err() {
+        if self.admit_country(&tenant, phone).is_err() {
             reason = Some(format!("the tenant does not send to country code {}", phone.country_code()));
         }
         let now = self.clock.now();
-        let checks =
-            self.send_limits(&caller, phone).into_iter().filter(|c| c.kind != LimitKind::Token || token_id.is_some());
-        for check in checks {
+        for check in self.send_limits(&origin, phone) {
             let kind = check.kind;
             let rate = check.rate;
-            let (remaining, retry_after) = match self.store.limit(&caller.tenant.id, &[check], now, false).await? {
+            let (remaining, retry_after) = match self.store.limit(&tenant.id, &[check], now, false).await? {
                 Ok(states) => (states.first().map(|s| s.remaining + 1), None),
                 Err(refusal) => (Some(0), Some(refusal.retry_after_secs())),
             };
@@ -220,8 +224,8 @@ impl Services {
             };
             explained.push(entry);
         }
-        let spend = self.spend_checks(&caller, phone);
-        let spent = self.store.spend(&caller.tenant.id, &spend, 0, now).await?.unwrap_or_default();
+        let spend = self.spend_checks(&tenant, phone);
+        let spent = self.store.spend(&tenant.id, &spend, 0, now).await?.unwrap_or_default();
         for (check, spent) in spend.iter().zip(spent) {
             let over = fee > Credits::ZERO && spent + fee.micros() > check.cap;
             let retry_after = (over && check.blocking).then(|| check.refusal(now).retry_after_secs());
