@@ -75,9 +75,8 @@ impl Services {
         let mut counted = (Vec::new(), Credits::ZERO);
         if cmd.request_id.is_none() {
             self.admit_country(tenant, &cmd.phone)?;
-            self.admit(tenant, &self.send_limits(&caller.origin(), &cmd.phone), true).await?;
             let fee = self.fee(tenant, &cmd.phone);
-            counted = (self.count_spend(tenant, &cmd.phone, fee).await?, fee);
+            counted = (self.admit_call(&caller.origin(), &cmd.phone, fee).await?, fee);
         }
         let sent = self.send_counted(caller, cmd).await;
         if sent.is_err() {
@@ -115,12 +114,13 @@ impl Services {
         // Counted before Telegram is asked: enumerating numbers is what the limits stop.
         let tenant = &caller.tenant;
         self.admit_country(tenant, &phone)?;
-        self.admit(tenant, &self.send_limits(&caller.origin(), &phone), true).await?;
+        let fee = self.fee(tenant, &phone);
+        let counted = self.admit_call(&caller.origin(), &phone, fee).await?;
         if !self.sender.can_reach(&phone).await {
+            // The limits stay counted (asking is what they limit); the fee was not spent.
+            self.give_back_spend(tenant, &counted, fee).await;
             return Err(ServiceError::PhoneNumberNotFound);
         }
-        let fee = self.fee(tenant, &phone);
-        let counted = self.count_spend(tenant, &phone, fee).await?;
         let now = self.clock.now();
         let record = self.new_record(caller, phone, now, None);
         match self.charge_and_store(caller, record, now).await {

@@ -108,24 +108,23 @@ impl Services {
         checks
     }
 
-    /// Counts `fee` against the spending budgets, or refuses the call (`FLOOD_WAIT` until the
-    /// budget's next window). A budget in watch mode that is passed is logged. Answers what
-    /// was counted, to give back if the call then fails.
-    pub(crate) async fn count_spend(
+    /// Admits a call to `phone` costing `fee`: its rate limits and spending budgets decided in
+    /// one atomic step (all count, or nothing does and the refusal names the one that fired).
+    /// A budget in watch mode that is passed is logged. Answers the budgets counted, to give
+    /// back if the call then fails.
+    pub(crate) async fn admit_call(
         &self,
-        tenant: &Tenant,
+        origin: &Origin<'_>,
         phone: &PhoneNumber,
         fee: Credits,
     ) -> Result<Vec<SpendCheck>, ServiceError> {
-        if fee <= Credits::ZERO {
-            return Ok(Vec::new());
-        }
-        let checks = self.spend_checks(tenant, phone);
-        let now = self.clock.now();
-        match self.store.spend(&tenant.id, &checks, fee.micros(), now).await? {
-            Err(i) => Err(ServiceError::RateLimited(checks[i].refusal(now))),
+        let tenant = origin.tenant;
+        let limits = self.send_limits(origin, phone);
+        let budgets = if fee > Credits::ZERO { self.spend_checks(tenant, phone) } else { Vec::new() };
+        match self.store.admit(&tenant.id, &limits, &budgets, fee.micros(), self.clock.now()).await? {
+            Err(refusal) => Err(ServiceError::RateLimited(refusal)),
             Ok(spent) => {
-                for (check, spent) in checks.iter().zip(spent) {
+                for (check, spent) in budgets.iter().zip(spent) {
                     if !check.blocking && spent > check.cap && spent - fee.micros() <= check.cap {
                         tracing::warn!(
                             tenant = %tenant.id,
@@ -137,12 +136,12 @@ impl Services {
                         );
                     }
                 }
-                Ok(checks)
+                Ok(budgets)
             }
         }
     }
 
-    /// Gives back what `count_spend` counted for a call that then failed.
+    /// Gives back what `admit_call` counted for a call that then failed.
     pub(crate) async fn give_back_spend(&self, tenant: &Tenant, counted: &[SpendCheck], fee: Credits) {
         if counted.is_empty() {
             return;

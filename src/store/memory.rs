@@ -248,30 +248,30 @@ impl MemoryStore {
         now: Timestamp,
         consume: bool,
     ) -> StoreResult<Result<Vec<LimitState>, Refusal>> {
+        Ok(self.inner.lock().decide_limits(tenant, checks, now, consume))
+    }
+
+    pub async fn admit(
+        &self,
+        tenant: &TenantId,
+        limits: &[LimitCheck],
+        budgets: &[SpendCheck],
+        fee: i64,
+        now: Timestamp,
+    ) -> StoreResult<Result<Vec<i64>, Refusal>> {
+        // Under one lock: nothing sees the limits counted and the budgets not.
         let mut inner = self.inner.lock();
-        let key = |c: &LimitCheck| (tenant.clone(), format!("{}:{}", c.kind.as_str(), c.key));
-        let mut worst: Option<Refusal> = None;
-        let mut next = Vec::with_capacity(checks.len());
-        for check in checks {
-            match gcra(inner.limits.get(&key(check)).copied(), now, check.rate) {
-                Gcra::Allow { tat, .. } => next.push(tat),
-                Gcra::Refuse { retry_after_ms } => {
-                    let wait = Duration::from_millis(retry_after_ms.max(0) as u64);
-                    if worst.is_none_or(|w| wait > w.retry_after) {
-                        worst = Some(Refusal { kind: check.kind, rate: check.rate, retry_after: wait });
-                    }
-                }
-            }
-        }
-        if let Some(refusal) = worst {
+        if let Err(refusal) = inner.decide_limits(tenant, limits, now, false) {
             return Ok(Err(refusal));
         }
-        if consume {
-            for (check, tat) in checks.iter().zip(&next) {
-                inner.limits.insert(key(check), *tat);
+        match inner.count_spend(tenant, budgets, fee, now) {
+            Err(i) => Ok(Err(budgets[i].refusal(now))),
+            Ok(spent) => {
+                // Passes: the look above passed under the same lock.
+                let _ = inner.decide_limits(tenant, limits, now, true);
+                Ok(Ok(spent))
             }
         }
-        Ok(Ok(checks.iter().zip(next).map(|(c, tat)| super::limit_state(c, tat, now)).collect()))
     }
 
     pub async fn spend(
@@ -281,25 +281,7 @@ impl MemoryStore {
         amount: i64,
         now: Timestamp,
     ) -> StoreResult<Result<Vec<i64>, usize>> {
-        let mut inner = self.inner.lock();
-        // Windows that ended are forgotten (Redis lets their keys expire).
-        inner.spent.retain(|(_, _, ends), _| *ends > now.millis());
-        let key =
-            |c: &SpendCheck| (tenant.clone(), super::spend_key(c, now), now.plus(c.until_next_window(now)).millis());
-        for (i, check) in checks.iter().enumerate() {
-            let spent = inner.spent.get(&key(check)).copied().unwrap_or(0);
-            if amount > 0 && check.blocking && spent + amount > check.cap {
-                return Ok(Err(i));
-            }
-        }
-        Ok(Ok(checks
-            .iter()
-            .map(|c| {
-                let spent = inner.spent.entry(key(c)).or_insert(0);
-                *spent += amount;
-                *spent
-            })
-            .collect()))
+        Ok(self.inner.lock().count_spend(tenant, checks, amount, now))
     }
 
     pub async fn dead_reports(&self, tenant: &TenantId) -> StoreResult<Vec<DeadReport>> {
@@ -425,6 +407,69 @@ impl MemoryStore {
             queued: inner.queues.values().map(|q| (q.ready.len() + q.leased.len()) as u64).sum(),
             waiting: inner.due_at.keys().filter(|(_, _, task)| *task == Task::Deliver).count() as u64,
         })
+    }
+}
+
+impl Inner {
+    /// Rate limits (see `Store::limit`), under the caller's lock.
+    fn decide_limits(
+        &mut self,
+        tenant: &TenantId,
+        checks: &[LimitCheck],
+        now: Timestamp,
+        consume: bool,
+    ) -> Result<Vec<LimitState>, Refusal> {
+        let key = |c: &LimitCheck| (tenant.clone(), format!("{}:{}", c.kind.as_str(), c.key));
+        let mut worst: Option<Refusal> = None;
+        let mut next = Vec::with_capacity(checks.len());
+        for check in checks {
+            match gcra(self.limits.get(&key(check)).copied(), now, check.rate) {
+                Gcra::Allow { tat, .. } => next.push(tat),
+                Gcra::Refuse { retry_after_ms } => {
+                    let wait = Duration::from_millis(retry_after_ms.max(0) as u64);
+                    if worst.is_none_or(|w| wait > w.retry_after) {
+                        worst = Some(Refusal { kind: check.kind, rate: check.rate, retry_after: wait });
+                    }
+                }
+            }
+        }
+        if let Some(refusal) = worst {
+            return Err(refusal);
+        }
+        if consume {
+            for (check, tat) in checks.iter().zip(&next) {
+                self.limits.insert(key(check), *tat);
+            }
+        }
+        Ok(checks.iter().zip(next).map(|(c, tat)| super::limit_state(c, tat, now)).collect())
+    }
+
+    /// Spending budgets (see `Store::spend`), under the caller's lock.
+    fn count_spend(
+        &mut self,
+        tenant: &TenantId,
+        checks: &[SpendCheck],
+        amount: i64,
+        now: Timestamp,
+    ) -> Result<Vec<i64>, usize> {
+        // Windows that ended are forgotten (Redis lets their keys expire).
+        self.spent.retain(|(_, _, ends), _| *ends > now.millis());
+        let key =
+            |c: &SpendCheck| (tenant.clone(), super::spend_key(c, now), now.plus(c.until_next_window(now)).millis());
+        for (i, check) in checks.iter().enumerate() {
+            let spent = self.spent.get(&key(check)).copied().unwrap_or(0);
+            if amount > 0 && check.blocking && spent + amount > check.cap {
+                return Err(i);
+            }
+        }
+        Ok(checks
+            .iter()
+            .map(|c| {
+                let spent = self.spent.entry(key(c)).or_insert(0);
+                *spent += amount;
+                *spent
+            })
+            .collect())
     }
 }
 

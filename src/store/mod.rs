@@ -379,6 +379,23 @@ impl Store {
         on_backend!(self, s => s.limit(tenant, checks, now, consume).await)
     }
 
+    /// Admits one call: its rate limits and its spending budgets (counting `fee`) decided
+    /// together. All pass and count, or nothing changes and the refusal names the limit or
+    /// budget (answers what each budget has spent after this call).
+    pub async fn admit(
+        &self,
+        tenant: &TenantId,
+        limits: &[LimitCheck],
+        budgets: &[SpendCheck],
+        fee: i64,
+        now: Timestamp,
+    ) -> StoreResult<Result<Vec<i64>, Refusal>> {
+        if limits.is_empty() && budgets.is_empty() {
+            return Ok(Ok(Vec::new()));
+        }
+        on_backend!(self, s => s.admit(tenant, limits, budgets, fee, now).await)
+    }
+
     /// Adds `amount` micro-credits to the tenant's spending budgets for the windows `now`
     /// falls in, unless a blocking one would go over its cap (then nothing changes and its
     /// index is answered). Answers what each budget has spent after the addition. A negative

@@ -53,6 +53,7 @@ struct Scripts {
     take_read: Script,
     limit: Script,
     spend: Script,
+    admit: Script,
 }
 
 /// How often an optimistic update is retried before giving up with `Contention`. Each retry
@@ -129,6 +130,7 @@ impl RedisStore {
                 finish_due: Script::new(include_str!("lua/finish_due.lua")),
                 limit: Script::new(include_str!("lua/limit.lua")),
                 spend: Script::new(include_str!("lua/spend.lua")),
+                admit: Script::new(include_str!("lua/admit.lua")),
                 ack_job: Script::new(include_str!("lua/ack_job.lua")),
                 cas_account: Script::new(include_str!("lua/cas_account.lua")),
                 lease_account: Script::new(include_str!("lua/lease_account.lua")),
@@ -428,6 +430,38 @@ impl RedisStore {
                 Ok(Err(Refusal { kind: check.kind, rate: check.rate, retry_after }))
             }
             _ => Err(StoreError::Corrupt { what: "rate limit answer" }),
+        }
+    }
+
+    pub async fn admit(
+        &self,
+        tenant: &TenantId,
+        limits: &[LimitCheck],
+        budgets: &[SpendCheck],
+        fee: i64,
+        now: Timestamp,
+    ) -> StoreResult<Result<Vec<i64>, Refusal>> {
+        let mut invocation = self.scripts.admit.prepare_invoke();
+        invocation.arg(now.millis()).arg(limits.len()).arg(fee);
+        for check in limits {
+            invocation.key(format!("{{t:{tenant}}}:rl:{}:{}", check.kind.as_str(), check.key));
+            invocation.arg(check.rate.interval_ms()).arg(check.rate.tolerance_ms());
+        }
+        for check in budgets {
+            invocation.key(format!("{{t:{tenant}}}:spend:{}", super::spend_key(check, now)));
+            invocation.arg(check.cap).arg(if check.blocking { "1" } else { "0" });
+            invocation.arg(check.until_next_window(now).as_millis() as u64 + 60_000);
+        }
+        let answer: Vec<i64> = invocation.invoke_async(&mut self.conn()).await?;
+        match answer.as_slice() {
+            [0, rest @ ..] if rest.len() == limits.len() + budgets.len() => Ok(Ok(rest[limits.len()..].to_vec())),
+            [1, i, wait] if *i >= 1 && (*i as usize) <= limits.len() => {
+                let check = &limits[*i as usize - 1];
+                let retry_after = Duration::from_millis((*wait).max(0) as u64);
+                Ok(Err(Refusal { kind: check.kind, rate: check.rate, retry_after }))
+            }
+            [2, j] if *j >= 1 && (*j as usize) <= budgets.len() => Ok(Err(budgets[*j as usize - 1].refusal(now))),
+            _ => Err(StoreError::Corrupt { what: "admission answer" }),
         }
     }
 

@@ -20,6 +20,7 @@ both_backends!(
     a_call_that_fails_gives_its_spend_back,
     the_country_spend_budget_watches_or_blocks,
     explain_says_which_limits_apply_and_why_a_send_would_not_pass,
+    a_call_refused_by_a_budget_counts_against_no_limit,
 );
 
 mod shared_redis {
@@ -381,4 +382,17 @@ async fn explain_says_which_limits_apply_and_why_a_send_would_not_pass(backend: 
     assert_eq!(ask(json!({"phone_number": PHONE, "ip": "not an address"})).await.0, 400);
     let missing = "/tenants/00000000-0000-0000-0000-000000000000/limits/explain";
     assert_eq!(app.admin(Method::POST, missing, Some(json!({"phone_number": PHONE}))).await.0, 404);
+}
+
+async fn a_call_refused_by_a_budget_counts_against_no_limit(backend: Backend) {
+    let app = with_limit(backend, "phone", "{ rate = 1, per = 3600, burst = 2 }", |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    let path = format!("/tenants/{}", t.id);
+    app.admin(Method::PATCH, &path, Some(json!({"daily_spend_cap": "0.01"}))).await;
+    assert_eq!(send_error(&app, &t, PHONE).await, None);
+    let refused = send_raw(&app, &t, PHONE, &[]).await;
+    assert!(refused.headers()["ratelimit-policy"].to_str().unwrap().starts_with("\"daily_spend\""));
+    app.admin(Method::PATCH, &path, Some(json!({"daily_spend_cap": "1"}))).await;
+    assert_eq!(send_error(&app, &t, PHONE).await, None, "the refused call took nothing of the number's limit");
+    assert_eq!(send_error(&app, &t, PHONE).await.as_deref(), Some("FLOOD_WAIT_3600"));
 }
