@@ -413,15 +413,15 @@ impl Settings {
         ] {
             let r = self.limits.rate(kind);
             check(
-                r.is_off() || ((1..=31_536_000).contains(&r.per) && r.burst >= 1),
+                r.is_off() || r.is_sane(),
                 match kind {
-                    LimitKind::Tenant => "limits.tenant: per must be 1 s to a year and burst at least 1",
-                    LimitKind::TenantDaily => "limits.tenant_daily: per must be 1 s to a year and burst at least 1",
-                    LimitKind::Token => "limits.token: per must be 1 s to a year and burst at least 1",
-                    LimitKind::Phone => "limits.phone: per must be 1 s to a year and burst at least 1",
-                    LimitKind::Country => "limits.country: per must be 1 s to a year and burst at least 1",
-                    LimitKind::Ip => "limits.ip: per must be 1 s to a year and burst at least 1",
-                    LimitKind::WrongChecks => "limits.wrong_checks: per must be 1 s to a year and burst at least 1",
+                    LimitKind::Tenant => "limits.tenant: per must be 1 s to a year and burst 1 to 100,000",
+                    LimitKind::TenantDaily => "limits.tenant_daily: per must be 1 s to a year and burst 1 to 100,000",
+                    LimitKind::Token => "limits.token: per must be 1 s to a year and burst 1 to 100,000",
+                    LimitKind::Phone => "limits.phone: per must be 1 s to a year and burst 1 to 100,000",
+                    LimitKind::Country => "limits.country: per must be 1 s to a year and burst 1 to 100,000",
+                    LimitKind::Ip => "limits.ip: per must be 1 s to a year and burst 1 to 100,000",
+                    LimitKind::WrongChecks => "limits.wrong_checks: per must be 1 s to a year and burst 1 to 100,000",
                     LimitKind::DailySpend | LimitKind::CountrySpend => "limits: spend budgets are not rates",
                 },
             );
@@ -431,6 +431,13 @@ impl Settings {
             "limits.country_hourly_spend.cap: must not be negative",
         );
         let c = &self.callbacks;
+        // A report's attempt (its wait for a slot of the host, then the request) must end
+        // within its task's lease, or another worker would send it too.
+        check(
+            c.timeout_ms.saturating_add(crate::callbacks::dispatch::HOST_WAIT.as_millis() as u64)
+                < self.delivery.task_lease.saturating_mul(1000),
+            "callbacks.timeout_ms: a report attempt (5 s of waiting for its host, then this) must end within delivery.task_lease",
+        );
         check(
             c.connect_timeout_ms >= 1 && c.timeout_ms >= c.connect_timeout_ms,
             "callbacks.timeout_ms: must be at least callbacks.connect_timeout_ms (> 0)",
@@ -663,6 +670,13 @@ mod tests {
         assert!(e.to_string().contains("delivery.lease: must be longer than three Telegram calls"), "{e}");
         assert!(Settings::from_toml("[sender]\nkind = \"telegram\"\ncall_timeout = 19\n[delivery]\nlease = 60").is_ok());
         assert!(Settings::from_toml("[sender]\ncall_timeout = 20\n[delivery]\nlease = 60").is_ok(), "sandbox");
+    }
+
+    #[test]
+    fn a_report_attempt_must_fit_in_its_task_lease() {
+        let e = Settings::from_toml("[callbacks]\ntimeout_ms = 25000\n[delivery]\ntask_lease = 30").unwrap_err();
+        assert!(e.to_string().contains("callbacks.timeout_ms: a report attempt"), "{e}");
+        assert!(Settings::from_toml("[callbacks]\ntimeout_ms = 24999\n[delivery]\ntask_lease = 30").is_ok());
     }
 
     #[test]

@@ -71,17 +71,34 @@ async fn inbox_of(server: &Server, phone: &str) -> Vec<Value> {
 }
 
 /// Polls `probe` until it answers `Some`, at most 10 s.
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+async fn wait_for<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_up_to(Duration::from_secs(10), what, probe).await
+}
+
+/// As `wait_for`, for what first waits out a lease of several seconds.
+async fn wait_for_long<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    wait_up_to(Duration::from_secs(30), what, probe).await
+}
+
+async fn wait_up_to<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after 10 s waiting for {what}");
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -326,7 +343,7 @@ async fn two_worker_processes_never_drive_one_account_at_once() {
 /// Issue 5: "no report is lost when a process dies". A worker process is posting a delivery
 /// report when it is killed (the receiver holds the first connection and never answers); the
 /// report stays in the request's outbox, and another worker process sends it once the task's
-/// lease (`delivery.task_lease = 1`) has run out, followed by the next report, in order.
+/// lease (`delivery.task_lease = 8`) has run out, followed by the next report, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
     use std::sync::{Arc, Mutex};
@@ -356,8 +373,12 @@ async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
 
     let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
     let store_url = redis_server.url();
+    // The shortest task lease the config allows for a 2 s report timeout (plus 5 s of waiting
+    // for the host): a report attempt must end within its lease.
     let env = [
-        ("VERIGRAM__DELIVERY__TASK_LEASE", "1"),
+        ("VERIGRAM__DELIVERY__TASK_LEASE", "8"),
+        ("VERIGRAM__CALLBACKS__CONNECT_TIMEOUT_MS", "1000"),
+        ("VERIGRAM__CALLBACKS__TIMEOUT_MS", "2000"),
         ("VERIGRAM__CALLBACKS__ALLOW_HTTP", "true"),
         ("VERIGRAM__CALLBACKS__ALLOW_PRIVATE_NETWORKS", "true"),
     ];
@@ -377,7 +398,7 @@ async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
     doomed.kill();
 
     let _heir = serve_with("worker", &store_url, &env, None);
-    let all = wait_for("the second worker process to send both reports", || async {
+    let all = wait_for_long("the second worker process to send both reports", || async {
         let all = reports();
         (all.len() >= 3).then_some(all)
     })

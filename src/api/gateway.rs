@@ -126,26 +126,31 @@ async fn authenticate(req: &HttpRequest, params: &GatewayParams, state: &AppStat
 
 /// The client's address: the connection's, or, when that is a trusted proxy, the nearest
 /// address in `X-Forwarded-For` that is not one (read from the right: the left part is the
-/// client's own claim and could be anything).
+/// client's own claim and could be anything). A hop that cannot be read gives no address (the
+/// per-address limit is then skipped, and a token's address allow-list refuses): never the
+/// proxy's own, which would put everyone behind it in one bucket.
 fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    let peer = req.peer_addr()?.ip().to_canonical();
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let mut client = peer;
     let lines: Vec<_> = req.headers().get_all("x-forwarded-for").collect();
+    let mut nearest = peer;
     for value in lines.into_iter().rev() {
-        let Ok(text) = value.to_str() else { return Some(client) };
-        for hop in text.rsplit(',').map(str::trim) {
-            let Ok(ip) = hop.parse::<std::net::IpAddr>() else { return Some(client) };
-            client = ip;
+        for hop in value.to_str().ok()?.rsplit(',').map(str::trim) {
+            let ip = hop
+                .parse::<std::net::IpAddr>()
+                .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+                .ok()?
+                .to_canonical();
+            nearest = ip;
             if !is_trusted(&ip) {
                 return Some(ip);
             }
         }
     }
-    Some(client)
+    Some(nearest)
 }
 
 fn parse_phone(params: &GatewayParams) -> Result<PhoneNumber, GatewayError> {

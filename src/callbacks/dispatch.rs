@@ -49,6 +49,9 @@ struct HostSlots {
 /// the report comes back a little later. Bounds what one slow host can hold of a process.
 const WAITING_PER_SLOT: usize = 16;
 
+/// The longest a report waits for a slot of its host.
+pub const HOST_WAIT: Duration = Duration::from_secs(5);
+
 impl Dispatcher {
     pub fn new(settings: &CallbackSettings, lookup: Arc<dyn HostResolver>) -> Result<Self, reqwest::Error> {
         let resolver = CheckedResolver { lookup: Arc::clone(&lookup), allow_private: settings.allow_private_networks };
@@ -70,8 +73,9 @@ impl Dispatcher {
         })
     }
 
-    /// POSTs `body` to `url`, signed with `key_hex` and stamped `timestamp` (unix seconds).
-    pub async fn post(&self, url: &str, key_hex: &str, body: &str, timestamp: i64) -> Attempt {
+    /// POSTs `body` to `url`, signed with `key_hex` and stamped with `clock`'s time (unix
+    /// seconds) when it goes, after any wait for a slot of the host.
+    pub async fn post(&self, url: &str, key_hex: &str, body: &str, clock: &dyn crate::domain::Clock) -> Attempt {
         let url = match self.checked_url(url) {
             Ok(url) => url,
             Err(why) => return Attempt::Failed(why.into()),
@@ -83,7 +87,7 @@ impl Dispatcher {
         let Some(_slot) = self.host_slot(&host).await else {
             return Attempt::Busy;
         };
-        let timestamp = timestamp.to_string();
+        let timestamp = clock.now().secs().to_string();
         let signature = key.sign(&timestamp, body.as_bytes());
         let sent = self
             .client
@@ -172,7 +176,10 @@ impl Dispatcher {
             host.waiting.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
-        let slot = Arc::clone(&host.slots).acquire_owned().await.ok();
+        // Bounded, so a report never waits past its task's lease (then another worker would
+        // send it too): a host that stays busy is `Busy`, and the report comes back later.
+        let slot =
+            tokio::time::timeout(HOST_WAIT, Arc::clone(&host.slots).acquire_owned()).await.ok().and_then(Result::ok);
         host.waiting.fetch_sub(1, Ordering::SeqCst);
         slot
     }
@@ -322,7 +329,11 @@ mod tests {
         });
         let patient = CallbackSettings { timeout_ms: 600_000, ..settings(true, true) };
         let d = Dispatcher::new(&patient, Arc::new(SystemResolver)).unwrap();
-        let answered = tokio::time::timeout(Duration::from_secs(30), d.post(&url, &"00".repeat(32), "{}", 1)).await;
+        let answered = tokio::time::timeout(
+            Duration::from_secs(30),
+            d.post(&url, &"00".repeat(32), "{}", &crate::domain::SystemClock),
+        )
+        .await;
         assert_eq!(answered.ok(), Some(Attempt::Acknowledged));
     }
 
@@ -351,7 +362,7 @@ mod tests {
         while host.waiting.load(std::sync::atomic::Ordering::SeqCst) < WAITING_PER_SLOT {
             tokio::task::yield_now().await;
         }
-        let busy = d.post("https://example.com/cb", &"00".repeat(32), "{}", 1).await;
+        let busy = d.post("https://example.com/cb", &"00".repeat(32), "{}", &crate::domain::SystemClock).await;
         assert_eq!(busy, Attempt::Busy);
         assert!(d.host_slot("other.example:443").await.is_some(), "other hosts are not affected");
         drop(held);

@@ -90,15 +90,18 @@ impl Worker {
     }
 
     /// Sends a delivery report in a task of its own, so a slow receiver holds up neither this
-    /// worker nor other reports. With every report slot of the process taken, the worker waits
-    /// for one (back-pressure: it claims no more work meanwhile).
+    /// worker nor other reports. With every report slot of the process taken, the task is left
+    /// leased and comes back when its lease ends: reports never hold up message delivery.
     async fn report(&self, task: DueTask) {
-        let Ok(slot) = Arc::clone(&self.services.report_slots).acquire_owned().await else { return };
+        let Ok(slot) = Arc::clone(&self.services.report_slots).try_acquire_owned() else { return };
         let s = Arc::clone(&self.services);
         tokio::spawn(async move {
             let _slot = slot;
             let done = match s.send_report(&task.tenant, task.request).await {
-                Ok(()) => s.store.finish_due(&task).await,
+                Ok(crate::service::ReportRound::Done) => s.store.finish_due(&task).await,
+                Ok(crate::service::ReportRound::Rescheduled) => {
+                    s.store.reschedule_due(&task, s.clock.now().plus(BUSY_HOST_RETRY)).await
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = done {
@@ -125,6 +128,9 @@ impl Worker {
         }
     }
 }
+
+/// A report whose host was busy comes back this soon.
+const BUSY_HOST_RETRY: Duration = Duration::from_millis(250);
 
 /// Sends the message of one job, records it, then acknowledges the job. Recording comes first,
 /// so a job taken over later finds the message recorded and sends nothing.

@@ -22,6 +22,12 @@ impl Rate {
         self.rate == 0
     }
 
+    /// `per` from a second to a year and `burst` from 1 to 100,000: the GCRA's numbers then
+    /// stay far inside what both i64 and Lua's doubles hold exactly.
+    pub fn is_sane(&self) -> bool {
+        (1..=31_536_000).contains(&self.per) && (1..=100_000).contains(&self.burst)
+    }
+
     /// The spacing between requests at the sustained rate, in milliseconds (at least 1).
     pub fn interval_ms(&self) -> i64 {
         ((self.per.saturating_mul(1000)) / u64::from(self.rate.max(1))).max(1) as i64
@@ -29,7 +35,7 @@ impl Rate {
 
     /// How far ahead of now the TAT may run: `burst - 1` intervals.
     pub fn tolerance_ms(&self) -> i64 {
-        self.interval_ms() * i64::from(self.burst.max(1) - 1)
+        self.interval_ms().saturating_mul(i64::from(self.burst.max(1) - 1))
     }
 }
 

@@ -72,15 +72,15 @@ impl Services {
             }
         }
         // The send that uses a checkSendAbility request was counted with it (its one free send).
-        let mut counted = (Vec::new(), Credits::ZERO);
+        let mut counted = super::limits::Counted::nothing(self.clock.now());
         if cmd.request_id.is_none() {
             self.admit_country(tenant, &cmd.phone)?;
             let fee = self.fee(tenant, &cmd.phone);
-            counted = (self.admit_call(&caller.origin(), &cmd.phone, fee).await?, fee);
+            counted = self.admit_call(&caller.origin(), &cmd.phone, fee).await?;
         }
         let sent = self.send_counted(caller, cmd).await;
         if sent.is_err() {
-            self.give_back_spend(tenant, &counted.0, counted.1).await;
+            self.give_back_spend(tenant, &counted).await;
         }
         sent
     }
@@ -118,7 +118,7 @@ impl Services {
         let counted = self.admit_call(&caller.origin(), &phone, fee).await?;
         if !self.sender.can_reach(&phone).await {
             // The limits stay counted (asking is what they limit); the fee was not spent.
-            self.give_back_spend(tenant, &counted, fee).await;
+            self.give_back_spend(tenant, &counted).await;
             return Err(ServiceError::PhoneNumberNotFound);
         }
         let now = self.clock.now();
@@ -126,7 +126,7 @@ impl Services {
         match self.charge_and_store(caller, record, now).await {
             Ok((record, balance)) => Ok(record.view(now, balance)),
             Err(e) => {
-                self.give_back_spend(tenant, &counted, fee).await;
+                self.give_back_spend(tenant, &counted).await;
                 Err(e)
             }
         }

@@ -6,6 +6,31 @@ use crate::config::SpendMode;
 use crate::domain::{Credits, LimitCheck, LimitKind, PhoneNumber, Rate, SpendCheck, Tenant};
 use std::net::IpAddr;
 
+/// What the per-address limit keys an address by: an IPv4 address, or the /64 an IPv6 one is
+/// in (one subscriber usually has a whole /64, and could rotate through it).
+fn address_block(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// What `admit_call` counted against the spending budgets: the fee, in which windows.
+pub(crate) struct Counted {
+    budgets: Vec<SpendCheck>,
+    fee: Credits,
+    at: crate::domain::Timestamp,
+}
+
+impl Counted {
+    pub(crate) fn nothing(at: crate::domain::Timestamp) -> Self {
+        Self { budgets: Vec::new(), fee: Credits::ZERO, at }
+    }
+}
+
 /// Who a call comes from, as far as limits care: the tenant, the token (when known) and the
 /// client's address (when known).
 pub(crate) struct Origin<'a> {
@@ -39,7 +64,7 @@ impl Services {
             }
             keys.push((LimitKind::Country, phone.country_code().to_string()));
             if let Some(ip) = origin.client {
-                keys.push((LimitKind::Ip, self.token_keys.limit_key(&format!("ip:{ip}"))));
+                keys.push((LimitKind::Ip, self.token_keys.limit_key(&format!("ip:{}", address_block(ip)))));
             }
         }
         self.checks(origin.tenant, keys)
@@ -110,18 +135,19 @@ impl Services {
 
     /// Admits a call to `phone` costing `fee`: its rate limits and spending budgets decided in
     /// one atomic step (all count, or nothing does and the refusal names the one that fired).
-    /// A budget in watch mode that is passed is logged. Answers the budgets counted, to give
-    /// back if the call then fails.
+    /// A budget in watch mode that is passed is logged. Answers what was counted, to give back
+    /// if the call then fails.
     pub(crate) async fn admit_call(
         &self,
         origin: &Origin<'_>,
         phone: &PhoneNumber,
         fee: Credits,
-    ) -> Result<Vec<SpendCheck>, ServiceError> {
+    ) -> Result<Counted, ServiceError> {
         let tenant = origin.tenant;
         let limits = self.send_limits(origin, phone);
         let budgets = if fee > Credits::ZERO { self.spend_checks(tenant, phone) } else { Vec::new() };
-        match self.store.admit(&tenant.id, &limits, &budgets, fee.micros(), self.clock.now()).await? {
+        let at = self.clock.now();
+        match self.store.admit(&tenant.id, &limits, &budgets, fee.micros(), at).await? {
             Err(refusal) => Err(ServiceError::RateLimited(refusal)),
             Ok(spent) => {
                 for (check, spent) in budgets.iter().zip(spent) {
@@ -136,17 +162,18 @@ impl Services {
                         );
                     }
                 }
-                Ok(budgets)
+                Ok(Counted { budgets, fee, at })
             }
         }
     }
 
-    /// Gives back what `admit_call` counted for a call that then failed.
-    pub(crate) async fn give_back_spend(&self, tenant: &Tenant, counted: &[SpendCheck], fee: Credits) {
-        if counted.is_empty() {
+    /// Gives back what `admit_call` counted for a call that then failed: to the windows it was
+    /// counted in, even if a new one has begun since.
+    pub(crate) async fn give_back_spend(&self, tenant: &Tenant, counted: &Counted) {
+        if counted.budgets.is_empty() {
             return;
         }
-        if let Err(e) = self.store.spend(&tenant.id, counted, -fee.micros(), self.clock.now()).await {
+        if let Err(e) = self.store.spend(&tenant.id, &counted.budgets, -counted.fee.micros(), counted.at).await {
             tracing::warn!(error = &e as &dyn std::error::Error, "could not give back a failed call's spend");
         }
     }

@@ -9,7 +9,7 @@ mod tenants;
 
 pub use gateway::{Caller, CodeSpec, EnteredCode, SendCommand};
 pub use limits::{Explanation, LimitExplained};
-pub use reports::ReportError;
+pub use reports::{ReportError, ReportRound};
 pub use senders::SenderError;
 pub use tenants::{NewTenant, SettingsPatch, TenantError};
 

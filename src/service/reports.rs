@@ -6,10 +6,15 @@ use super::Services;
 use crate::callbacks::dispatch::{retry_delay, Attempt};
 use crate::domain::{DeadReport, RequestId, RequestRecord, TenantId, Timestamp};
 use crate::store::{Change, Scheduled, StoreError, Task};
-use std::time::Duration;
 
-/// A host with as many reports in flight and waiting as allowed: look again this soon.
-const BUSY_RETRY: Duration = Duration::from_millis(100);
+/// What a round of `send_report` left to do with its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportRound {
+    /// Settled (sent, retried later, or given up): the task may be finished.
+    Done,
+    /// Nothing was tried (the host was busy): the task comes back shortly, as rescheduled.
+    Rescheduled,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -27,15 +32,20 @@ impl Services {
     /// Sends the request's oldest waiting report once, and records what came of it: gone
     /// when acknowledged (and the next one due at once), else tried again later or, after the
     /// last retry, moved to the dead letters. Reports of one request go one at a time, in order.
-    pub async fn send_report(&self, tenant: &TenantId, request: RequestId) -> Result<(), StoreError> {
+    pub async fn send_report(&self, tenant: &TenantId, request: RequestId) -> Result<ReportRound, StoreError> {
         let now = self.clock.now();
-        let Some(record) = self.store.request(tenant, request, now).await? else { return Ok(()) };
-        let Some(first) = record.pending_reports().first().cloned() else { return Ok(()) };
-        let Some(code) = record.code.as_ref() else { return Ok(()) };
+        let Some(record) = self.store.request(tenant, request, now).await? else { return Ok(ReportRound::Done) };
+        let Some(first) = record.pending_reports().first().cloned() else { return Ok(ReportRound::Done) };
+        let Some(code) = record.code.as_ref() else { return Ok(ReportRound::Done) };
         let (Some(url), Some(key)) = (code.callback_url.clone(), code.callback_key.clone()) else {
-            return Ok(());
+            return Ok(ReportRound::Done);
         };
-        let attempt = self.reports.post(&url, &key, &first.body, now.secs()).await;
+        let attempt = self.reports.post(&url, &key, &first.body, &*self.clock).await;
+        if attempt == Attempt::Busy {
+            // The host has as many reports in flight and waiting as it may: only the task's
+            // time moves (the record is not rewritten, no attempt is counted).
+            return Ok(ReportRound::Rescheduled);
+        }
         let now = self.clock.now();
         let schedule = &self.settings.callbacks.retry_schedule;
         self.store
@@ -46,7 +56,7 @@ impl Services {
                 }
                 let change = match &attempt {
                     Attempt::Acknowledged => next_report(r.without_first_report(), now),
-                    Attempt::Busy => retry_at(r.clone(), now.plus(BUSY_RETRY)),
+                    Attempt::Busy => return (None, ()),
                     Attempt::Failed(why) => {
                         let failed = r.with_failed_report(why);
                         let attempts = failed.pending_reports().first().map_or(0, |f| f.attempts);
@@ -71,7 +81,7 @@ impl Services {
             Attempt::Failed(why) => tracing::info!(%tenant, why, "delivery report failed"),
             Attempt::Busy => {}
         }
-        Ok(())
+        Ok(ReportRound::Done)
     }
 
     /// The tenant's dead letters, newest first.
@@ -87,7 +97,7 @@ impl Services {
     pub async fn replay_dead_report(&self, tenant: &TenantId, id: &str) -> Result<(), ReportError> {
         let dead = self.dead_reports(tenant).await?.into_iter().find(|d| d.id == id);
         let dead = dead.ok_or(ReportError::NotFound)?;
-        match self.reports.post(&dead.url, &dead.key, &dead.body, self.clock.now().secs()).await {
+        match self.reports.post(&dead.url, &dead.key, &dead.body, &*self.clock).await {
             Attempt::Acknowledged => {
                 self.store.remove_dead_report(tenant, id).await?;
                 Ok(())

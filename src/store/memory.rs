@@ -23,10 +23,9 @@ struct Inner {
     tenants: BTreeMap<TenantId, TenantState>,
     tokens_by_key: HashMap<String, TokenRecord>,
     requests: HashMap<(TenantId, RequestId), StoredRequest>,
-    /// When each request was first stored to expire, oldest first. Every request lives for
-    /// the same retention, so creation order is expiry order and dropping the expired ones
-    /// costs only as many steps as there are expired requests.
-    expiries: VecDeque<(Timestamp, (TenantId, RequestId))>,
+    /// When each request is due to expire, soonest first. A request whose retention was
+    /// extended meanwhile (reports waiting) goes back in at its new time when its turn comes.
+    expiries: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, (TenantId, RequestId))>>,
     /// Delivery jobs per tenant, served in turn.
     queues: BTreeMap<TenantId, TenantQueue>,
     /// The tenant served last, so the next claim starts after it.
@@ -184,7 +183,7 @@ impl MemoryStore {
         let expires_at = now.plus(retention.keep(record, now));
         let record = RequestRecord { version: 1, ..record.clone() };
         let key = (tenant.clone(), record.id);
-        inner.expiries.push_back((expires_at, key.clone()));
+        inner.expiries.push(std::cmp::Reverse((expires_at, key.clone())));
         inner.requests.insert(key, StoredRequest { record, expires_at });
         inner.queue_and_schedule(tenant, change);
         Ok(CreateOutcome::Created { balance })
@@ -385,6 +384,14 @@ impl MemoryStore {
             }
         }
         Ok(claimed)
+    }
+
+    pub async fn reschedule_due(&self, task: &DueTask, at: Timestamp) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        if inner.due_at.contains_key(&(task.tenant.clone(), task.request, task.task)) {
+            inner.schedule(&task.tenant, task.request, Scheduled { task: task.task, at });
+        }
+        Ok(())
     }
 
     pub async fn finish_due(&self, task: &DueTask) -> StoreResult<()> {
@@ -589,14 +596,17 @@ impl Inner {
     /// Drops the requests whose retention has ended, so memory stays bounded without a
     /// background task.
     fn sweep(&mut self, now: Timestamp) {
-        while let Some((at, _)) = self.expiries.front() {
+        while let Some(std::cmp::Reverse((at, _))) = self.expiries.peek() {
             if *at > now {
                 break;
             }
-            if let Some((_, key)) = self.expiries.pop_front() {
-                if self.requests.get(&key).is_some_and(|r| r.expires_at <= now) {
+            let Some(std::cmp::Reverse((_, key))) = self.expiries.pop() else { break };
+            match self.requests.get(&key).map(|r| r.expires_at) {
+                Some(ends) if ends <= now => {
                     self.requests.remove(&key);
                 }
+                Some(ends) => self.expiries.push(std::cmp::Reverse((ends, key))),
+                None => {}
             }
         }
     }

@@ -451,6 +451,12 @@ impl Store {
         on_backend!(self, s => s.claim_due(now, lease_until, max).await)
     }
 
+    /// A leased task comes back at `at` instead of at its lease's end (a report whose host was
+    /// busy). Only the task's time changes.
+    pub async fn reschedule_due(&self, task: &DueTask, at: Timestamp) -> StoreResult<()> {
+        on_backend!(self, s => s.reschedule_due(task, at).await)
+    }
+
     /// The task is done: it is removed, unless it was scheduled anew meanwhile.
     pub async fn finish_due(&self, task: &DueTask) -> StoreResult<()> {
         on_backend!(self, s => s.finish_due(task).await)

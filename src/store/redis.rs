@@ -697,6 +697,17 @@ impl RedisStore {
         Ok(tasks)
     }
 
+    pub async fn reschedule_due(&self, task: &DueTask, at: Timestamp) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        let member = format!("{}:{}", task.task.as_str(), task.request);
+        pipe.cmd("ZADD").arg(due_key(&task.tenant)).arg("XX").arg(at.millis()).arg(member).ignore();
+        // The index of tenants with timed tasks must see the earlier time too.
+        pipe.cmd("ZADD").arg(DUE).arg("LT").arg(at.millis()).arg(task.tenant.as_str()).ignore();
+        pipe.cmd("ZADD").arg(DUE).arg("NX").arg(at.millis()).arg(task.tenant.as_str()).ignore();
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
     pub async fn finish_due(&self, task: &DueTask) -> StoreResult<()> {
         let _: i64 = self
             .scripts

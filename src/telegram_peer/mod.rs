@@ -272,24 +272,27 @@ impl Conn {
     /// All messages of one transport frame; acknowledges the content-related ones after.
     fn frame(&self, message: Message) -> Result<(), WireError> {
         let mut acks = Vec::new();
-        self.message(message, &mut acks)?;
+        self.message(message, &mut acks, 0)?;
         if !acks.is_empty() {
             self.send(rpc::ack(acks), false, false);
         }
         Ok(())
     }
 
-    fn message(&self, message: Message, acks: &mut Vec<i64>) -> Result<(), WireError> {
+    /// One message; `depth` counts the containers and packings around it (MTProto allows
+    /// no container in a container, and nothing needs more than a packed message in one).
+    fn message(&self, message: Message, acks: &mut Vec<i64>, depth: u8) -> Result<(), WireError> {
         match message.constructor() {
+            Some(_) if depth > 2 => return Err(WireError::Malformed("nested too deep")),
             Some(wire::MSG_CONTAINER) => {
                 for inner in wire::container_messages(&message.body)? {
-                    self.message(inner, acks)?;
+                    self.message(inner, acks, depth + 1)?;
                 }
                 return Ok(());
             }
             Some(wire::GZIP_PACKED) => {
                 let body = wire::gunzip(&message.body)?;
-                return self.message(Message { body, ..message }, acks);
+                return self.message(Message { body, ..message }, acks, depth + 1);
             }
             _ => {}
         }

@@ -106,8 +106,9 @@ impl Injection {
         self
     }
 
+    /// For the next `n` matching calls (at least one).
     pub fn times(mut self, n: u32) -> Self {
-        self.times = Some(n);
+        self.times = Some(n.max(1));
         self
     }
 }
@@ -253,7 +254,7 @@ impl World {
         })?;
         let fault = self.injections[i].fault.clone();
         if let Some(times) = self.injections[i].times.as_mut() {
-            *times -= 1;
+            *times = times.saturating_sub(1);
             if *times == 0 {
                 self.injections.remove(i);
             }

@@ -170,6 +170,20 @@ async fn the_client_address_comes_from_a_trusted_proxy_only(backend: Backend) {
     assert_eq!(status(send_raw(&app, &t, "+15550000003", &from("203.0.113.6")).await).await, None, "another client");
     app.advance(Duration::from_secs(3600));
     assert_eq!(status(send_raw(&app, &t, "+15550000004", &from("203.0.113.5")).await).await, None, "recovered");
+    // An address with a port is the address; IPv6 clients are counted by their /64.
+    assert_eq!(
+        status(send_raw(&app, &t, "+15550000005", &from("203.0.113.5:4711")).await).await.as_deref(),
+        Some("FLOOD_WAIT_3600")
+    );
+    for (phone, v6) in [("+15550000006", "2001:db8:1:2::1"), ("+15550000007", "2001:db8:1:2::2")] {
+        assert_eq!(status(send_raw(&app, &t, phone, &from(v6)).await).await, None);
+    }
+    let refused = send_raw(&app, &t, "+15550000008", &from("2001:db8:1:2:ffff::9")).await;
+    assert_eq!(refused.headers()["ratelimit-policy"], "\"ip\";q=1;w=3600", "the same /64");
+    // A hop that cannot be read gives no address: not the proxy's, which everyone shares.
+    for phone in ["+15550000011", "+15550000012", "+15550000013"] {
+        assert_eq!(status(send_raw(&app, &t, phone, &from("unknown")).await).await, None);
+    }
     drop(app);
 
     // Without a trusted proxy the header is the client's own claim and is ignored.
