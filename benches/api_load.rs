@@ -385,7 +385,11 @@ fn app_toml(store_url: &str, hash: &str, workers: usize) -> String {
          [admin]\ntoken = {}\n\
          [store]\nurl = {}\n\
          [codes]\nhash = {}\npepper = {}\n\
-         [log]\nlevel = \"warn\"\n",
+         [log]\nlevel = \"warn\"\n\
+         [limits]\ntenant = {{ rate = 0, per = 1, burst = 1 }}\ntenant_daily = {{ rate = 0, per = 1, burst = 1 }}\n\
+         token = {{ rate = 0, per = 1, burst = 1 }}\nphone = {{ rate = 0, per = 1, burst = 1 }}\n\
+         country = {{ rate = 0, per = 1, burst = 1 }}\nip = {{ rate = 0, per = 1, burst = 1 }}\n\
+         wrong_checks = {{ rate = 0, per = 1, burst = 1 }}\n",
         quote(ADMIN_TOKEN),
         quote(store_url),
         quote(hash),

@@ -36,9 +36,10 @@ use common::PEPPER;
 fn settings(store_url: &str, extra: &str) -> anyhow::Result<Settings> {
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
     Settings::from_toml(&format!(
-        "[store]\nurl = {}\n[codes]\nhash = \"hmac-sha256\"\npepper = {}\n[delivery]\nworkers = 0\nbatch = 32\n[log]\nlevel = \"warn\"\n{extra}",
+        "[store]\nurl = {}\n[codes]\nhash = \"hmac-sha256\"\npepper = {}\n[delivery]\nworkers = 0\nbatch = 32\n[log]\nlevel = \"warn\"\n{}{extra}",
         quote(store_url),
-        quote(PEPPER)
+        quote(PEPPER),
+        common::LIMITS_OFF
     ))
     .map_err(|e| anyhow::anyhow!("{e}"))
 }

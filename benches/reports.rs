@@ -68,8 +68,9 @@ async fn receiver() -> anyhow::Result<(String, Arrivals, actix_web::dev::ServerH
 fn settings(per_host: usize) -> anyhow::Result<Settings> {
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
     Settings::from_toml(&format!(
-        "[codes]\nhash = \"hmac-sha256\"\npepper = {}\n[delivery]\nworkers = 0\nbatch = 32\n[callbacks]\nallow_http = true\nallow_private_networks = true\nper_host_concurrency = {per_host}\n[log]\nlevel = \"warn\"\n",
-        quote(PEPPER)
+        "[codes]\nhash = \"hmac-sha256\"\npepper = {}\n[delivery]\nworkers = 0\nbatch = 32\n[callbacks]\nallow_http = true\nallow_private_networks = true\nper_host_concurrency = {per_host}\n[log]\nlevel = \"warn\"\n{}",
+        quote(PEPPER),
+        common::LIMITS_OFF
     ))
     .map_err(|e| anyhow::anyhow!("{e}"))
 }

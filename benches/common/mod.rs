@@ -7,6 +7,17 @@ use verigram::service::{Caller, NewTenant, Services};
 
 pub const PEPPER: &str = "bench-pepper-0123456789abcdef0123456789abcdef";
 
+/// Every rate limit off: the benchmarks measure the machinery, not the limits (those have
+/// `benches/limits.rs`).
+pub const LIMITS_OFF: &str = "[limits]\n\
+    tenant = { rate = 0, per = 1, burst = 1 }\n\
+    tenant_daily = { rate = 0, per = 1, burst = 1 }\n\
+    token = { rate = 0, per = 1, burst = 1 }\n\
+    phone = { rate = 0, per = 1, burst = 1 }\n\
+    country = { rate = 0, per = 1, burst = 1 }\n\
+    ip = { rate = 0, per = 1, burst = 1 }\n\
+    wrong_checks = { rate = 0, per = 1, burst = 1 }\n";
+
 /// `cargo bench` passes `--bench`; without it (or with `--test`) a benchmark is a smoke run.
 pub fn full_run() -> bool {
     std::env::args().any(|a| a == "--bench") && !std::env::args().any(|a| a == "--test")

@@ -90,10 +90,19 @@ impl Worker {
     }
 
     /// Sends a delivery report in a task of its own, so a slow receiver holds up neither this
-    /// worker nor other reports. With every report slot of the process taken, the task is left
-    /// leased and comes back when its lease ends: reports never hold up message delivery.
+    /// worker nor other reports. With every report slot of the process taken, the task comes
+    /// back shortly: reports never hold up message delivery.
     async fn report(&self, task: DueTask) {
-        let Ok(slot) = Arc::clone(&self.services.report_slots).try_acquire_owned() else { return };
+        let Ok(slot) = Arc::clone(&self.services.report_slots).try_acquire_owned() else {
+            let s = &self.services;
+            if let Err(e) = s.store.reschedule_due(&task, s.clock.now().plus(BUSY_HOST_RETRY)).await {
+                tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "could not put a report off; its lease will bring it back"
+                );
+            }
+            return;
+        };
         let s = Arc::clone(&self.services);
         tokio::spawn(async move {
             let _slot = slot;
@@ -129,7 +138,7 @@ impl Worker {
     }
 }
 
-/// A report whose host was busy comes back this soon.
+/// A report whose host (or the process's report slots) was busy comes back this soon.
 const BUSY_HOST_RETRY: Duration = Duration::from_millis(250);
 
 /// Sends the message of one job, records it, then acknowledges the job. Recording comes first,
