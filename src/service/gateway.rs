@@ -145,10 +145,12 @@ impl Services {
         let Some(entered) = entered else {
             return Ok(current.view(now, None));
         };
-        // The number's budget of wrong codes (over all its requests) is looked at first and
-        // counted only when the code turns out wrong.
+        // The number's budget of wrong codes (over all its requests) is taken before the code
+        // is looked at, so guesses made at once cannot all slip past it; a right code gives it
+        // back. A request that takes no more checks only looks at it.
         let budget = self.wrong_check_limit(&caller.tenant, &current.phone);
-        self.admit(&caller.tenant, &budget, false).await?;
+        let counts = current.accepts_checks(now);
+        self.admit(&caller.tenant, &budget, counts).await?;
         // Hash only when the answer can still change: a terminal request costs no CPU.
         let outcome = match (&current.code, &entered) {
             (Some(state), EnteredCode::Digits(code)) if current.accepts_checks(now) => {
@@ -161,10 +163,9 @@ impl Services {
             }
             _ => CodeMatch::Wrong,
         };
-        if outcome == CodeMatch::Wrong && current.accepts_checks(now) {
-            // Counted, not enforced: the wrong code was entered either way.
-            if let Err(ServiceError::Store(e)) = self.admit(&caller.tenant, &budget, true).await {
-                tracing::warn!(error = &e as &dyn std::error::Error, "could not count a wrong code against its budget");
+        if counts && outcome == CodeMatch::Correct {
+            if let Err(e) = self.store.give_back_limits(tenant, &budget, self.clock.now()).await {
+                tracing::warn!(error = &e as &dyn std::error::Error, "could not give back a right code's budget");
             }
         }
         let (record, evaluated) = self

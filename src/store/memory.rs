@@ -250,6 +250,22 @@ impl MemoryStore {
         Ok(self.inner.lock().decide_limits(tenant, checks, now, consume))
     }
 
+    pub async fn give_back_limits(&self, tenant: &TenantId, checks: &[LimitCheck], now: Timestamp) -> StoreResult<()> {
+        let mut inner = self.inner.lock();
+        for check in checks {
+            let key = (tenant.clone(), format!("{}:{}", check.kind.as_str(), check.key));
+            if let Some(tat) = inner.limits.get(&key).copied() {
+                let back = tat - check.rate.interval_ms();
+                if back > now.millis() {
+                    inner.limits.insert(key, back);
+                } else {
+                    inner.limits.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn admit(
         &self,
         tenant: &TenantId,

@@ -379,6 +379,15 @@ impl Store {
         on_backend!(self, s => s.limit(tenant, checks, now, consume).await)
     }
 
+    /// Gives back one call's worth of these limits (each moves back one interval, never
+    /// before now): for a call counted up front that turned out not to count.
+    pub async fn give_back_limits(&self, tenant: &TenantId, checks: &[LimitCheck], now: Timestamp) -> StoreResult<()> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        on_backend!(self, s => s.give_back_limits(tenant, checks, now).await)
+    }
+
     /// Admits one call: its rate limits and its spending budgets (counting `fee`) decided
     /// together. All pass and count, or nothing changes and the refusal names the limit or
     /// budget (answers what each budget has spent after this call).

@@ -54,6 +54,7 @@ struct Scripts {
     limit: Script,
     spend: Script,
     admit: Script,
+    give_back: Script,
 }
 
 /// How often an optimistic update is retried before giving up with `Contention`. Each retry
@@ -131,6 +132,7 @@ impl RedisStore {
                 limit: Script::new(include_str!("lua/limit.lua")),
                 spend: Script::new(include_str!("lua/spend.lua")),
                 admit: Script::new(include_str!("lua/admit.lua")),
+                give_back: Script::new(include_str!("lua/give_back.lua")),
                 ack_job: Script::new(include_str!("lua/ack_job.lua")),
                 cas_account: Script::new(include_str!("lua/cas_account.lua")),
                 lease_account: Script::new(include_str!("lua/lease_account.lua")),
@@ -431,6 +433,17 @@ impl RedisStore {
             }
             _ => Err(StoreError::Corrupt { what: "rate limit answer" }),
         }
+    }
+
+    pub async fn give_back_limits(&self, tenant: &TenantId, checks: &[LimitCheck], now: Timestamp) -> StoreResult<()> {
+        let mut invocation = self.scripts.give_back.prepare_invoke();
+        invocation.arg(now.millis());
+        for check in checks {
+            invocation.key(format!("{{t:{tenant}}}:rl:{}:{}", check.kind.as_str(), check.key));
+            invocation.arg(check.rate.interval_ms());
+        }
+        let _: i64 = invocation.invoke_async(&mut self.conn()).await?;
+        Ok(())
     }
 
     pub async fn admit(

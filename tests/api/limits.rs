@@ -21,6 +21,7 @@ both_backends!(
     the_country_spend_budget_watches_or_blocks,
     explain_says_which_limits_apply_and_why_a_send_would_not_pass,
     a_call_refused_by_a_budget_counts_against_no_limit,
+    guesses_made_at_once_cannot_slip_past_the_wrong_code_budget,
 );
 
 mod shared_redis {
@@ -409,4 +410,19 @@ async fn a_call_refused_by_a_budget_counts_against_no_limit(backend: Backend) {
     app.admin(Method::PATCH, &path, Some(json!({"daily_spend_cap": "1"}))).await;
     assert_eq!(send_error(&app, &t, PHONE).await, None, "the refused call took nothing of the number's limit");
     assert_eq!(send_error(&app, &t, PHONE).await.as_deref(), Some("FLOOD_WAIT_3600"));
+}
+
+async fn guesses_made_at_once_cannot_slip_past_the_wrong_code_budget(backend: Backend) {
+    let app = with_limit(backend, "wrong_checks", "{ rate = 3, per = 86400, burst = 3 }", |_| {}).await;
+    let t = app.create_tenant("1", None).await;
+    let id = app.send_code(&t, PHONE, "1234").await["request_id"].as_str().unwrap().to_owned();
+    let guesses: Vec<_> = (0..10).map(|_| app.check(&t, &id, Some("9999"))).collect();
+    let replies = futures_util::future::join_all(guesses).await;
+    let wrong = replies.iter().filter(|r| r.outcome().is_ok()).count();
+    let refused = replies.iter().filter(|r| r.outcome().is_err_and(|e| e.starts_with("FLOOD_WAIT_"))).count();
+    assert_eq!((wrong, refused), (3, 7), "exactly the budget was evaluated");
+    let (tenant, request) =
+        (verigram::domain::TenantId::parse(&t.id).unwrap(), verigram::domain::RequestId::parse(&id).unwrap());
+    let stored = app.services.store.request(&tenant, request, verigram::domain::Clock::now(&*app.clock)).await.unwrap();
+    assert_eq!(stored.unwrap().code.unwrap().attempts, 3);
 }
