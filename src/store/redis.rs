@@ -51,7 +51,6 @@ struct Scripts {
     cas_account: Script,
     lease_account: Script,
     take_read: Script,
-    limit: Script,
     spend: Script,
     admit: Script,
     give_back: Script,
@@ -129,7 +128,6 @@ impl RedisStore {
                 update_request: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/update_request.lua"))),
                 claim_due: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/claim_due.lua"))),
                 finish_due: Script::new(include_str!("lua/finish_due.lua")),
-                limit: Script::new(include_str!("lua/limit.lua")),
                 spend: Script::new(include_str!("lua/spend.lua")),
                 admit: Script::new(include_str!("lua/admit.lua")),
                 give_back: Script::new(include_str!("lua/give_back.lua")),
@@ -415,23 +413,9 @@ impl RedisStore {
         now: Timestamp,
         consume: bool,
     ) -> StoreResult<Result<Vec<LimitState>, Refusal>> {
-        let mut invocation = self.scripts.limit.prepare_invoke();
-        invocation.arg(now.millis()).arg(if consume { "1" } else { "0" });
-        for check in checks {
-            invocation.key(format!("{{t:{tenant}}}:rl:{}:{}", check.kind.as_str(), check.key));
-            invocation.arg(check.rate.interval_ms()).arg(check.rate.tolerance_ms());
-        }
-        let answer: Vec<i64> = invocation.invoke_async(&mut self.conn()).await?;
-        match answer.as_slice() {
-            [0, tats @ ..] if tats.len() == checks.len() => {
-                Ok(Ok(checks.iter().zip(tats).map(|(c, tat)| super::limit_state(c, *tat, now)).collect()))
-            }
-            [i, wait] if *i >= 1 && (*i as usize) <= checks.len() => {
-                let check = &checks[*i as usize - 1];
-                let retry_after = Duration::from_millis((*wait).max(0) as u64);
-                Ok(Err(Refusal { kind: check.kind, rate: check.rate, retry_after }))
-            }
-            _ => Err(StoreError::Corrupt { what: "rate limit answer" }),
+        match self.run_admit(tenant, checks, &[], 0, now, consume).await? {
+            Ok(tats) => Ok(Ok(checks.iter().zip(tats).map(|(c, tat)| super::limit_state(c, tat, now)).collect())),
+            Err(refusal) => Ok(Err(refusal)),
         }
     }
 
@@ -454,8 +438,22 @@ impl RedisStore {
         fee: i64,
         now: Timestamp,
     ) -> StoreResult<Result<Vec<i64>, Refusal>> {
+        Ok(self.run_admit(tenant, limits, budgets, fee, now, true).await?.map(|out| out[limits.len()..].to_vec()))
+    }
+
+    /// Runs `admit.lua`: the limits' TATs and the budgets' spending after the call (counted
+    /// when `consume`), or the refusal.
+    async fn run_admit(
+        &self,
+        tenant: &TenantId,
+        limits: &[LimitCheck],
+        budgets: &[SpendCheck],
+        fee: i64,
+        now: Timestamp,
+        consume: bool,
+    ) -> StoreResult<Result<Vec<i64>, Refusal>> {
         let mut invocation = self.scripts.admit.prepare_invoke();
-        invocation.arg(now.millis()).arg(limits.len()).arg(fee);
+        invocation.arg(now.millis()).arg(limits.len()).arg(fee).arg(if consume { "1" } else { "0" });
         for check in limits {
             invocation.key(format!("{{t:{tenant}}}:rl:{}:{}", check.kind.as_str(), check.key));
             invocation.arg(check.rate.interval_ms()).arg(check.rate.tolerance_ms());
@@ -467,7 +465,7 @@ impl RedisStore {
         }
         let answer: Vec<i64> = invocation.invoke_async(&mut self.conn()).await?;
         match answer.as_slice() {
-            [0, rest @ ..] if rest.len() == limits.len() + budgets.len() => Ok(Ok(rest[limits.len()..].to_vec())),
+            [0, rest @ ..] if rest.len() == limits.len() + budgets.len() => Ok(Ok(rest.to_vec())),
             [1, i, wait] if *i >= 1 && (*i as usize) <= limits.len() => {
                 let check = &limits[*i as usize - 1];
                 let retry_after = Duration::from_millis((*wait).max(0) as u64);
