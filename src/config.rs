@@ -31,6 +31,7 @@ pub struct Settings {
     pub templates: TemplateSettings,
     pub callbacks: CallbackSettings,
     pub limits: LimitSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
 }
 
@@ -41,6 +42,8 @@ pub struct ServerSettings {
     pub body_limit: usize,
     pub workers: usize,
     pub role: Role,
+    /// Seconds a stopping process gives requests in flight and jobs in hand.
+    pub shutdown_grace: u64,
 }
 
 /// What a process does: serve the API, run delivery workers, or both.
@@ -286,6 +289,20 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Where `/metrics` is served on its own; empty: on the API's listener.
+    pub listen: String,
+}
+
+impl MetricsSettings {
+    /// The separate listener's address, if one is set (validation has read it).
+    pub fn own_listener(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
@@ -368,6 +385,14 @@ impl Settings {
             argon2::Params::new(self.codes.argon2.memory_kib, self.codes.argon2.iterations, self.codes.argon2.parallelism, None)
                 .is_ok(),
             "codes.argon2: memory_kib must be at least 8 × parallelism, iterations at least 1, parallelism from 1 to 16777215",
+        );
+        check(
+            (1..=3600).contains(&self.server.shutdown_grace),
+            "server.shutdown_grace: must be from 1 to 3600 seconds",
+        );
+        check(
+            self.metrics.listen.is_empty() || self.metrics.listen.parse::<SocketAddr>().is_ok(),
+            "metrics.listen: must be empty or an address such as 0.0.0.0:9464",
         );
         check(self.store.timeout_ms >= 10, "store.timeout_ms: must be at least 10");
         check(self.store.request_retention >= 7200, "store.request_retention: must be at least 7200 seconds");

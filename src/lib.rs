@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod metrics;
 pub mod secrets;
 pub mod service;
 pub mod startup;

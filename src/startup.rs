@@ -8,6 +8,7 @@ use crate::delivery::telegram::transport::TelegramAccounts;
 use crate::delivery::worker::Worker;
 use crate::delivery::{Sender, Transport};
 use crate::domain::{AccountKind, Clock, Pacing, SenderAccount, SystemClock};
+use crate::metrics::Metrics;
 use crate::secrets::{CodeHasher, CodeSealer, Pepper, TokenKeys};
 use crate::service::Services;
 use crate::store::{MemoryStore, RedisStore, Store};
@@ -24,6 +25,8 @@ const SANDBOX_CAPACITY: usize = 10_000;
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener (`metrics.listen`), and its port.
+    metrics_server: Option<(u16, Server)>,
     services: Arc<Services>,
 }
 
@@ -32,8 +35,6 @@ use crate::callbacks::dispatch::{HostResolver, SystemResolver};
 /// Delivery reports one process sends at once (each host also has its own, lower limit).
 const REPORTS_IN_FLIGHT: usize = 1024;
 
-/// How long workers get to finish the job in hand when the server stops.
-const WORKER_GRACE: Duration = Duration::from_secs(10);
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
@@ -69,59 +70,138 @@ impl Application {
             role: settings.server.role,
         });
         let port = listener.local_addr()?.port();
+        let grace = settings.server.shutdown_grace;
+        let metrics_server = match settings.metrics.own_listener() {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .with_context(|| format!("cannot listen for metrics on {address}"))?;
+                let metrics_port = listener.local_addr()?.port();
+                let state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new().wrap_fn(api::with_trace_id).configure(|cfg| api::configure_metrics(cfg, &state))
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .listen(listener)?
+                .run();
+                tracing::info!(port = metrics_port, "metrics are served on their own listener");
+                Some((metrics_port, server))
+            }
+            None => None,
+        };
         let mut server = HttpServer::new(move || {
             App::new().wrap_fn(api::with_trace_id).configure(|cfg| api::configure(cfg, &state))
         })
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(2))
-        .shutdown_timeout(10)
+        // Signals are ours (`run_until_stopped`): workers stop with the server, in one grace.
+        .disable_signals()
+        .shutdown_timeout(grace)
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
         tracing::info!(port, config = %settings.summary(), "verigram is listening");
-        Ok(Self { port, server: server.run(), services })
+        Ok(Self { port, server: server.run(), metrics_server, services })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port of the separate metrics listener, when `metrics.listen` set one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
+    }
+
     pub fn services(&self) -> Arc<Services> {
         Arc::clone(&self.services)
     }
 
-    /// Serves (and runs the delivery workers, by role) until SIGINT/SIGTERM or until
-    /// stopped; then finishes requests in flight, and lets workers finish the job in hand.
+    /// Serves (and runs the delivery workers, by role) until SIGINT/SIGTERM or until stopped
+    /// through `handle()`. Then, within `server.shutdown_grace`: the listener closes, requests
+    /// in flight finish, workers finish the job in hand and put back the jobs they claimed,
+    /// reports in flight finish, and the process's sender-account leases are released. What
+    /// is still running when the grace ends is left to its lease (another process takes it).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let services = self.services;
+        let grace = Duration::from_secs(services.settings.server.shutdown_grace);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = tokio::task::JoinSet::new();
-        if self.services.settings.server.role.runs_workers() {
-            workers.spawn(crate::delivery::worker::repair_indexes(Arc::clone(&self.services), stopped.clone()));
-            if let Some(receipts) = self.services.read_receipts.lock().take() {
-                workers.spawn(crate::delivery::worker::record_reads(
-                    Arc::clone(&self.services),
-                    receipts,
-                    stopped.clone(),
-                ));
+        if services.settings.server.role.runs_workers() {
+            workers.spawn(crate::delivery::worker::repair_indexes(Arc::clone(&services), stopped.clone()));
+            if let Some(receipts) = services.read_receipts.lock().take() {
+                workers.spawn(crate::delivery::worker::record_reads(Arc::clone(&services), receipts, stopped.clone()));
             }
             let prefix = uuid::Uuid::new_v4().simple().to_string();
-            for n in 0..self.services.settings.delivery.workers {
-                let worker = Worker::new(Arc::clone(&self.services), format!("{}-{n}", &prefix[..12]));
+            for n in 0..services.settings.delivery.workers {
+                let worker = Worker::new(Arc::clone(&services), format!("{}-{n}", &prefix[..12]));
                 workers.spawn(worker.run(stopped.clone()));
             }
         }
-        let served = self.server.await;
+        let metrics = self.metrics_server.map(|(_, server)| (server.handle(), tokio::spawn(server)));
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let served = tokio::select! {
+            served = &mut server => Some(served),
+            signal = shutdown_signal() => {
+                tracing::info!(signal, grace_secs = grace.as_secs(), "stopping");
+                None
+            }
+        };
+        let deadline = tokio::time::Instant::now() + grace;
         let _ = stop.send(true);
-        if tokio::time::timeout(WORKER_GRACE, async { while workers.join_next().await.is_some() {} }).await.is_err() {
-            tracing::warn!("delivery workers did not stop in time; their jobs will be taken over");
+        let served = match served {
+            Some(served) => served,
+            None => {
+                handle.stop(true).await;
+                server.await
+            }
+        };
+        let drained = tokio::time::timeout_at(deadline, async {
+            while workers.join_next().await.is_some() {}
+            // Every report slot free again: no report of this process is in flight.
+            let _ = services.report_slots.acquire_many(REPORTS_IN_FLIGHT as u32).await;
+        });
+        if drained.await.is_err() {
+            tracing::warn!("the grace period ended with work in hand; its leases will hand it to another process");
         }
-        served
+        services.sender.release_accounts().await;
+        if let Some((handle, server)) = metrics {
+            handle.stop(false).await;
+            let _ = server.await;
+        }
+        tracing::info!("stopped");
+        served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 
     /// A handle that stops the server (tests, embedding).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+/// Waits for SIGTERM (orchestrators, systemd) or SIGINT (Ctrl-C); answers which came.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
     }
 }
 
@@ -140,7 +220,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<(Store, Pepper
     let store = match store_kind {
         StoreKind::Memory => {
             tracing::warn!("store: memory — everything is kept in this process and lost when it stops");
-            Store::Memory(MemoryStore::new(settings.store.ledger_limit))
+            Store::from(MemoryStore::new(settings.store.ledger_limit))
         }
         StoreKind::Redis => {
             let timeout = Duration::from_millis(settings.store.timeout_ms);
@@ -148,7 +228,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<(Store, Pepper
                 RedisStore::connect(&settings.store.url, timeout, settings.store.ledger_limit).await.with_context(
                     || format!("cannot connect to Redis at {}", crate::config::redact_url(&settings.store.url)),
                 )?;
-            Store::Redis(redis)
+            Store::from(redis)
         }
     };
     Ok((store, pepper))
@@ -160,7 +240,9 @@ async fn build_services(
     resolver: Arc<dyn HostResolver>,
 ) -> anyhow::Result<Services> {
     crate::domain::PhoneNumber::preload();
+    let metrics = Arc::new(Metrics::new()?);
     let (store, pepper) = connect_store(&settings).await?;
+    let store = store.observed_by(Arc::clone(&metrics));
     let concurrency = match settings.codes.hash_concurrency {
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
@@ -170,6 +252,7 @@ async fn build_services(
         SenderKind::Sandbox => AccountKind::Sandbox,
         SenderKind::Telegram => AccountKind::Telegram,
     };
+    metrics.describe(env!("CARGO_PKG_VERSION"), store.kind(), kind.as_str());
     if kind == AccountKind::Sandbox {
         for id in &settings.sandbox.accounts {
             if store.add_account(&SenderAccount::new(id.clone(), AccountKind::Sandbox)).await? {
@@ -197,7 +280,8 @@ async fn build_services(
         store,
         hasher: CodeHasher::new(settings.hash_scheme(), pepper.clone(), concurrency),
         sealer: CodeSealer::new(&pepper),
-        sender: Sender::new(pool, transport),
+        sender: Sender::new(pool, transport, Arc::clone(&metrics)),
+        metrics,
         clock,
         token_keys: TokenKeys::new(&pepper),
         reports: crate::callbacks::dispatch::Dispatcher::new(&settings.callbacks, resolver)?,

@@ -15,13 +15,20 @@ struct Envelope<'a, T: Serialize> {
     error: Option<&'a str>,
 }
 
+/// How a Gateway call ended, for the request metrics: `ok` or the error's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome(pub &'static str);
+
 pub fn ok<T: Serialize>(result: &T) -> HttpResponse {
-    json(StatusCode::OK, &Envelope { ok: true, result: Some(result), error: None })
+    let mut response = json(StatusCode::OK, &Envelope { ok: true, result: Some(result), error: None });
+    response.extensions_mut().insert(Outcome("ok"));
+    response
 }
 
 pub fn error(e: &GatewayError, mode: ErrorStatus) -> HttpResponse {
     let code = e.code();
     let mut response = json(e.status(mode), &Envelope::<()> { ok: false, result: None, error: Some(&code) });
+    response.extensions_mut().insert(Outcome(e.name()));
     if let GatewayError::FloodWait(refusal) = e {
         // Retry-After, and the limit that fired in the IETF RateLimit header fields
         // (draft-ietf-httpapi-ratelimit-headers): its policy (quota `q` per window `w` seconds)

@@ -39,9 +39,18 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// The error string of the answer.
     pub fn code(&self) -> Cow<'static, str> {
+        match self {
+            GatewayError::FloodWait(refusal) => Cow::Owned(format!("FLOOD_WAIT_{}", refusal.retry_after_secs())),
+            other => Cow::Borrowed(other.name()),
+        }
+    }
+
+    /// The error's name, without the wait of a `FLOOD_WAIT_<s>` (a bounded metrics label).
+    pub fn name(&self) -> &'static str {
         use GatewayError::*;
-        Cow::Borrowed(match self {
+        match self {
             AccessTokenRequired => "ACCESS_TOKEN_REQUIRED",
             AccessTokenInvalid => "ACCESS_TOKEN_INVALID",
             UnknownMethod => "UNKNOWN_METHOD",
@@ -61,11 +70,11 @@ impl GatewayError {
             SenderNotVerified => "SENDER_NOT_VERIFIED",
             SenderNotOwned => "SENDER_NOT_OWNED",
             BalanceNotEnough => "BALANCE_NOT_ENOUGH",
-            FloodWait(refusal) => return Cow::Owned(format!("FLOOD_WAIT_{}", refusal.retry_after_secs())),
+            FloodWait(_) => "FLOOD_WAIT",
             BadRequest => "BAD_REQUEST",
             Internal => "INTERNAL_ERROR",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
-        })
+        }
     }
 
     /// The HTTP status under `api.error_status`. Our own failures are 5xx in either mode, so

@@ -16,7 +16,7 @@ use std::time::Duration;
 const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy)]
-enum GatewayMethod {
+pub(super) enum GatewayMethod {
     SendVerificationMessage,
     CheckSendAbility,
     CheckVerificationStatus,
@@ -24,7 +24,17 @@ enum GatewayMethod {
 }
 
 impl GatewayMethod {
-    fn parse(name: &str) -> Option<Self> {
+    /// The method's name as the spec writes it.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Self::SendVerificationMessage => "sendVerificationMessage",
+            Self::CheckSendAbility => "checkSendAbility",
+            Self::CheckVerificationStatus => "checkVerificationStatus",
+            Self::RevokeVerificationMessage => "revokeVerificationMessage",
+        }
+    }
+
+    pub(super) fn parse(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {
             "sendverificationmessage" => Some(Self::SendVerificationMessage),
             "checksendability" => Some(Self::CheckSendAbility),

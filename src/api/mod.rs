@@ -5,6 +5,7 @@ mod envelope;
 pub mod error;
 mod gateway;
 mod health;
+mod metrics;
 mod params;
 mod sandbox;
 
@@ -13,6 +14,7 @@ use crate::service::Services;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpMessage};
+use std::borrow::Cow;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -37,6 +39,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     cfg.app_data(state.clone())
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
+    if state.services.settings.metrics.own_listener().is_none() {
+        cfg.route("/metrics", web::get().to(metrics::scrape));
+    }
     if state.admin_token.is_some() && state.role.serves_api() {
         cfg.service(admin::scope());
     }
@@ -50,8 +55,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     cfg.default_service(web::route().to(gateway::unknown_method));
 }
 
-/// Wraps an app so that every request has a trace id: in a tracing span around its handling
-/// and in the `X-Request-Id` response header.
+/// The separate metrics listener's routes (`metrics.listen`).
+pub fn configure_metrics(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
+    cfg.app_data(state.clone()).route("/metrics", web::get().to(metrics::scrape));
+}
+
+/// Wraps an app so that every request has a trace id (in a tracing span around its handling
+/// and in the `X-Request-Id` response header) and is counted and timed in the metrics.
 pub fn with_trace_id<S, B>(
     req: actix_web::dev::ServiceRequest,
     srv: &S,
@@ -60,6 +70,8 @@ where
     S: Service<actix_web::dev::ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
     S::Future: 'static,
 {
+    let started = std::time::Instant::now();
+    let metrics = req.app_data::<web::Data<AppState>>().map(|state| Arc::clone(&state.services.metrics));
     let id = uuid::Uuid::new_v4().simple().to_string();
     let span = tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.path());
     req.extensions_mut().insert(TraceId(id.clone()));
@@ -70,10 +82,39 @@ where
     async move {
         let mut res = fut.await?;
         tracing::info!(status = res.status().as_u16(), "request finished");
+        if let Some(metrics) = metrics {
+            let (method, outcome) = labels(&res);
+            metrics.api_requests.with_label_values(&[&method, outcome]).inc();
+            metrics.api_duration.with_label_values(&[&method, outcome]).observe(started.elapsed().as_secs_f64());
+        }
         if let Ok(value) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(X_REQUEST_ID, value);
         }
         Ok(res)
     }
     .instrument(span)
+}
+
+/// The bounded labels of a request: a Gateway method (or the route's pattern) and how it
+/// ended (`ok`, a Gateway error name, or the HTTP status class).
+fn labels<B>(res: &ServiceResponse<B>) -> (Cow<'static, str>, &'static str) {
+    let method = match res.request().match_pattern() {
+        Some(pattern) if pattern == "/{method}" => {
+            let name = res.request().match_info().get("method").unwrap_or_default();
+            Cow::Borrowed(gateway::GatewayMethod::parse(name).map_or("unknown", gateway::GatewayMethod::as_str))
+        }
+        // The admin, sandbox and probe routes: the route table is a closed set.
+        Some(pattern) => Cow::Owned(pattern),
+        None => Cow::Borrowed("unknown"),
+    };
+    let outcome = match res.response().extensions().get::<envelope::Outcome>() {
+        Some(outcome) => outcome.0,
+        None => match res.status().as_u16() {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        },
+    };
+    (method, outcome)
 }

@@ -7,7 +7,8 @@ pub mod telegram;
 pub mod templates;
 pub mod worker;
 
-use crate::domain::{PhoneNumber, RequestId, RequestRecord, TenantId, Timestamp};
+use crate::domain::{AccountFailure, PhoneNumber, RequestId, RequestRecord, TenantId, Timestamp};
+use crate::metrics::Metrics;
 use pool::{NoAccount, Pool};
 use sandbox::{SandboxInbox, TransmitError};
 use std::sync::Arc;
@@ -66,6 +67,7 @@ pub enum SendError {
 pub struct Sender {
     pool: Pool,
     transport: Transport,
+    metrics: Arc<Metrics>,
 }
 
 /// What actually carries messages.
@@ -79,8 +81,8 @@ pub enum Transport {
 const NO_ACCOUNT_RETRY: Duration = Duration::from_secs(60);
 
 impl Sender {
-    pub fn new(pool: Pool, transport: Transport) -> Self {
-        Self { pool, transport }
+    pub fn new(pool: Pool, transport: Transport, metrics: Arc<Metrics>) -> Self {
+        Self { pool, transport, metrics }
     }
 
     /// Hands a message over. Sending the same request twice gives the same message (the
@@ -119,6 +121,7 @@ impl Sender {
             self.pool.done(&account.id);
             match outcome {
                 Ok((message_id, recipient)) => {
+                    self.metrics.account_sends.with_label_values(&[&account.id]).inc();
                     if let Err(e) = self.pool.sent(&account.id).await {
                         tracing::warn!(error = &e as &dyn std::error::Error, "could not count a send");
                     }
@@ -129,6 +132,12 @@ impl Sender {
                 Err(TransmitError::Recipient) => return Err(SendError::RecipientUnavailable),
                 Err(TransmitError::Transient) => return Err(SendError::Transient),
                 Err(TransmitError::Account(failure)) => {
+                    let kind = match failure {
+                        AccountFailure::FloodWait(_) => "flood_wait",
+                        AccountFailure::PeerFlood => "peer_flood",
+                        AccountFailure::Dead(_) => "dead",
+                    };
+                    self.metrics.account_flood_waits.with_label_values(&[&account.id, kind]).inc();
                     if let Err(e) = self.pool.failed(&account.id, &failure).await {
                         tracing::warn!(error = &e as &dyn std::error::Error, "could not record an account failure");
                     }
@@ -172,6 +181,13 @@ impl Sender {
                 },
                 _ => true,
             },
+        }
+    }
+
+    /// The process is stopping: its accounts are free for other processes.
+    pub async fn release_accounts(&self) {
+        if let Err(e) = self.pool.release_all().await {
+            tracing::warn!(error = &e as &dyn std::error::Error, "could not release sender accounts; their leases will end");
         }
     }
 

@@ -89,6 +89,15 @@ impl Pool {
         Ok(Err(soonest.map_or(NoAccount::Never, NoAccount::Until)))
     }
 
+    /// Gives up this process's leases on accounts (it is stopping): other processes can drive
+    /// them at once instead of when the leases end.
+    pub async fn release_all(&self) -> StoreResult<()> {
+        for account in self.store.accounts().await? {
+            self.store.release_account(&account.id, &self.holder).await?;
+        }
+        Ok(())
+    }
+
     /// This process is done sending through the account (whatever the outcome).
     pub fn done(&self, id: &str) {
         self.busy.lock().remove(id);
@@ -126,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_paced_account_sends_one_message_at_a_time_in_a_process() {
-        let store = Arc::new(Store::Memory(MemoryStore::new(10)));
+        let store = Arc::new(Store::from(MemoryStore::new(10)));
         store.add_account(&SenderAccount::new("tg".into(), AccountKind::Telegram)).await.unwrap();
         store.add_account(&SenderAccount::new("sb".into(), AccountKind::Sandbox)).await.unwrap();
         let clock = Arc::new(ManualClock::starting_now());

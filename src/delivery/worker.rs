@@ -21,12 +21,18 @@ pub enum Outcome {
 pub struct Worker {
     name: String,
     services: Arc<Services>,
+    /// Turns true when the process stops: jobs claimed and not started go back to the queue.
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl Worker {
     /// `name` identifies the worker in the queue (a consumer of the stream): unique per worker.
     pub fn new(services: Arc<Services>, name: String) -> Self {
-        Self { name, services }
+        Self { name, services, stop: None }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| *stop.borrow())
     }
 
     /// One round: run the timed tasks that are due, then deliver a batch of jobs. Tests drive
@@ -53,7 +59,14 @@ impl Worker {
             }
         }
         for job in &jobs {
+            if self.stopping() {
+                // The process is stopping: the jobs not started go back for another worker now,
+                // rather than when their lease ends.
+                s.store.defer_job(job, now).await?;
+                continue;
+            }
             if job.reclaimed {
+                s.metrics.jobs_reclaimed.inc();
                 tracing::warn!(tenant = %job.tenant, "took over a delivery job whose worker stopped");
             }
             self.isolated(deliver(Arc::clone(s), job.clone())).await?;
@@ -61,9 +74,11 @@ impl Worker {
         Ok(if tasks.is_empty() && jobs.is_empty() && reads.is_empty() { Outcome::Idle } else { Outcome::Worked })
     }
 
-    /// Runs until `stop` turns true; finishes the job in hand first. Jobs it claimed but did
-    /// not finish are taken over by another worker when their lease ends.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Runs until `stop` turns true; finishes the job in hand first and puts the jobs it
+    /// claimed but did not start back in the queue. (A worker that dies instead leaves its jobs
+    /// to be taken over when their lease ends.)
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        self.stop = Some(stop.clone());
         let poll = Duration::from_millis(self.services.settings.delivery.poll_interval_ms);
         let wake = Arc::clone(&self.services.wake);
         let mut backoff = Duration::from_millis(100);
@@ -155,7 +170,7 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
     };
     if record.ttl_passed(now) {
         // Too late to send (its ttl task may not have run yet): it expires and is refunded.
-        s.store.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
+        s.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
         return s.store.ack_job(&job).await;
     }
     let code = match s.sealer.open(&job.tenant, job.request, &sealed) {
@@ -163,7 +178,7 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
         Err(e) => {
             // Sealed under another pepper: it can never be sent. Expire and refund.
             tracing::error!(tenant = %job.tenant, error = &e as &dyn std::error::Error, "cannot open a sealed code");
-            s.store.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
+            s.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
             return s.store.ack_job(&job).await;
         }
     };
@@ -179,12 +194,19 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
         phone: record.phone.clone(),
         text: templates::render(&s.settings.templates, &tenant_templates, &record.phone, &service_name, &code),
     };
-    match s.sender.send(message, now).await {
+    let sent = s.sender.send(message, now).await;
+    let outcome = match &sent {
+        Ok(_) => "sent",
+        Err(SendError::RecipientUnavailable) => "unreachable",
+        Err(SendError::WaitForAccount { .. }) => "deferred",
+        Err(SendError::Transient) => "retry",
+    };
+    s.metrics.deliveries.with_label_values(&[outcome]).inc();
+    match sent {
         Ok(sent) => {
             // A send can take a while (a slow network, a slow recipient): stamp it when it ended.
             let sent_at = s.clock.now();
             let recorded = s
-                .store
                 .update_known_request(&job.tenant, record, retention, sent_at, |r| {
                     (r.mark_sent(&sent.account, sent.message_id, sent.delivered, sent_at).map(Change::from), ())
                 })
@@ -216,7 +238,7 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
             Ok(())
         }
         Err(SendError::RecipientUnavailable) => {
-            s.store.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
+            s.update_known_request(&job.tenant, record, retention, now, |r| (expiry(r, now), ())).await?;
             s.store.ack_job(&job).await
         }
         Err(SendError::WaitForAccount { after }) => {
@@ -227,7 +249,6 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
         Err(SendError::Transient) => {
             // Count the failed attempt on the request, and back off exponentially with jitter.
             let counted = s
-                .store
                 .update_known_request(&job.tenant, record, retention, now, |r| {
                     (Some(Change::from(r.with_failed_attempt())), r.failed_attempts())
                 })
@@ -263,7 +284,7 @@ async fn run_task(s: Arc<Services>, task: DueTask) -> Result<(), StoreError> {
     match task.task {
         Task::Ttl => {
             let Some((record, ())) =
-                s.store.update_request(&task.tenant, task.request, retention, now, |r| (expiry(r, now), ())).await?
+                s.update_request(&task.tenant, task.request, retention, now, |r| (expiry(r, now), ())).await?
             else {
                 return Ok(());
             };
@@ -274,8 +295,7 @@ async fn run_task(s: Arc<Services>, task: DueTask) -> Result<(), StoreError> {
             }
         }
         Task::Validity => {
-            s.store
-                .update_request(&task.tenant, task.request, retention, now, |r| {
+            s.update_request(&task.tenant, task.request, retention, now, |r| {
                     (r.settle_expiry(now).map(Change::from), ())
                 })
                 .await?;

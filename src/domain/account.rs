@@ -13,6 +13,15 @@ pub enum AccountKind {
     Telegram,
 }
 
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Telegram => "telegram",
+        }
+    }
+}
+
 /// Where an account stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]

@@ -169,7 +169,6 @@ impl Services {
             }
         }
         let (record, evaluated) = self
-            .store
             .update_known_request(tenant, current, self.retention(), now, |r| {
                 let evaluated = r.accepts_checks(now);
                 (r.record_check(outcome, now).map(Change::from), evaluated)
@@ -190,7 +189,6 @@ impl Services {
         let tenant = &caller.tenant.id;
         let now = self.clock.now();
         let (record, delete) = self
-            .store
             .update_request(tenant, id, self.retention(), now, |r| {
                 let (next, delete) = r.revoke(now);
                 let changed = RequestRecord { version: r.version, ..next.clone() } != *r;
@@ -222,8 +220,7 @@ impl Services {
         to: DeliveryStatus,
     ) -> Result<(), ServiceError> {
         let now = self.clock.now();
-        self.store
-            .update_request(tenant, id, self.retention(), now, |r| (r.advance_delivery(to, now).map(Change::from), ()))
+        self.update_request(tenant, id, self.retention(), now, |r| (r.advance_delivery(to, now).map(Change::from), ()))
             .await?;
         Ok(())
     }
@@ -272,6 +269,13 @@ impl Services {
         let change = Change { ledger: charge, ..delivery_change(record) };
         match self.store.create_request(&caller.tenant.id, &change, self.retention(), now).await? {
             CreateOutcome::Created { balance } => {
+                let tenant = caller.tenant.id.as_str();
+                if change.enqueue {
+                    self.metrics.sends_accepted.with_label_values(&[tenant]).inc();
+                }
+                if let Some(charge) = &change.ledger {
+                    self.metrics.billed(tenant, -charge.amount.micros());
+                }
                 let charged = change.record.cost.is_positive().then_some(balance);
                 Ok((RequestRecord { version: 1, ..change.record }, charged))
             }
@@ -343,7 +347,6 @@ impl Services {
         let hash = self.hasher.hash(&CodeBinding { tenant: tenant.clone(), request: id }, code).await?;
         let state = self.code_state(caller, cmd, code, id, hash, now);
         let (record, result) = self
-            .store
             .update_known_request(tenant, current, self.retention(), now, |r| {
                 match r.attach_code(&cmd.phone, state.clone()) {
                     Ok(next) => (Some(delivery_change(next)), Ok(())),
@@ -353,6 +356,7 @@ impl Services {
             .await?
             .ok_or(ServiceError::RequestIdInvalid)?;
         result.map_err(continue_error)?;
+        self.metrics.sends_accepted.with_label_values(&[tenant.as_str()]).inc();
         Ok(record)
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{Caller, ServiceError, Services};
 use crate::config::SpendMode;
-use crate::domain::{Credits, LimitCheck, LimitKind, PhoneNumber, Rate, SpendCheck, Tenant};
+use crate::domain::{Credits, LimitCheck, LimitKind, PhoneNumber, Rate, Refusal, SpendCheck, Tenant};
 use std::net::IpAddr;
 
 /// What the per-address limit keys an address by: an IPv4 address, or the /64 an IPv6 one is
@@ -93,7 +93,7 @@ impl Services {
     ) -> Result<(), ServiceError> {
         match self.store.limit(&tenant.id, checks, self.clock.now(), consume).await? {
             Ok(_) => Ok(()),
-            Err(refusal) => Err(ServiceError::RateLimited(refusal)),
+            Err(refusal) => Err(self.refused(refusal)),
         }
     }
 }
@@ -148,9 +148,12 @@ impl Services {
         let budgets = if fee > Credits::ZERO { self.spend_checks(tenant, phone) } else { Vec::new() };
         let at = self.clock.now();
         match self.store.admit(&tenant.id, &limits, &budgets, fee.micros(), at).await? {
-            Err(refusal) => Err(ServiceError::RateLimited(refusal)),
+            Err(refusal) => Err(self.refused(refusal)),
             Ok(spent) => {
                 for (check, spent) in budgets.iter().zip(spent) {
+                    if !check.blocking && spent > check.cap {
+                        self.metrics.budget_exceeded.with_label_values(&[check.kind.as_str()]).inc();
+                    }
                     if !check.blocking && spent > check.cap && spent - fee.micros() <= check.cap {
                         tracing::warn!(
                             tenant = %tenant.id,
@@ -165,6 +168,11 @@ impl Services {
                 Ok(Counted { budgets, fee, at })
             }
         }
+    }
+
+    fn refused(&self, refusal: Refusal) -> ServiceError {
+        self.metrics.limit_refusals.with_label_values(&[refusal.kind.as_str()]).inc();
+        ServiceError::RateLimited(refusal)
     }
 
     /// Gives back what `admit_call` counted for a call that then failed: to the windows it was

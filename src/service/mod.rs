@@ -3,6 +3,7 @@
 
 mod gateway;
 mod limits;
+mod observe;
 mod reports;
 mod senders;
 mod tenants;
@@ -17,7 +18,9 @@ use crate::config::Settings;
 use crate::delivery::Sender;
 use crate::domain::Clock;
 use crate::secrets::{CodeHasher, CodeSealer, HashError, TokenKeys};
-use crate::store::{Retention, Store, StoreError};
+use crate::domain::{RequestId, RequestRecord, TenantId, Timestamp};
+use crate::metrics::StatusPair;
+use crate::store::{Change, Retention, Store, StoreError, StoreResult};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,10 +72,73 @@ pub struct Services {
     /// Read receipts from Telegram accounts, taken by the process's receipt recorder.
     pub read_receipts:
         parking_lot::Mutex<Option<tokio::sync::mpsc::Receiver<crate::delivery::telegram::transport::ReadReceipt>>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Services {
     pub(crate) fn retention(&self) -> Retention {
         Retention(Duration::from_secs(self.settings.store.request_retention))
+    }
+
+    /// `Store::update_request`, counting the status changes and refunds it made.
+    pub async fn update_request<T, F>(
+        &self,
+        tenant: &TenantId,
+        id: RequestId,
+        retention: Retention,
+        now: Timestamp,
+        decide: F,
+    ) -> StoreResult<Option<(RequestRecord, T)>>
+    where
+        F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
+        T: Send,
+    {
+        let updated = self.store.update_request(tenant, id, retention, now, observed(decide)).await?;
+        Ok(updated.map(|(record, output)| self.count_change(tenant, record, output)))
+    }
+
+    /// `Store::update_known_request`, counting as `update_request` does.
+    pub async fn update_known_request<T, F>(
+        &self,
+        tenant: &TenantId,
+        known: RequestRecord,
+        retention: Retention,
+        now: Timestamp,
+        decide: F,
+    ) -> StoreResult<Option<(RequestRecord, T)>>
+    where
+        F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
+        T: Send,
+    {
+        let updated = self.store.update_known_request(tenant, known, retention, now, observed(decide)).await?;
+        Ok(updated.map(|(record, output)| self.count_change(tenant, record, output)))
+    }
+
+    fn count_change<T>(&self, tenant: &TenantId, record: RequestRecord, seen: Observed<T>) -> (RequestRecord, T) {
+        let (output, before, ledger) = seen;
+        self.metrics.status_changed(&before, &(record.delivery.map(|d| d.status), record.verification.map(|v| v.status)));
+        if let Some(amount) = ledger {
+            // Ledger amounts add to the balance: a refund is positive, a fee negative.
+            self.metrics.billed(tenant.as_str(), -amount);
+        }
+        (record, output)
+    }
+}
+
+/// What a change saw: the decision's output, the statuses before it, and its ledger amount.
+type Observed<T> = (T, StatusPair, Option<i64>);
+
+/// Wraps a decision so that its caller learns what the stored change did. The store keeps
+/// the outcome of the decision that was stored (a decision can run again when writers
+/// collide), so what it answers is what happened.
+fn observed<T, F>(mut decide: F) -> impl FnMut(&RequestRecord) -> (Option<Change>, Observed<T>) + Send
+where
+    F: FnMut(&RequestRecord) -> (Option<Change>, T) + Send,
+{
+    move |before| {
+        let (change, output) = decide(before);
+        let ledger = change.as_ref().and_then(|c| c.ledger.as_ref()).map(|entry| entry.amount.micros());
+        let statuses = (before.delivery.map(|d| d.status), before.verification.map(|v| v.status));
+        (change, (output, statuses, ledger))
     }
 }

@@ -40,38 +40,45 @@ impl Services {
         let (Some(url), Some(key)) = (code.callback_url.clone(), code.callback_key.clone()) else {
             return Ok(ReportRound::Done);
         };
+        let started = std::time::Instant::now();
         let attempt = self.reports.post(&url, &key, &first.body, &*self.clock).await;
         if attempt == Attempt::Busy {
             // The host has as many reports in flight and waiting as it may: only the task's
             // time moves (the record is not rewritten, no attempt is counted).
             return Ok(ReportRound::Rescheduled);
         }
+        self.metrics.report_attempt(attempt == Attempt::Acknowledged, started);
         let now = self.clock.now();
         let schedule = &self.settings.callbacks.retry_schedule;
-        self.store
-            .update_known_request(tenant, record, self.retention(), now, |r| {
+        let settled = self.update_known_request(tenant, record, self.retention(), now, |r| {
                 // Only the report that was sent is settled (another worker may have settled it).
                 if r.pending_reports().first() != Some(&first) {
-                    return (None, ());
+                    return (None, None);
                 }
                 let change = match &attempt {
-                    Attempt::Acknowledged => next_report(r.without_first_report(), now),
-                    Attempt::Busy => return (None, ()),
+                    Attempt::Acknowledged => (next_report(r.without_first_report(), now), Settled::Sent),
+                    Attempt::Busy => return (None, None),
                     Attempt::Failed(why) => {
                         let failed = r.with_failed_report(why);
                         let attempts = failed.pending_reports().first().map_or(0, |f| f.attempts);
                         match retry_delay(schedule, attempts) {
-                            Some(wait) => retry_at(failed, now.plus(wait)),
+                            Some(wait) => (retry_at(failed, now.plus(wait)), Settled::Retried),
                             None => {
                                 let dead = DeadReport::first_of(&failed, now);
-                                Change { dead_letter: dead, ..next_report(failed.without_first_report(), now) }
+                                let next = next_report(failed.without_first_report(), now);
+                                (Change { dead_letter: dead, ..next }, Settled::DeadLettered)
                             }
                         }
                     }
                 };
-                (Some(change), ())
+                (Some(change.0), Some(change.1))
             })
             .await?;
+        match settled.and_then(|(_, settled)| settled) {
+            Some(Settled::Retried) => self.metrics.reports_retried.inc(),
+            Some(Settled::DeadLettered) => self.metrics.reports_dead_lettered.inc(),
+            Some(Settled::Sent) | None => {}
+        }
         match attempt {
             Attempt::Acknowledged => {
                 tracing::debug!(%tenant, "delivery report acknowledged");
@@ -106,6 +113,13 @@ impl Services {
             Attempt::Busy => Err(ReportError::NotAcknowledged("the host has too many reports in flight".into())),
         }
     }
+}
+
+/// What became of a report after an attempt.
+enum Settled {
+    Sent,
+    Retried,
+    DeadLettered,
 }
 
 /// `record` with its next waiting report (if any) due now.

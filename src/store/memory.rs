@@ -185,7 +185,7 @@ impl MemoryStore {
         let key = (tenant.clone(), record.id);
         inner.expiries.push(std::cmp::Reverse((expires_at, key.clone())));
         inner.requests.insert(key, StoredRequest { record, expires_at });
-        inner.queue_and_schedule(tenant, change);
+        inner.queue_and_schedule(tenant, change, now);
         Ok(CreateOutcome::Created { balance })
     }
 
@@ -236,7 +236,7 @@ impl MemoryStore {
             list.push_front(dead);
             list.truncate(super::DEAD_REPORTS_KEPT);
         }
-        inner.queue_and_schedule(tenant, &Change { enqueue, schedule, ..Change::from(record.clone()) });
+        inner.queue_and_schedule(tenant, &Change { enqueue, schedule, ..Change::from(record.clone()) }, now);
         Ok(Some((record, output)))
     }
 
@@ -393,7 +393,7 @@ impl MemoryStore {
             let (_, tenant, request, task) = first;
             if task == Task::Deliver {
                 inner.unschedule(&tenant, request, task);
-                inner.enqueue(&tenant, request);
+                inner.enqueue(&tenant, request, now);
             } else {
                 inner.schedule(&tenant, request, Scheduled { task, at: lease_until });
                 claimed.push(DueTask { tenant, request, task, lease: lease_until });
@@ -426,9 +426,11 @@ impl MemoryStore {
 
     pub async fn delivery_backlog(&self) -> StoreResult<Backlog> {
         let inner = self.inner.lock();
+        let ids = inner.queues.values().flat_map(|q| q.ready.iter().map(|(id, _)| id).chain(q.leased.keys()));
         Ok(Backlog {
             queued: inner.queues.values().map(|q| (q.ready.len() + q.leased.len()) as u64).sum(),
             waiting: inner.due_at.keys().filter(|(_, _, task)| *task == Task::Deliver).count() as u64,
+            oldest: ids.filter_map(|id| super::queued_at(id)).min(),
         })
     }
 }
@@ -582,18 +584,19 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn queue_and_schedule(&mut self, tenant: &TenantId, change: &Change) {
+    fn queue_and_schedule(&mut self, tenant: &TenantId, change: &Change, now: Timestamp) {
         if change.enqueue {
-            self.enqueue(tenant, change.record.id);
+            self.enqueue(tenant, change.record.id, now);
         }
         for scheduled in &change.schedule {
             self.schedule(tenant, change.record.id, *scheduled);
         }
     }
 
-    fn enqueue(&mut self, tenant: &TenantId, request: RequestId) {
+    /// Job ids are `<ms>-<n>` like Redis stream ids: when the job was queued, then a number.
+    fn enqueue(&mut self, tenant: &TenantId, request: RequestId, now: Timestamp) {
         self.next_job += 1;
-        let id = format!("{}-0", self.next_job);
+        let id = format!("{}-{}", now.millis(), self.next_job);
         self.queues.entry(tenant.clone()).or_default().ready.push_back((id, request));
     }
 

@@ -17,6 +17,8 @@ use crate::domain::{
     Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount,
     SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
+use crate::metrics::Metrics;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +173,16 @@ pub struct Backlog {
     pub queued: u64,
     /// Put off until a later time.
     pub waiting: u64,
+    /// When the oldest job in the queue was queued (by the store's clock: Redis's own on
+    /// Redis).
+    #[serde(skip)]
+    pub oldest: Option<Timestamp>,
+}
+
+/// When a job was queued, from its id (`<ms>-<n>`, a Redis stream id).
+pub(crate) fn queued_at(id: &str) -> Option<Timestamp> {
+    let (ms, _) = id.split_once('-')?;
+    ms.parse().ok().map(Timestamp::from_millis)
 }
 
 impl Backlog {
@@ -235,74 +247,107 @@ impl Retention {
 /// allows at most 7 days, 8.4 with jitter).
 const KEEP_WITH_REPORTS: Duration = Duration::from_secs(9 * 86_400);
 
-/// The configured backend. A closed enum keeps handlers and services free of generics.
-pub enum Store {
+/// The configured store: its backend (a closed enum keeps handlers and services free of
+/// generics), and the metrics its operations are timed into.
+pub struct Store {
+    backend: Backend,
+    metrics: Option<Arc<Metrics>>,
+}
+
+pub enum Backend {
     Memory(MemoryStore),
     Redis(RedisStore),
 }
 
-/// Forwards a call to whichever backend is configured.
+impl From<MemoryStore> for Store {
+    fn from(store: MemoryStore) -> Self {
+        Self { backend: Backend::Memory(store), metrics: None }
+    }
+}
+
+impl From<RedisStore> for Store {
+    fn from(store: RedisStore) -> Self {
+        Self { backend: Backend::Redis(store), metrics: None }
+    }
+}
+
+/// Forwards a call to whichever backend is configured, timing it as operation `$op`.
 macro_rules! on_backend {
-    ($self:ident, $s:ident => $call:expr) => {
-        match $self {
-            Store::Memory($s) => $call,
-            Store::Redis($s) => $call,
+    ($self:ident, $op:literal, $s:ident => $call:expr) => {{
+        let started = std::time::Instant::now();
+        let result = match &$self.backend {
+            Backend::Memory($s) => $call,
+            Backend::Redis($s) => $call,
+        };
+        if let Some(metrics) = &$self.metrics {
+            metrics.store_op($op, started, &result);
         }
-    };
+        result
+    }};
 }
 
 impl Store {
+    /// Times every operation into `metrics` from now on.
+    pub fn observed_by(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
     pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Memory(_) => "memory",
-            Store::Redis(_) => "redis",
+        match self.backend {
+            Backend::Memory(_) => "memory",
+            Backend::Redis(_) => "redis",
         }
     }
 
     pub async fn ping(&self) -> StoreResult<()> {
-        on_backend!(self, s => s.ping().await)
+        on_backend!(self, "ping", s => s.ping().await)
     }
 
     /// Creates a tenant with its first token (and its opening balance in the ledger).
     pub async fn create_tenant(&self, tenant: &Tenant, token: &TokenRecord) -> StoreResult<()> {
-        on_backend!(self, s => s.create_tenant(tenant, token).await)
+        on_backend!(self, "create_tenant", s => s.create_tenant(tenant, token).await)
     }
 
     pub async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
-        on_backend!(self, s => s.tenant(id).await)
+        on_backend!(self, "tenant", s => s.tenant(id).await)
     }
 
     pub async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
-        on_backend!(self, s => s.tenants().await)
+        on_backend!(self, "tenants", s => s.tenants().await)
     }
 
     /// Replaces a tenant's settings; `false` when there is no such tenant.
     pub async fn set_settings(&self, id: &TenantId, settings: &TenantSettings) -> StoreResult<bool> {
-        on_backend!(self, s => s.set_settings(id, settings).await)
+        on_backend!(self, "set_settings", s => s.set_settings(id, settings).await)
     }
 
     /// Adds `entry.amount` (signed) to the balance and appends `entry` to the ledger.
     pub async fn adjust_balance(&self, id: &TenantId, entry: &LedgerEntry) -> StoreResult<AdjustOutcome> {
-        on_backend!(self, s => s.adjust_balance(id, entry).await)
+        on_backend!(self, "adjust_balance", s => s.adjust_balance(id, entry).await)
     }
 
     /// The newest `limit` ledger lines, newest first.
     pub async fn ledger(&self, id: &TenantId, limit: usize) -> StoreResult<Vec<LedgerEntry>> {
-        on_backend!(self, s => s.ledger(id, limit).await)
+        on_backend!(self, "ledger", s => s.ledger(id, limit).await)
     }
 
     /// Writes a token record: its lookup entry (removed once it can no longer be used) and the
     /// tenant's index of tokens.
     pub async fn put_token(&self, token: &TokenRecord, now: Timestamp) -> StoreResult<()> {
-        on_backend!(self, s => s.put_token(token, now).await)
+        on_backend!(self, "put_token", s => s.put_token(token, now).await)
     }
 
     pub async fn find_token(&self, lookup_key: &str) -> StoreResult<Option<TokenRecord>> {
-        on_backend!(self, s => s.find_token(lookup_key).await)
+        on_backend!(self, "find_token", s => s.find_token(lookup_key).await)
     }
 
     pub async fn tokens(&self, tenant: &TenantId) -> StoreResult<Vec<TokenRecord>> {
-        on_backend!(self, s => s.tokens(tenant).await)
+        on_backend!(self, "tokens", s => s.tokens(tenant).await)
     }
 
     /// Stores a new request, takes its fee (`change.ledger`), queues its job and schedules its
@@ -314,7 +359,7 @@ impl Store {
         retention: Retention,
         now: Timestamp,
     ) -> StoreResult<CreateOutcome> {
-        on_backend!(self, s => s.create_request(tenant, change, retention, now).await)
+        on_backend!(self, "create_request", s => s.create_request(tenant, change, retention, now).await)
     }
 
     pub async fn request(
@@ -323,7 +368,7 @@ impl Store {
         id: RequestId,
         now: Timestamp,
     ) -> StoreResult<Option<RequestRecord>> {
-        on_backend!(self, s => s.request(tenant, id, now).await)
+        on_backend!(self, "request", s => s.request(tenant, id, now).await)
     }
 
     /// Applies a domain rule to one request atomically: `decide` sees the current record and
@@ -343,7 +388,7 @@ impl Store {
         T: Send,
     {
         let decide = reporting(decide, now);
-        on_backend!(self, s => s.update_request(tenant, id, None, retention, now, decide).await)
+        on_backend!(self, "update_request", s => s.update_request(tenant, id, None, retention, now, decide).await)
     }
 
     /// As `update_request`, starting from a record the caller has just read (one round trip
@@ -361,7 +406,7 @@ impl Store {
         T: Send,
     {
         let decide = reporting(decide, now);
-        on_backend!(self, s => s.update_request(tenant, known.id, Some(known), retention, now, decide).await)
+        on_backend!(self, "update_known_request", s => s.update_request(tenant, known.id, Some(known), retention, now, decide).await)
     }
 
     /// Decides the rate limits of one call together: all pass (and, with `consume`, count this
@@ -376,7 +421,7 @@ impl Store {
         if checks.is_empty() {
             return Ok(Ok(Vec::new()));
         }
-        on_backend!(self, s => s.limit(tenant, checks, now, consume).await)
+        on_backend!(self, "limit", s => s.limit(tenant, checks, now, consume).await)
     }
 
     /// Gives back one call's worth of these limits (each moves back one interval, never
@@ -385,7 +430,7 @@ impl Store {
         if checks.is_empty() {
             return Ok(());
         }
-        on_backend!(self, s => s.give_back_limits(tenant, checks, now).await)
+        on_backend!(self, "give_back_limits", s => s.give_back_limits(tenant, checks, now).await)
     }
 
     /// Admits one call: its rate limits and its spending budgets (counting `fee`) decided
@@ -402,7 +447,7 @@ impl Store {
         if limits.is_empty() && budgets.is_empty() {
             return Ok(Ok(Vec::new()));
         }
-        on_backend!(self, s => s.admit(tenant, limits, budgets, fee, now).await)
+        on_backend!(self, "admit", s => s.admit(tenant, limits, budgets, fee, now).await)
     }
 
     /// Adds `amount` micro-credits to the tenant's spending budgets for the windows `now`
@@ -419,17 +464,17 @@ impl Store {
         if checks.is_empty() {
             return Ok(Ok(Vec::new()));
         }
-        on_backend!(self, s => s.spend(tenant, checks, amount, now).await)
+        on_backend!(self, "spend", s => s.spend(tenant, checks, amount, now).await)
     }
 
     /// The tenant's reports given up on, newest first.
     pub async fn dead_reports(&self, tenant: &TenantId) -> StoreResult<Vec<DeadReport>> {
-        on_backend!(self, s => s.dead_reports(tenant).await)
+        on_backend!(self, "dead_reports", s => s.dead_reports(tenant).await)
     }
 
     /// Removes one dead letter; `false` when there is no such one.
     pub async fn remove_dead_report(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
-        on_backend!(self, s => s.remove_dead_report(tenant, id).await)
+        on_backend!(self, "remove_dead_report", s => s.remove_dead_report(tenant, id).await)
     }
 
     /// Claims up to `max` delivery jobs for `consumer`: new ones, and ones whose worker held
@@ -441,50 +486,50 @@ impl Store {
         lease: Duration,
         now: Timestamp,
     ) -> StoreResult<Vec<Job>> {
-        on_backend!(self, s => s.claim_jobs(consumer, max, lease, now).await)
+        on_backend!(self, "claim_jobs", s => s.claim_jobs(consumer, max, lease, now).await)
     }
 
     /// The job is done (sent, or nothing left to send): it leaves the queue.
     pub async fn ack_job(&self, job: &Job) -> StoreResult<()> {
-        on_backend!(self, s => s.ack_job(job).await)
+        on_backend!(self, "ack_job", s => s.ack_job(job).await)
     }
 
     /// The job cannot run now: it leaves the queue and comes back at `until`.
     pub async fn defer_job(&self, job: &Job, until: Timestamp) -> StoreResult<()> {
-        on_backend!(self, s => s.defer_job(job, until).await)
+        on_backend!(self, "defer_job", s => s.defer_job(job, until).await)
     }
 
     /// Takes up to `max` timed tasks due at `now`, leased until `lease_until`. Deliveries that
     /// were put off go back to the queue instead of being returned.
     pub async fn claim_due(&self, now: Timestamp, lease_until: Timestamp, max: usize) -> StoreResult<Vec<DueTask>> {
-        on_backend!(self, s => s.claim_due(now, lease_until, max).await)
+        on_backend!(self, "claim_due", s => s.claim_due(now, lease_until, max).await)
     }
 
     /// A leased task comes back at `at` instead of at its lease's end (a report whose host was
     /// busy). Only the task's time changes.
     pub async fn reschedule_due(&self, task: &DueTask, at: Timestamp) -> StoreResult<()> {
-        on_backend!(self, s => s.reschedule_due(task, at).await)
+        on_backend!(self, "reschedule_due", s => s.reschedule_due(task, at).await)
     }
 
     /// The task is done: it is removed, unless it was scheduled anew meanwhile.
     pub async fn finish_due(&self, task: &DueTask) -> StoreResult<()> {
-        on_backend!(self, s => s.finish_due(task).await)
+        on_backend!(self, "finish_due", s => s.finish_due(task).await)
     }
 
     /// The delivery jobs not yet done, across tenants: queued or in a worker's hands, and put
     /// off until later (no account could send, or a retry after a failure).
     pub async fn delivery_backlog(&self) -> StoreResult<Backlog> {
-        on_backend!(self, s => s.delivery_backlog().await)
+        on_backend!(self, "delivery_backlog", s => s.delivery_backlog().await)
     }
 
     /// Every sender account.
     pub async fn accounts(&self) -> StoreResult<Vec<SenderAccount>> {
-        on_backend!(self, s => s.accounts().await)
+        on_backend!(self, "accounts", s => s.accounts().await)
     }
 
     /// Adds an account unless one with its id exists; `false` when it existed.
     pub async fn add_account(&self, account: &SenderAccount) -> StoreResult<bool> {
-        on_backend!(self, s => s.add_account(account).await)
+        on_backend!(self, "add_account", s => s.add_account(account).await)
     }
 
     /// Changes one account atomically (optimistic, like `update_request`); `None` when there is
@@ -493,30 +538,30 @@ impl Store {
     where
         F: FnMut(&SenderAccount) -> Option<SenderAccount> + Send,
     {
-        on_backend!(self, s => s.update_account(id, decide).await)
+        on_backend!(self, "update_account", s => s.update_account(id, decide).await)
     }
 
     pub async fn remove_account(&self, id: &str) -> StoreResult<bool> {
-        on_backend!(self, s => s.remove_account(id).await)
+        on_backend!(self, "remove_account", s => s.remove_account(id).await)
     }
 
     /// Takes or renews the lease on an account for `holder`; `false` when another process
     /// holds it. One account is driven by one process at a time.
     pub async fn lease_account(&self, id: &str, holder: &str, lease: Duration, now: Timestamp) -> StoreResult<bool> {
-        on_backend!(self, s => s.lease_account(id, holder, lease, now).await)
+        on_backend!(self, "lease_account", s => s.lease_account(id, holder, lease, now).await)
     }
 
     pub async fn release_account(&self, id: &str, holder: &str) -> StoreResult<()> {
-        on_backend!(self, s => s.release_account(id, holder).await)
+        on_backend!(self, "release_account", s => s.release_account(id, holder).await)
     }
 
     /// A Telegram account's session, sealed (see `delivery::telegram::session`).
     pub async fn telegram_session(&self, account: &str) -> StoreResult<Option<String>> {
-        on_backend!(self, s => s.telegram_session(account).await)
+        on_backend!(self, "telegram_session", s => s.telegram_session(account).await)
     }
 
     pub async fn put_telegram_session(&self, account: &str, sealed: &str) -> StoreResult<()> {
-        on_backend!(self, s => s.put_telegram_session(account, sealed).await)
+        on_backend!(self, "put_telegram_session", s => s.put_telegram_session(account, sealed).await)
     }
 
     /// Remembers which request a message sent by `account` to `peer` belongs to, for `keep`,
@@ -530,19 +575,19 @@ impl Store {
         request: RequestId,
         keep: Duration,
     ) -> StoreResult<()> {
-        on_backend!(self, s => s.remember_sent(account, peer, message_id, tenant, request, keep).await)
+        on_backend!(self, "remember_sent", s => s.remember_sent(account, peer, message_id, tenant, request, keep).await)
     }
 
     /// The requests whose messages from `account` to `peer` are covered by a read of
     /// everything up to `max_id`; each is answered once.
     pub async fn take_read(&self, account: &str, peer: i64, max_id: i64) -> StoreResult<Vec<(TenantId, RequestId)>> {
-        on_backend!(self, s => s.take_read(account, peer, max_id).await)
+        on_backend!(self, "take_read", s => s.take_read(account, peer, max_id).await)
     }
 
     /// Rebuilds the advisory indexes of tenants with jobs or timed tasks from the tenants'
     /// own keys (they are written after the atomic step, so a crash or failover can lose an
     /// entry). Answers how many entries it had to add back.
     pub async fn repair_indexes(&self) -> StoreResult<u64> {
-        on_backend!(self, s => s.repair_indexes().await)
+        on_backend!(self, "repair_indexes", s => s.repair_indexes().await)
     }
 }

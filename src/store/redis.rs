@@ -761,8 +761,19 @@ impl RedisStore {
         let waiting_pattern = format!("{}:*", Task::Deliver.as_str());
         for raw in tenants {
             if let Ok(tenant) = TenantId::parse(&raw) {
-                let n: u64 = self.conn().xlen(jobs_key(&tenant)).await?;
+                let (n, first): (u64, redis::streams::StreamRangeReply) = redis::pipe()
+                    .xlen(jobs_key(&tenant))
+                    .cmd("XRANGE")
+                    .arg(jobs_key(&tenant))
+                    .arg("-")
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut self.conn())
+                    .await?;
                 backlog.queued += n;
+                let queued_at = first.ids.first().and_then(|entry| super::queued_at(&entry.id));
+                backlog.oldest = backlog.oldest.into_iter().chain(queued_at).min();
                 let mut conn = self.conn();
                 let mut waiting = conn.zscan_match::<_, _, (String, f64)>(due_key(&tenant), &waiting_pattern).await?;
                 while waiting.next_item().await.is_some() {

@@ -182,7 +182,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_survives_a_reload_and_is_stored_sealed() {
-        let store = Arc::new(Store::Memory(MemoryStore::new(10)));
+        let store = Arc::new(Store::from(MemoryStore::new(10)));
         let pepper = Pepper::new(&[9; 32]).unwrap();
         let session = StoreSession::load(Arc::clone(&store), &pepper, "acct").await.unwrap();
         let v4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4430);
