@@ -8,14 +8,13 @@
 use crate::domain::{AccountState, DeliveryStatus, SenderAccount, Tenant, Timestamp, VerificationStatus};
 use crate::store::Backlog;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::time::Instant;
 
 /// Seconds, for API and store latency: 0.5 ms to 10 s.
-const LATENCY_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Seconds, for a delivery report's attempt (bounded by `callbacks.timeout_ms` plus the wait
 /// for its host): 5 ms to 30 s.
@@ -273,11 +272,8 @@ impl Metrics {
 
     /// A fee taken (`micros` > 0) or given back (`micros` < 0).
     pub fn billed(&self, tenant: &str, micros: i64) {
-        let (count, total) = if micros < 0 {
-            (&self.refunds, &self.refunded_micros)
-        } else {
-            (&self.charges, &self.charged_micros)
-        };
+        let (count, total) =
+            if micros < 0 { (&self.refunds, &self.refunded_micros) } else { (&self.charges, &self.charged_micros) };
         count.with_label_values(&[tenant]).inc();
         total.with_label_values(&[tenant]).inc_by(micros.unsigned_abs());
     }

@@ -35,7 +35,6 @@ use crate::callbacks::dispatch::{HostResolver, SystemResolver};
 /// Delivery reports one process sends at once (each host also has its own, lower limit).
 const REPORTS_IN_FLIGHT: usize = 1024;
 
-
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.server.listen)
@@ -73,8 +72,8 @@ impl Application {
         let grace = settings.server.shutdown_grace;
         let metrics_server = match settings.metrics.own_listener() {
             Some(address) => {
-                let listener = TcpListener::bind(address)
-                    .with_context(|| format!("cannot listen for metrics on {address}"))?;
+                let listener =
+                    TcpListener::bind(address).with_context(|| format!("cannot listen for metrics on {address}"))?;
                 let metrics_port = listener.local_addr()?.port();
                 let state = state.clone();
                 let server = HttpServer::new(move || {

@@ -20,9 +20,9 @@ async fn store(redis: bool) -> (Arc<Store>, Option<RedisServer>) {
     if redis {
         let server = RedisServer::start().expect("redis-server for the Redis tests");
         let store = RedisStore::connect(&server.url(), Duration::from_secs(2), 1000).await.unwrap();
-        (Arc::new(Store::Redis(store)), Some(server))
+        (Arc::new(Store::from(store)), Some(server))
     } else {
-        (Arc::new(Store::Memory(MemoryStore::new(1000))), None)
+        (Arc::new(Store::from(MemoryStore::new(1000))), None)
     }
 }
 

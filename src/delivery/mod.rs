@@ -187,7 +187,10 @@ impl Sender {
     /// The process is stopping: its accounts are free for other processes.
     pub async fn release_accounts(&self) {
         if let Err(e) = self.pool.release_all().await {
-            tracing::warn!(error = &e as &dyn std::error::Error, "could not release sender accounts; their leases will end");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "could not release sender accounts; their leases will end"
+            );
         }
     }
 

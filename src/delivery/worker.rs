@@ -296,9 +296,9 @@ async fn run_task(s: Arc<Services>, task: DueTask) -> Result<(), StoreError> {
         }
         Task::Validity => {
             s.update_request(&task.tenant, task.request, retention, now, |r| {
-                    (r.settle_expiry(now).map(Change::from), ())
-                })
-                .await?;
+                (r.settle_expiry(now).map(Change::from), ())
+            })
+            .await?;
         }
         // Deliveries that were put off go back to the queue inside `claim_due`; reports are
         // sent in tasks of their own (`Worker::report`).

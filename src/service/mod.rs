@@ -17,9 +17,9 @@ pub use tenants::{NewTenant, SettingsPatch, TenantError};
 use crate::config::Settings;
 use crate::delivery::Sender;
 use crate::domain::Clock;
-use crate::secrets::{CodeHasher, CodeSealer, HashError, TokenKeys};
 use crate::domain::{RequestId, RequestRecord, TenantId, Timestamp};
 use crate::metrics::StatusPair;
+use crate::secrets::{CodeHasher, CodeSealer, HashError, TokenKeys};
 use crate::store::{Change, Retention, Store, StoreError, StoreResult};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,7 +116,8 @@ impl Services {
 
     fn count_change<T>(&self, tenant: &TenantId, record: RequestRecord, seen: Observed<T>) -> (RequestRecord, T) {
         let (output, before, ledger) = seen;
-        self.metrics.status_changed(&before, &(record.delivery.map(|d| d.status), record.verification.map(|v| v.status)));
+        self.metrics
+            .status_changed(&before, &(record.delivery.map(|d| d.status), record.verification.map(|v| v.status)));
         if let Some(amount) = ledger {
             // Ledger amounts add to the balance: a refund is positive, a fee negative.
             self.metrics.billed(tenant.as_str(), -amount);

@@ -50,7 +50,8 @@ impl Services {
         self.metrics.report_attempt(attempt == Attempt::Acknowledged, started);
         let now = self.clock.now();
         let schedule = &self.settings.callbacks.retry_schedule;
-        let settled = self.update_known_request(tenant, record, self.retention(), now, |r| {
+        let settled = self
+            .update_known_request(tenant, record, self.retention(), now, |r| {
                 // Only the report that was sent is settled (another worker may have settled it).
                 if r.pending_reports().first() != Some(&first) {
                     return (None, None);

@@ -21,6 +21,7 @@ mod health;
 mod lifecycle;
 mod limits;
 mod malformed;
+mod metrics;
 mod pool;
 mod reports;
 mod revoke;

@@ -43,6 +43,8 @@ pub struct TestApp {
     pub services: Arc<Services>,
     pub backend: Backend,
     pub error_status: ErrorStatus,
+    /// The port of `/metrics` when `metrics.listen` gives it a listener of its own.
+    pub metrics_port: Option<u16>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -100,6 +102,7 @@ pub async fn spawn_app_with_resolver(
         .await
         .expect("build the application");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let services = app.services();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -119,6 +122,7 @@ pub async fn spawn_app_with_resolver(
         services,
         backend,
         error_status,
+        metrics_port,
         handle,
     }
 }
