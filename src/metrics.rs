@@ -5,16 +5,21 @@
 //! operation, a tenant id, a sender account id. Never a phone number, a code, a token or a
 //! request id.
 
-use crate::domain::{AccountState, DeliveryStatus, SenderAccount, Tenant, Timestamp, VerificationStatus};
+use crate::domain::{AccountState, DeliveryStatus, LimitKind, SenderAccount, Tenant, Timestamp, VerificationStatus};
 use crate::store::Backlog;
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 use std::time::Instant;
 
 /// Seconds, for API and store latency: 0.5 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Seconds from a send's acceptance to its message going out: 10 ms to an hour (a put-off
+/// message waits for an account).
+const SEND_DELAY_BUCKETS: &[f64] =
+    &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
 /// Seconds, for a delivery report's attempt (bounded by `callbacks.timeout_ms` plus the wait
 /// for its host): 5 ms to 30 s.
@@ -23,6 +28,8 @@ const REPORT_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 /// Every metric verigram exports.
 pub struct Metrics {
     registry: Registry,
+    /// Every family's name, exported or not yet (a labelled family shows once it has a child).
+    names: Vec<String>,
     /// HTTP requests by `method` (a Gateway method, or the route of the admin, sandbox and
     /// probe endpoints) and `outcome` (`ok`, a Gateway error name, or an HTTP status class).
     pub api_requests: IntCounterVec,
@@ -50,6 +57,8 @@ pub struct Metrics {
     /// Delivery attempts by `outcome`: sent, deferred (no account free), retry (trouble on
     /// the way), unreachable (the recipient cannot get messages).
     pub deliveries: IntCounterVec,
+    /// From the accepted send to the message handed to Telegram: what the user waits for.
+    pub send_delay: Histogram,
     /// Sender accounts by state (`active`, `flood_wait`, `quarantined`, `disabled`, `paused`).
     pub accounts: IntGaugeVec,
     pub account_sends: IntCounterVec,
@@ -82,7 +91,7 @@ macro_rules! counter_vec {
 impl Metrics {
     /// A fresh registry with every metric at zero.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let r = &Registry::new();
+        let r = &Registrar::default();
         let latency = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
             register(r, HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels))
         };
@@ -156,6 +165,16 @@ impl Metrics {
                 IntCounter::new("verigram_jobs_reclaimed_total", "Jobs taken over after a worker's lease ran out"),
             )?,
             deliveries: counter_vec!(r, "verigram_deliveries_total", "Delivery attempts by outcome", &["outcome"]),
+            send_delay: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "verigram_send_delay_seconds",
+                        "Time from an accepted send to its message going out",
+                    )
+                    .buckets(SEND_DELAY_BUCKETS.to_vec()),
+                ),
+            )?,
             accounts: register(
                 r,
                 IntGaugeVec::new(Opts::new("verigram_sender_accounts", "Sender accounts by state"), &["state"]),
@@ -214,19 +233,32 @@ impl Metrics {
             build_info: register(
                 r,
                 IntGaugeVec::new(
-                    Opts::new("verigram_build_info", "The running build (always 1)"),
-                    &["version", "store", "sender"],
+                    Opts::new("verigram_build_info", "The running build and role (always 1)"),
+                    &["version", "store", "sender", "role"],
                 ),
             )?,
-            registry: r.clone(),
+            registry: r.registry.clone(),
+            names: r.names.take(),
         };
+        // The process's CPU, memory and file descriptors (`process_…`), as every exporter has.
+        #[cfg(target_os = "linux")]
+        metrics.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
         Ok(metrics)
     }
 
     /// Counters that are born at zero rather than at their first event, so dashboards and
     /// `rate()` see them from the start.
-    pub fn describe(&self, version: &str, store: &str, sender: &str) {
-        self.build_info.with_label_values(&[version, store, sender]).set(1);
+    pub fn describe(&self, version: &str, store: &str, sender: &str, role: &str) {
+        self.build_info.with_label_values(&[version, store, sender, role]).set(1);
+        for limit in LimitKind::ALL {
+            self.limit_refusals.with_label_values(&[limit.as_str()]);
+        }
+        for budget in [LimitKind::DailySpend, LimitKind::CountrySpend] {
+            self.budget_exceeded.with_label_values(&[budget.as_str()]);
+        }
+        for outcome in ["sent", "deferred", "retry", "unreachable"] {
+            self.deliveries.with_label_values(&[outcome]);
+        }
         for status in ["sent", "delivered", "read", "expired", "revoked"] {
             self.delivery_status.with_label_values(&[status]);
         }
@@ -251,9 +283,9 @@ impl Metrics {
         String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 
-    /// Every metric name exported (histograms once, by their base name).
-    pub fn names(&self) -> Vec<String> {
-        self.registry.gather().iter().map(|family| family.name().to_owned()).collect()
+    /// The name of every verigram metric (histograms once, by their base name).
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Counts the status changes between two versions of a request.
@@ -286,6 +318,14 @@ impl Metrics {
     }
 
     pub fn accounts(&self, accounts: &[SenderAccount], now: Timestamp) {
+        // Each account's counters exist from the first scrape that sees it, at 0, so that
+        // `increase()` sees their first event.
+        for account in accounts {
+            self.account_sends.with_label_values(&[&account.id]);
+            for kind in ["flood_wait", "peer_flood", "dead"] {
+                self.account_flood_waits.with_label_values(&[&account.id, kind]);
+            }
+        }
         for state in ACCOUNT_STATES {
             let n = accounts.iter().filter(|a| account_state(&a.state, now) == state).count();
             self.accounts.with_label_values(&[state]).set(n as i64);
@@ -343,18 +383,34 @@ fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A registry that remembers the names registered with it.
+#[derive(Default)]
+struct Registrar {
+    registry: Registry,
+    names: std::cell::RefCell<Vec<String>>,
+}
+
 fn register<M: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
+    registrar: &Registrar,
     metric: Result<M, prometheus::Error>,
 ) -> Result<M, prometheus::Error> {
     let metric = metric?;
-    registry.register(Box::new(metric.clone()))?;
+    registrar.names.borrow_mut().extend(metric.desc().iter().map(|d| d.fq_name.clone()));
+    registrar.registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_family_is_named_before_its_first_event() {
+        let m = Metrics::new().unwrap();
+        assert!(m.names().iter().any(|n| n == "verigram_api_requests_total"));
+        assert!(m.names().iter().all(|n| n.starts_with("verigram_")));
+        assert_eq!(m.names().len(), 29);
+    }
 
     #[test]
     fn two_registries_count_apart() {
@@ -387,9 +443,10 @@ mod tests {
     #[test]
     fn described_families_are_exported_before_any_event() {
         let m = Metrics::new().unwrap();
-        m.describe("0.1.0", "memory", "sandbox");
+        m.describe("0.1.0", "memory", "sandbox", "all");
         let text = m.render().unwrap();
         assert!(text.contains(r#"verigram_delivery_status_total{status="read"} 0"#), "{text}");
-        assert!(text.contains(r#"verigram_build_info{sender="sandbox",store="memory",version="0.1.0"} 1"#));
+        assert!(text.contains(r#"verigram_rate_limited_total{limit="wrong_checks"} 0"#), "{text}");
+        assert!(text.contains(r#"verigram_build_info{role="all",sender="sandbox",store="memory",version="0.1.0"} 1"#));
     }
 }

@@ -1,7 +1,7 @@
 //! Building the application from settings, and running it.
 
 use crate::api::{self, AppState};
-use crate::config::{SenderKind, Settings, StoreKind};
+use crate::config::{Role, SenderKind, Settings, StoreKind};
 use crate::delivery::pool::Pool;
 use crate::delivery::sandbox::SandboxInbox;
 use crate::delivery::telegram::transport::TelegramAccounts;
@@ -251,7 +251,12 @@ async fn build_services(
         SenderKind::Sandbox => AccountKind::Sandbox,
         SenderKind::Telegram => AccountKind::Telegram,
     };
-    metrics.describe(env!("CARGO_PKG_VERSION"), store.kind(), kind.as_str());
+    let role = match settings.server.role {
+        Role::All => "all",
+        Role::Api => "api",
+        Role::Worker => "worker",
+    };
+    metrics.describe(env!("CARGO_PKG_VERSION"), store.kind(), kind.as_str(), role);
     if kind == AccountKind::Sandbox {
         for id in &settings.sandbox.accounts {
             if store.add_account(&SenderAccount::new(id.clone(), AccountKind::Sandbox)).await? {

@@ -15,6 +15,7 @@ mod process;
 mod http;
 
 #[path = "api/helpers/keyspace.rs"]
+#[allow(dead_code)]
 mod keyspace;
 
 use process::Server;
@@ -150,7 +151,7 @@ async fn no_secret_reaches_the_logs_the_metrics_or_the_store() {
             .await
             .ok()?;
         let text = inbox.as_array()?.first()?["text"].as_str()?.to_owned();
-        text.split(|c: char| !c.is_ascii_digit()).filter(|s| s.len() == 8).last().map(str::to_owned)
+        text.split(|c: char| !c.is_ascii_digit()).rfind(|s| s.len() == 8).map(str::to_owned)
     })
     .await;
     codes.push(generated.clone());

@@ -19,6 +19,8 @@ use subtle::ConstantTimeEq;
 pub fn scope() -> Scope {
     web::scope("/admin/v1")
         .app_data(web::PayloadConfig::new(64 * 1024))
+        // A query string that does not parse is the client's mistake, answered like the rest.
+        .app_data(web::QueryConfig::default().error_handler(|e, _| AdminError::Invalid(e.to_string()).into()))
         .route("/tenants", web::post().to(create_tenant))
         .route("/tenants", web::get().to(list_tenants))
         .route("/tenants/{id}", web::get().to(get_tenant))
@@ -61,7 +63,7 @@ pub enum AdminError {
 }
 
 impl AdminError {
-    fn code(&self) -> &'static str {
+    pub(super) fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
@@ -86,9 +88,17 @@ impl ResponseError for AdminError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .json(serde_json::json!({"error": self.code(), "message": self.to_string()}))
+        HttpResponse::build(self.status_code()).json(ErrorBody { error: self.code(), message: &self.to_string() })
     }
+}
+
+/// The body of every admin (and sandbox) error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ErrorBody<'a> {
+    /// What kind of error: fixed by the HTTP status.
+    pub(super) error: &'a str,
+    /// For people: what was wrong.
+    pub(super) message: &'a str,
 }
 
 impl From<TenantError> for AdminError {
@@ -163,12 +173,16 @@ fn tenant_id(raw: &str) -> Result<TenantId, AdminError> {
     TenantId::parse(raw).map_err(|_| AdminError::NotFound("no such tenant".into()))
 }
 
-#[derive(Serialize)]
-struct TenantView {
+/// A tenant: a business that calls the Gateway API.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Tenant)]
+pub(super) struct TenantView {
+    #[schema(format = "uuid")]
     id: String,
     name: String,
     balance: Credits,
     settings: TenantSettings,
+    /// Unix seconds.
     created_at: i64,
 }
 
@@ -184,15 +198,26 @@ impl From<Tenant> for TenantView {
     }
 }
 
-#[derive(Serialize)]
-struct TokenView {
+/// An API token's record (never the token itself).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Token)]
+pub(super) struct TokenView {
+    #[schema(example = "tok_0123456789abcdef")]
     id: String,
+    /// Neither revoked nor past `expires_at`.
     active: bool,
+    /// Unix seconds.
     created_at: i64,
+    /// Unix seconds: when a rotated-away token stops working.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     expires_at: Option<i64>,
+    /// Unix seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     revoked_at: Option<i64>,
+    /// Client addresses (CIDR blocks) the token may be used from; empty: anywhere.
+    #[schema(value_type = Vec<String>, example = json!(["203.0.113.0/24"]))]
     ip_allow: Vec<IpNet>,
 }
 
@@ -208,8 +233,9 @@ fn token_view(t: &TokenRecord, state: &AppState) -> TokenView {
 }
 
 /// A token shown once: its text beside its record.
-#[derive(Serialize)]
-struct IssuedToken {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct IssuedToken {
+    /// The API token: shown only here.
     token: String,
     token_id: String,
     #[serde(flatten)]
@@ -220,15 +246,21 @@ fn issued(token: &ApiToken, record: &TokenRecord, state: &AppState) -> IssuedTok
     IssuedToken { token: token.expose().to_owned(), token_id: record.id.clone(), record: token_view(record, state) }
 }
 
-#[derive(Serialize)]
-struct LedgerView {
+/// One line of a tenant's balance history.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LedgerEntry)]
+pub(super) struct LedgerView {
+    /// Unix seconds.
     at: i64,
     kind: crate::domain::LedgerKind,
+    /// Signed change of the balance: a charge is negative.
     amount: Credits,
     balance_after: Credits,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     request_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     note: Option<String>,
 }
 
@@ -251,17 +283,26 @@ fn parse_phone(p: Option<String>) -> Result<Option<PhoneNumber>, AdminError> {
         .transpose()
 }
 
-#[derive(Deserialize)]
+/// A new tenant. Absent settings fall back to the server's configuration.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateTenant {
+pub(super) struct CreateTenant {
+    /// 1 to 128 bytes (surrounding spaces are trimmed).
+    #[schema(min_length = 1, max_length = 128, example = "Acme")]
     name: String,
+    /// The opening balance (not negative; default 0).
     #[serde(default)]
     balance: Option<Credits>,
+    /// The tenant's own number (E.164): sends to it are free.
     #[serde(default)]
+    #[schema(pattern = r"^(\+?[1-9][0-9]{7,14})?$")]
     phone_number: Option<String>,
+    /// Price of one message (not negative), over the server's price table.
     #[serde(default)]
     price: Option<Credits>,
+    /// Wrong codes allowed per request.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10)]
     max_attempts: Option<u8>,
     #[serde(default)]
     templates: BTreeMap<String, String>,
@@ -287,18 +328,22 @@ async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -
     };
     let new = NewTenant { name: body.name, balance: body.balance.unwrap_or_default(), settings };
     let (tenant, token, record) = state.services.create_tenant(new).await?;
-    #[derive(Serialize)]
-    struct Created {
-        #[serde(flatten)]
-        tenant: TenantView,
-        token: String,
-        token_id: String,
-    }
     Ok(HttpResponse::Created().json(Created {
         tenant: tenant.into(),
         token: token.expose().to_owned(),
         token_id: record.id,
     }))
+}
+
+/// A new tenant, with its first API token (shown once).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TenantCreated)]
+pub(super) struct Created {
+    #[serde(flatten)]
+    tenant: TenantView,
+    /// The API token: shown only here.
+    token: String,
+    token_id: String,
 }
 
 async fn list_tenants(_: Admin, state: web::Data<AppState>) -> AdminResult {
@@ -334,24 +379,32 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+/// A partial update of a tenant's settings: an absent field is left alone, `null` clears it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateTenant {
+pub(super) struct UpdateTenant {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Credits>)]
     price: Option<Option<Credits>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 10)]
     max_attempts: Option<Option<u8>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, pattern = r"^(\+?[1-9][0-9]{7,14})?$")]
     phone_number: Option<Option<String>>,
     /// Replaces the tenant's templates (`null` or `{}` removes them).
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     templates: Option<Option<BTreeMap<String, String>>>,
     /// Replaces the tenant's own rate limits (`null` or `{}`: the server's apply).
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BTreeMap<crate::domain::LimitKind, crate::domain::Rate>>)]
     limits: Option<Option<BTreeMap<crate::domain::LimitKind, crate::domain::Rate>>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<crate::domain::CountryRule>)]
     countries: Option<Option<crate::domain::CountryRule>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Credits>)]
     daily_spend_cap: Option<Option<Credits>>,
 }
 
@@ -370,22 +423,33 @@ async fn update_tenant(_: Admin, id: web::Path<String>, body: web::Bytes, state:
     Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
 }
 
-#[derive(Deserialize)]
+/// Money added (or, negative, taken): never to a balance below zero.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddCredit {
+pub(super) struct AddCredit {
+    /// Not zero.
     amount: Credits,
+    /// Kept in the ledger (at most 256 characters are kept).
     #[serde(default)]
     note: Option<String>,
+}
+
+/// The balance after a change.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Balance {
+    balance: Credits,
 }
 
 async fn add_credit(_: Admin, id: web::Path<String>, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
     let body: AddCredit = json_object(&body)?;
     let balance = state.services.add_credit(&tenant_id(&id)?, body.amount, body.note).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "balance": balance })))
+    Ok(HttpResponse::Ok().json(Balance { balance }))
 }
 
-#[derive(Deserialize)]
-struct LedgerQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct LedgerQuery {
+    /// At most this many entries (default 100, at most 10,000).
     limit: Option<usize>,
 }
 
@@ -401,11 +465,15 @@ async fn ledger(
     Ok(HttpResponse::Ok().json(entries))
 }
 
-#[derive(Deserialize)]
+/// A send to explain: to which number, from which client address, with which token.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExplainLimits {
+pub(super) struct ExplainLimits {
+    #[schema(pattern = r"^\+?[1-9][0-9]{7,14}$", example = "+15551234567")]
     phone_number: String,
+    /// An IPv4 or IPv6 address.
     #[serde(default)]
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
     ip: Option<std::net::IpAddr>,
     #[serde(default)]
     token_id: Option<String>,
@@ -420,12 +488,14 @@ async fn explain_limits(_: Admin, id: web::Path<String>, body: web::Bytes, state
 }
 
 /// A dead letter as operators see it (never its signing key).
-#[derive(Serialize)]
-struct DeadReportView {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DeadReport)]
+pub(super) struct DeadReportView {
     id: String,
     request_id: String,
     url: String,
     /// The report's JSON body, as it would be sent.
+    #[schema(value_type = Object)]
     body: serde_json::Value,
     attempts: u32,
     last_error: Option<String>,
@@ -455,7 +525,14 @@ async fn dead_reports(_: Admin, id: web::Path<String>, state: web::Data<AppState
 async fn replay_dead_report(_: Admin, path: web::Path<(String, String)>, state: web::Data<AppState>) -> AdminResult {
     let (id, dead) = path.into_inner();
     state.services.replay_dead_report(&tenant_id(&id)?, &dead).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "replayed": dead })))
+    Ok(HttpResponse::Ok().json(Replayed { replayed: dead }))
+}
+
+/// A dead letter sent again, and acknowledged.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Replayed {
+    /// The dead letter's id.
+    replayed: String,
 }
 
 async fn list_tokens(_: Admin, id: web::Path<String>, state: web::Data<AppState>) -> AdminResult {
@@ -464,10 +541,12 @@ async fn list_tokens(_: Admin, id: web::Path<String>, state: web::Data<AppState>
     Ok(HttpResponse::Ok().json(views))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct IssueToken {
+pub(super) struct IssueToken {
+    /// Client addresses (CIDR blocks) the token may be used from; empty: anywhere.
     #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["203.0.113.0/24"]))]
     ip_allow: Vec<IpNet>,
 }
 
@@ -477,10 +556,10 @@ async fn issue_token(_: Admin, id: web::Path<String>, body: web::Bytes, state: w
     Ok(HttpResponse::Created().json(issued(&token, &record, &state)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateToken {
-    /// Seconds the old token keeps working.
+pub(super) struct RotateToken {
+    /// Seconds the old token keeps working (default `tokens.rotation_overlap`).
     #[serde(default)]
     overlap: Option<u64>,
 }
@@ -494,14 +573,16 @@ async fn rotate_token(
     let (id, token_id) = path.into_inner();
     let overlap = optional_json::<RotateToken>(&body)?.overlap.map(Duration::from_secs);
     let (token, record, old) = state.services.rotate_token(&tenant_id(&id)?, &token_id, overlap).await?;
-    #[derive(Serialize)]
-    struct Rotated {
-        #[serde(flatten)]
-        new: IssuedToken,
-        previous: TokenView,
-    }
     Ok(HttpResponse::Created()
         .json(Rotated { new: issued(&token, &record, &state), previous: token_view(&old, &state) }))
+}
+
+/// The successor token (shown once) and the old token's record.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Rotated {
+    #[serde(flatten)]
+    new: IssuedToken,
+    previous: TokenView,
 }
 
 async fn revoke_token(_: Admin, path: web::Path<(String, String)>, state: web::Data<AppState>) -> AdminResult {
@@ -510,9 +591,11 @@ async fn revoke_token(_: Admin, path: web::Path<(String, String)>, state: web::D
     Ok(HttpResponse::Ok().json(token_view(&token, &state)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct IpAllow {
+pub(super) struct IpAllow {
+    /// Client addresses (CIDR blocks) the token may be used from; empty: anywhere.
+    #[schema(value_type = Vec<String>, example = json!(["203.0.113.0/24"]))]
     ip_allow: Vec<IpNet>,
 }
 
@@ -528,9 +611,10 @@ async fn set_ip_allow(
     Ok(HttpResponse::Ok().json(token_view(&token, &state)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PutSender {
+pub(super) struct PutSender {
+    /// Whether the channel is verified (default `false`).
     #[serde(default)]
     verified: bool,
 }
@@ -569,15 +653,19 @@ async fn delivery_backlog(_: Admin, state: web::Data<AppState>) -> AdminResult {
     Ok(HttpResponse::Ok().json(state.services.delivery_backlog().await?))
 }
 
-#[derive(Deserialize)]
+/// A sender account to add to the pool.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddAccount {
+pub(super) struct AddAccount {
+    /// 1-64 of `A-Z a-z 0-9 _ -`.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "sandbox1")]
     id: String,
     kind: crate::domain::AccountKind,
     /// Telegram accounts: the `api_id` from my.telegram.org and the account's phone number.
     #[serde(default)]
     api_id: Option<i32>,
     #[serde(default)]
+    #[schema(pattern = r"^(\+?[1-9][0-9]{7,14})?$")]
     phone_number: Option<String>,
     /// Development: the address of a local peer (`verigram dev-telegram`) the account lives on.
     #[serde(default)]
@@ -606,9 +694,10 @@ async fn add_account(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> 
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PauseAccount {
+pub(super) struct PauseAccount {
+    /// Why (kept as the account's `reason`; at most 256 characters are kept).
     #[serde(default)]
     note: Option<String>,
 }
@@ -624,5 +713,12 @@ async fn resume_account(_: Admin, id: web::Path<String>, state: web::Data<AppSta
 
 async fn remove_account(_: Admin, id: web::Path<String>, state: web::Data<AppState>) -> AdminResult {
     state.services.remove_account(&id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "removed": id.as_str() })))
+    Ok(HttpResponse::Ok().json(Removed { removed: id.into_inner() }))
+}
+
+/// A sender account removed from the pool.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Removed {
+    /// The account's id.
+    removed: String,
 }

@@ -24,6 +24,14 @@ pub(super) enum GatewayMethod {
 }
 
 impl GatewayMethod {
+    /// Every method, in the spec's order.
+    pub(super) const ALL: [GatewayMethod; 4] = [
+        Self::SendVerificationMessage,
+        Self::CheckSendAbility,
+        Self::CheckVerificationStatus,
+        Self::RevokeVerificationMessage,
+    ];
+
     /// The method's name as the spec writes it.
     pub(super) fn as_str(self) -> &'static str {
         match self {

@@ -6,6 +6,7 @@ pub mod error;
 mod gateway;
 mod health;
 mod metrics;
+mod openapi;
 mod params;
 mod sandbox;
 
@@ -38,7 +39,8 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     cfg.app_data(state.clone())
         .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/openapi.json", web::get().to(openapi::serve));
     if state.services.settings.metrics.own_listener().is_none() {
         cfg.route("/metrics", web::get().to(metrics::scrape));
     }
@@ -53,6 +55,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
         cfg.route("/{method}", web::route().to(gateway::dispatch));
     }
     cfg.default_service(web::route().to(gateway::unknown_method));
+}
+
+/// The OpenAPI document of the HTTP API, as pretty JSON (`verigram openapi`).
+pub fn openapi_json() -> Result<String, serde_json::Error> {
+    openapi::document().to_pretty_json()
 }
 
 /// The separate metrics listener's routes (`metrics.listen`).

@@ -5,26 +5,72 @@ use super::AppState;
 use crate::delivery::sandbox::{InboxMessage, InboxStatus, ReadOutcome};
 use crate::domain::{DeliveryStatus, PhoneNumber};
 use actix_web::{web, HttpResponse, Scope};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 const PAGE_SIZE: usize = 100;
 
 pub fn scope() -> Scope {
     web::scope("/sandbox")
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            let response = error(actix_web::http::StatusCode::BAD_REQUEST, "invalid", &e.to_string());
+            actix_web::error::InternalError::from_response(e, response).into()
+        }))
         .route("", web::get().to(page))
         .route("/", web::get().to(page))
         .route("/v1/messages", web::get().to(messages))
         .route("/v1/messages/{request_id}/read", web::post().to(read))
 }
 
-#[derive(Deserialize)]
-struct MessagesQuery {
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct MessagesQuery {
+    /// Only messages to this number (E.164, with or without `+`); without it, the newest
+    /// messages to anyone.
+    #[param(pattern = r"^(\+?[1-9][0-9]{7,14})?$")]
     phone_number: Option<String>,
 }
 
+/// A message the sandbox delivered, as the recipient's device shows it.
+#[derive(utoipa::ToSchema)]
+#[schema(as = InboxMessage)]
+#[allow(dead_code)] // Describes `delivery::sandbox::InboxMessage`'s JSON; tests/openapi.rs checks real answers.
+pub(super) struct InboxMessageDoc {
+    request_id: String,
+    /// Digits only.
+    phone_number: String,
+    /// The message as the user sees it, code included (deleted messages show no text).
+    text: String,
+    status: InboxStatusDoc,
+    message_id: i64,
+    /// Unix seconds.
+    sent_at: i64,
+}
+
+/// What the recipient's device shows of a message.
+#[derive(utoipa::ToSchema)]
+#[schema(as = InboxStatus)]
+#[allow(dead_code)] // Describes `delivery::sandbox::InboxStatus`'s JSON; tests/openapi.rs checks real answers.
+pub(super) enum InboxStatusDoc {
+    #[schema(rename = "delivered")]
+    Delivered,
+    #[schema(rename = "read")]
+    Read,
+    #[schema(rename = "deleted")]
+    Deleted,
+}
+
+/// The answer of a read: the message is read (now, or it already was).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ReadAnswer {
+    ok: bool,
+    #[schema(value_type = String, pattern = "^read$")]
+    status: &'static str,
+}
+
+const READ: ReadAnswer = ReadAnswer { ok: true, status: "read" };
+
 fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({"error": code, "message": message}))
+    HttpResponse::build(status).json(super::admin::ErrorBody { error: code, message })
 }
 
 /// `GET /sandbox/v1/messages?phone_number=DIGITS`: messages to that number, newest first
@@ -58,14 +104,14 @@ async fn read(path: web::Path<String>, state: web::Data<AppState>) -> HttpRespon
     match inbox.read(&path) {
         ReadOutcome::Read(tenant, id) => {
             match state.services.record_delivery(&tenant, id, DeliveryStatus::Read).await {
-                Ok(()) => HttpResponse::Ok().json(json!({"ok": true, "status": "read"})),
+                Ok(()) => HttpResponse::Ok().json(READ),
                 Err(e) => {
                     tracing::error!(error = &e as &dyn std::error::Error, "could not record a sandbox read");
                     error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the read could not be recorded")
                 }
             }
         }
-        ReadOutcome::AlreadyRead => HttpResponse::Ok().json(json!({"ok": true, "status": "read"})),
+        ReadOutcome::AlreadyRead => HttpResponse::Ok().json(READ),
         ReadOutcome::Deleted => error(StatusCode::CONFLICT, "deleted", "the message was deleted"),
         ReadOutcome::NotFound => error(StatusCode::NOT_FOUND, "not_found", "no such message in the sandbox inbox"),
     }

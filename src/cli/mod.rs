@@ -49,6 +49,8 @@ pub enum Command {
         #[arg(long = "user")]
         users: Vec<String>,
     },
+    /// Print the OpenAPI 3.1 document of the HTTP API (the one served at /openapi.json).
+    Openapi,
     /// Inspect configuration.
     Config {
         #[command(subcommand)]
@@ -276,6 +278,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config { command: ConfigCommand::Check { config } } => {
             let settings = Settings::load(config.as_deref())?;
             println!("configuration OK: {}", settings.summary());
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", crate::api::openapi_json()?);
             Ok(())
         }
         Command::Config { command: ConfigCommand::Defaults } => {

@@ -194,6 +194,7 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
         phone: record.phone.clone(),
         text: templates::render(&s.settings.templates, &tenant_templates, &record.phone, &service_name, &code),
     };
+    let created_at = record.created_at;
     let sent = s.sender.send(message, now).await;
     let outcome = match &sent {
         Ok(_) => "sent",
@@ -220,6 +221,8 @@ async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
                 s.sender.delete(&job.tenant, current, &sent.account, sent.message_id).await;
             }
             if mine {
+                let waited = (sent_at.millis() - created_at.millis()).max(0);
+                s.metrics.send_delay.observe(waited as f64 / 1000.0);
                 tracing::info!(account = %sent.account, at_ms = sent_at.millis(), "message sent");
             }
             if let (true, Some(peer)) = (mine, sent.recipient) {

@@ -6,7 +6,7 @@ use super::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountKind {
     Sandbox,
@@ -23,7 +23,7 @@ impl AccountKind {
 }
 
 /// Where an account stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum AccountState {
     Active,
@@ -50,23 +50,26 @@ pub enum AccountFailure {
 
 /// What identifies a Telegram account to Telegram (its `api_hash` is needed only to sign in,
 /// and is never stored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TelegramIdentity {
     pub api_id: i32,
     /// The account's own number, digits only.
     pub phone: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A sender account of the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SenderAccount {
     pub id: String,
     pub kind: AccountKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub telegram: Option<TelegramIdentity>,
     #[serde(flatten)]
     pub state: AccountState,
     /// Why it is in its state (Telegram's error name, or the operator's note).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
     #[serde(default)]
     pub sent: u64,
@@ -80,6 +83,7 @@ pub struct SenderAccount {
     #[serde(default)]
     pub sent_today: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub last_sent_at: Option<Timestamp>,
 }
 

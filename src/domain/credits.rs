@@ -5,7 +5,13 @@ use std::fmt;
 
 /// An amount of money in micro-credits (1 credit = 1,000,000). Integer arithmetic only, so no
 /// charge or refund ever rounds money into or out of existence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, utoipa::ToSchema)]
+#[schema(
+    value_type = f64,
+    description = "An amount of credits as a JSON number (`0.01`; whole amounts as integers: `5`), exact to \
+                   6 fractional digits. Where the admin API reads one, a decimal string (`\"0.01\"`) is accepted too.",
+    example = 0.01
+)]
 pub struct Credits(i64);
 
 pub const MICROS_PER_CREDIT: i64 = 1_000_000;

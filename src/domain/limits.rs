@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// `rate` requests per `per` seconds, `burst` of them at once. A `rate` of 0 switches the
 /// limit off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rate {
     pub rate: u32,
@@ -40,7 +40,7 @@ impl Rate {
 }
 
 /// What is limited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
     /// All the tenant's sends.
@@ -65,6 +65,18 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
+    pub const ALL: [LimitKind; 9] = [
+        LimitKind::Tenant,
+        LimitKind::TenantDaily,
+        LimitKind::Token,
+        LimitKind::Phone,
+        LimitKind::Country,
+        LimitKind::Ip,
+        LimitKind::WrongChecks,
+        LimitKind::DailySpend,
+        LimitKind::CountrySpend,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LimitKind::Tenant => "tenant",

@@ -39,7 +39,9 @@ impl fmt::Display for RequestId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where the message is: `sent` (handed to Telegram), `delivered`, `read`, `expired` (not
+/// delivered within `ttl`; refunded), `revoked`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Sent,
@@ -49,7 +51,9 @@ pub enum DeliveryStatus {
     Revoked,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// What the checks of the code found: `code_valid`, `code_invalid`, `code_max_attempts_exceeded`,
+/// `expired` (the code's validity ended, or the request was revoked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VerificationStatus {
     CodeValid,
@@ -359,28 +363,49 @@ impl RequestRecord {
 }
 
 /// The Gateway's `RequestStatus` object. Fields that do not apply are omitted, never `null`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = RequestStatus)]
 pub struct RequestStatusView {
+    /// The request's id: a decimal number below 2^63, scoped to the tenant.
+    #[schema(pattern = "^[0-9]{1,19}$", example = "923583492968596")]
     pub request_id: String,
+    /// The recipient's number, digits only (no `+`).
+    #[schema(pattern = "^[1-9][0-9]{7,14}$", example = "15551234567")]
     pub phone_number: String,
+    /// What the request cost (0 for the tenant's own number).
     pub request_cost: Credits,
+    /// `true` once the fee was refunded (not delivered within `ttl`); otherwise absent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub is_refunded: Option<bool>,
+    /// The balance after this call: present only when this call charged.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub remaining_balance: Option<Credits>,
+    /// Absent while the message is queued (and for `checkSendAbility`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub delivery_status: Option<StatusView<DeliveryStatus>>,
+    /// Absent until a code was checked, the code expired or the request was revoked.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub verification_status: Option<StatusView<VerificationStatus>>,
+    /// The `payload` the send carried.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 128)]
     pub payload: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A status and when it was reached.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StatusView<S> {
     pub status: S,
+    /// Unix seconds.
     pub updated_at: i64,
+    /// The code the check that produced this status evaluated (verification only, and only in
+    /// the answer of that check).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub code_entered: Option<String>,
 }
 

@@ -48,17 +48,20 @@ pub struct Tenant {
 
 /// What a tenant may change about how its requests are handled. Absent values fall back to
 /// the server's configuration.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// Price of one message, overriding the server's price table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub price: Option<Credits>,
     /// Wrong codes allowed per request, 1–10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, maximum = 10)]
     pub max_attempts: Option<u8>,
     /// The tenant's own number: sends to it are free.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "phone_serde")]
+    #[schema(value_type = Option<String>, nullable = false, pattern = "^[1-9][0-9]{7,14}$")]
     pub phone_number: Option<PhoneNumber>,
     /// Channel usernames the tenant may send on behalf of, and whether each is verified.
     #[serde(default)]
@@ -71,14 +74,16 @@ pub struct TenantSettings {
     pub limits: BTreeMap<super::LimitKind, super::Rate>,
     /// Which destination countries (calling codes) the tenant may send to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub countries: Option<CountryRule>,
     /// At most this much spent a day (UTC), across all sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub daily_spend_cap: Option<Credits>,
 }
 
 /// Destination countries by calling code: only these, or all but these.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum CountryRule {
     Allow(Vec<u16>),
@@ -94,7 +99,7 @@ impl CountryRule {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SenderRegistration {
     pub verified: bool,
@@ -171,7 +176,9 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `charge` (a request's fee), `refund` (a fee returned: not delivered within `ttl`), `credit`
+/// (money added or taken by an operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
     /// A request's fee.

@@ -188,31 +188,36 @@ impl Services {
 }
 
 /// One limit or budget as it stands for a given call, and what it would do to it now.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct LimitExplained {
+    #[schema(value_type = crate::domain::LimitKind)]
     pub limit: &'static str,
     /// `rate` per `per` seconds, `burst` at once; for spend budgets `rate` is the cap in
     /// micro-credits a window of `per` seconds.
     pub rate: Rate,
     /// Calls that would pass now (rate limits), or micro-credits spent this window (budgets).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub remaining: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub spent_micros: Option<i64>,
     /// Watch-only budgets never refuse.
     pub blocking: bool,
-    /// `Some(seconds)` when this one would refuse the call now.
+    /// Seconds to wait, when this one would refuse the call now.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub retry_after: Option<u64>,
 }
 
 /// What `POST /admin/v1/tenants/{id}/limits/explain` answers.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     /// Whether a send to the number (from the address, with the token) would pass now.
     pub allowed: bool,
     /// Why not, when it would not.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
     /// The fee a send would cost (0 for the tenant's own number).
     pub fee: Credits,
