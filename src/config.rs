@@ -501,7 +501,7 @@ impl Settings {
         let store = self.store_kind();
         if store.is_none() {
             problems.push(format!(
-                "store.url: unsupported URL {:?}: use memory://, redis://, rediss:// or redis+unix://",
+                "store.url: unsupported URL {:?}: use memory://, redis://, rediss://, redis+unix:// or redis+cluster://host:port,host:port,…",
                 redact_url(&self.store.url)
             ));
         }
@@ -527,7 +527,9 @@ impl Settings {
         let url = self.store.url.as_str();
         if url == "memory://" || url == "memory" {
             Some(StoreKind::Memory)
-        } else if ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|p| url.starts_with(p)) {
+        } else if ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|p| url.starts_with(p))
+            || crate::store::cluster_seeds(url).is_ok()
+        {
             Some(StoreKind::Redis)
         } else {
             None
@@ -614,7 +616,19 @@ pub fn redact_url(url: &str) -> String {
             let _ = u.set_password(Some("***"));
             u.to_string()
         }
-        _ => url.to_owned(),
+        // A URL the parser does not take (a cluster's list of nodes): mask what sits between
+        // the user's `:` and the last `@` of the authority, by hand.
+        _ => match url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((auth, hosts)) => {
+                    let user = auth.split_once(':').map_or(auth, |(user, _)| user);
+                    let masked = if auth.contains(':') { format!("{user}:***") } else { "***".to_owned() };
+                    format!("{scheme}://{masked}@{hosts}")
+                }
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        },
     }
 }
 

@@ -10,7 +10,7 @@
 //! - `{t:<tenant>}:jobs`     stream of delivery jobs, consumer group `delivery`
 //! - `{t:<tenant>}:due`      sorted set of timed tasks `<task>:<request id>` by due time (ms)
 //! - `verigram:tenants`      set of tenant ids (for listing; admin only)
-//! - `verigram:work`         set of tenants with jobs (advisory: written after the atomic step,
+//! - `{verigram}:work`       set of tenants with jobs (advisory: written after the atomic step,
 //!   removed only when the stream is seen empty, re-added by producers)
 //! - `{s:<account>}`         hash: `v` (version), `d` (sender account JSON)
 //! - `{s:<account>}:lease`   string: the process driving the account, expiring
@@ -18,7 +18,13 @@
 //! - `{s:<account>}:sent:<peer>` sorted set: `<tenant>|<request>` by message id, for read
 //!   receipts; expires after the request retention
 //! - `verigram:senders`      set of sender account ids
-//! - `verigram:due`          sorted set of tenants by their earliest task (advisory, likewise)
+//! - `{verigram}:due`        sorted set of tenants by their earliest task (advisory, likewise)
+//!
+//! The two advisory indexes share a hash tag, so one pipeline updates both on Redis Cluster.
+//!
+//! On Redis Cluster (`redis+cluster://host:port,host:port,…`) nothing changes but the
+//! connection: every script's keys share one hash tag (one slot), and every pipeline's keys
+//! one slot.
 
 use super::codec::{
     decode_dead_report, decode_ledger, decode_request, encode_dead_report, encode_ledger, encode_request,
@@ -28,14 +34,14 @@ use crate::domain::{
     Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount,
     SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::time::Duration;
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     scripts: Scripts,
     ledger_limit: usize,
 }
@@ -60,16 +66,88 @@ struct Scripts {
 /// means another writer succeeded, so this bounds the wait, not the correctness.
 const MAX_CAS_ATTEMPTS: usize = 64;
 const TENANTS: &str = "verigram:tenants";
-const WORK: &str = "verigram:work";
-const DUE: &str = "verigram:due";
+const WORK: &str = "{verigram}:work";
+const DUE: &str = "{verigram}:due";
 const GROUP: &str = "delivery";
 const SENDERS: &str = "verigram:senders";
 /// Shared by the scripts that queue jobs and schedule tasks.
 const SCHEDULE_LUA: &str = include_str!("lua/schedule.lua");
 
+/// One Redis node (through a reconnecting manager) or a cluster (through the cluster client,
+/// which follows `MOVED`/`ASK` and refreshes its slot map after a failover).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The scheme of a Redis Cluster URL: `redis+cluster://[user:password@]host:port,host:port,…`.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+/// The seed nodes of a cluster URL, each as a `redis://` URL with the credentials.
+pub fn cluster_seeds(url: &str) -> Result<Vec<String>, String> {
+    let rest = url.strip_prefix(CLUSTER_SCHEME).ok_or("not a redis+cluster:// URL")?;
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
+    if hosts.contains('/') || hosts.contains('?') {
+        return Err("a cluster URL names nodes only (a cluster has no database numbers)".into());
+    }
+    let seeds: Vec<String> =
+        hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(|h| format!("redis://{auth}{h}")).collect();
+    if seeds.is_empty() {
+        return Err("a cluster URL names at least one node".into());
+    }
+    for seed in &seeds {
+        url::Url::parse(seed).map_err(|_| "a node is not host:port".to_owned())?;
+    }
+    Ok(seeds)
+}
+
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped() {
+        use redis::{ErrorKind, ServerErrorKind};
+        // A cluster in the middle of a failover or a resharding, or a node still loading.
+        let transient_kind = e.is_cluster_error()
+            || matches!(
+                e.kind(),
+                ErrorKind::ClusterConnectionNotFound
+                    | ErrorKind::Server(
+                        ServerErrorKind::MasterDown | ServerErrorKind::ReadOnly | ServerErrorKind::BusyLoading
+                    )
+            );
+        if transient_kind || e.is_io_error() || e.is_timeout() || e.is_connection_refusal() || e.is_connection_dropped()
+        {
             StoreError::Unavailable(Box::new(e))
         } else {
             StoreError::Failed(Box::new(e))
@@ -114,13 +192,32 @@ impl RedisStore {
     /// manager reconnects on its own after a failure; operations in between answer
     /// `Unavailable`.
     pub async fn connect(url: &str, timeout: Duration, ledger_limit: usize) -> StoreResult<Self> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let conn = if url.starts_with(CLUSTER_SCHEME) {
+            let seeds = cluster_seeds(url).map_err(|why| StoreError::Failed(why.into()))?;
+            // Redirects (MOVED, ASK) and "try again" answers are followed at once or after a
+            // short wait; every attempt and the whole call stay within `timeout`.
+            let client = redis::cluster::ClusterClient::builder(seeds)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .overall_response_timeout(Some(timeout))
+                .retries(6)
+                .min_retry_wait(50)
+                .max_retry_wait(1000)
+                .build()?;
+            let connecting = client.get_async_connection();
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(conn) => Conn::Cluster(conn?),
+                Err(_) => return Err(StoreError::Unavailable("no cluster node answered in time".into())),
+            }
+        } else {
+            let client = redis::Client::open(url)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            Conn::Single(ConnectionManager::new_with_config(client, config).await?)
+        };
         Ok(Self {
             conn,
             scripts: Scripts {
@@ -142,8 +239,8 @@ impl RedisStore {
         })
     }
 
-    fn conn(&self) -> ConnectionManager {
-        // A clone shares the one multiplexed connection.
+    fn conn(&self) -> Conn {
+        // A clone shares the one multiplexed connection (or the cluster's connections).
         self.conn.clone()
     }
 
@@ -709,10 +806,17 @@ impl RedisStore {
     }
 
     pub async fn reschedule_due(&self, task: &DueTask, at: Timestamp) -> StoreResult<()> {
-        let mut pipe = redis::pipe();
         let member = format!("{}:{}", task.task.as_str(), task.request);
-        pipe.cmd("ZADD").arg(due_key(&task.tenant)).arg("XX").arg(at.millis()).arg(member).ignore();
-        // The index of tenants with timed tasks must see the earlier time too.
+        let _: i64 = redis::cmd("ZADD")
+            .arg(due_key(&task.tenant))
+            .arg("XX")
+            .arg(at.millis())
+            .arg(member)
+            .query_async(&mut self.conn())
+            .await?;
+        // The index of tenants with timed tasks must see the earlier time too (another slot
+        // on a cluster: a pipeline of its own).
+        let mut pipe = redis::pipe();
         pipe.cmd("ZADD").arg(DUE).arg("LT").arg(at.millis()).arg(task.tenant.as_str()).ignore();
         pipe.cmd("ZADD").arg(DUE).arg("NX").arg(at.millis()).arg(task.tenant.as_str()).ignore();
         let () = pipe.query_async(&mut self.conn()).await?;
@@ -957,4 +1061,36 @@ fn decode_tenant(id: TenantId, fields: &HashMap<String, String>) -> StoreResult<
         settings: serde_json::from_str(field("settings")?).map_err(|_| corrupt())?,
         created_at: Timestamp::from_millis(field("created_at")?.parse().map_err(|_| corrupt())?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cluster_seeds;
+    use crate::config::redact_url;
+
+    #[test]
+    fn a_cluster_url_names_its_seed_nodes_with_their_credentials() {
+        assert_eq!(
+            cluster_seeds("redis+cluster://10.0.0.1:6379,10.0.0.2:6380").unwrap(),
+            ["redis://10.0.0.1:6379", "redis://10.0.0.2:6380"]
+        );
+        assert_eq!(
+            cluster_seeds("redis+cluster://app:s3cret@h1:7000, h2:7001/").unwrap(),
+            ["redis://app:s3cret@h1:7000", "redis://app:s3cret@h2:7001"]
+        );
+    }
+
+    #[test]
+    fn a_cluster_url_has_no_database_and_at_least_one_node() {
+        assert!(cluster_seeds("redis+cluster://h1:7000/1").is_err());
+        assert!(cluster_seeds("redis+cluster://").is_err());
+        assert!(cluster_seeds("redis://h1:7000").is_err());
+    }
+
+    #[test]
+    fn a_cluster_url_is_shown_without_its_password() {
+        let shown = redact_url("redis+cluster://app:s3cret@h1:7000,h2:7001");
+        assert_eq!(shown, "redis+cluster://app:***@h1:7000,h2:7001");
+        assert!(!redact_url("redis+cluster://s3cret@h1:7000").contains("s3cret"));
+    }
 }

@@ -12,10 +12,7 @@ async fn healthz_and_readyz_answer(backend: Backend) {
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ok"}));
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let store = match app.backend {
-        Backend::Memory => "memory",
-        Backend::Redis => "redis",
-    };
+    let store = app.backend.store_kind();
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ready", "store": store}));
 }
 

@@ -106,6 +106,7 @@ async fn a_scripted_scenario_leaves_exact_counts(backend: Backend) {
     expect(&format!(r#"verigram_sends_accepted_total{{tenant="{tenant}"}}"#), 5.0);
     expect(r#"verigram_deliveries_total{outcome="sent"}"#, 3.0);
     expect(r#"verigram_deliveries_total{outcome="unreachable"}"#, 1.0);
+    expect("verigram_send_delay_seconds_count", 3.0);
     expect(r#"verigram_delivery_status_total{status="sent"}"#, 3.0);
     expect(r#"verigram_delivery_status_total{status="delivered"}"#, 3.0);
     expect(r#"verigram_delivery_status_total{status="read"}"#, 1.0);
@@ -135,9 +136,11 @@ async fn a_scripted_scenario_leaves_exact_counts(backend: Backend) {
     expect("verigram_jobs_reclaimed_total", 0.0);
     expect(r#"verigram_store_operation_duration_seconds_count{op="create_request"}"#, 5.0);
     expect("verigram_store_up", 1.0);
-    let store = if backend == Backend::Redis { "redis" } else { "memory" };
-    let build =
-        format!(r#"verigram_build_info{{sender="sandbox",store="{store}",version="{}"}}"#, env!("CARGO_PKG_VERSION"));
+    let store = backend.store_kind();
+    let build = format!(
+        r#"verigram_build_info{{role="all",sender="sandbox",store="{store}",version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
     expect(&build, 1.0);
     // Labels are bounded: no phone number, code or request id anywhere.
     for series in samples.keys() {

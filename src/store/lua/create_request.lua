@@ -17,6 +17,11 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0, 'tenant'}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
+  -- The same record (its id is random, its JSON has the creation time): this call was
+  -- already applied, and a cluster client sent it again after a lost connection.
+  if redis.call('HGET', KEYS[2], 'v') == '1' and redis.call('HGET', KEYS[2], 'd') == ARGV[2] then
+    return {1, tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')}
+  end
   return {0, 'exists'}
 end
 local fee = tonumber(ARGV[1])

@@ -12,7 +12,7 @@ use verigram::config::{ErrorStatus, Settings};
 use verigram::domain::ManualClock;
 use verigram::service::Services;
 use verigram::startup::Application;
-use verigram::test_support::{RedisServer, RedisServerError};
+use verigram::test_support::{RedisCluster, RedisServer, RedisServerError};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const PEPPER: &str = "test-pepper-0123456789abcdefghijklmnopqrstuv";
@@ -21,6 +21,23 @@ pub const PEPPER: &str = "test-pepper-0123456789abcdefghijklmnopqrstuv";
 pub enum Backend {
     Memory,
     Redis,
+    /// Redis Cluster: three primaries, three replicas.
+    Cluster,
+}
+
+impl Backend {
+    /// What `/readyz` and `verigram_build_info` call the store.
+    pub fn store_kind(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Redis | Backend::Cluster => "redis",
+        }
+    }
+
+    /// Redis, on one node or a cluster: Redis's clock for leases, real keys.
+    pub fn is_redis(self) -> bool {
+        self != Backend::Memory
+    }
 }
 
 /// A tenant made through the admin API, with its first token.
@@ -40,6 +57,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// The private Redis of a Redis-backed app (kept alive as long as the app).
     pub redis: Option<RedisServer>,
+    /// The private Redis Cluster of a cluster-backed app (kept alive as long as the app).
+    #[allow(dead_code)]
+    pub cluster: Option<RedisCluster>,
     pub services: Arc<Services>,
     pub backend: Backend,
     pub error_status: ErrorStatus,
@@ -74,7 +94,7 @@ pub async fn spawn_app_with_resolver(
     resolver: Arc<dyn verigram::callbacks::dispatch::HostResolver>,
 ) -> TestApp {
     let redis = match backend {
-        Backend::Memory => None,
+        Backend::Memory | Backend::Cluster => None,
         Backend::Redis => Some(RedisServer::start().unwrap_or_else(|e| match e {
             RedisServerError::NotInstalled => {
                 panic!("the Redis variant of this test needs redis-server on PATH (apt-get install redis-server): {e}")
@@ -82,7 +102,13 @@ pub async fn spawn_app_with_resolver(
             e => panic!("could not start a private redis-server: {e}"),
         })),
     };
-    let store_url = redis.as_ref().map_or_else(|| "memory://".to_owned(), RedisServer::url);
+    let cluster = (backend == Backend::Cluster)
+        .then(|| RedisCluster::start().unwrap_or_else(|e| panic!("could not start a private Redis Cluster: {e}")));
+    let store_url = match (&redis, &cluster) {
+        (Some(redis), _) => redis.url(),
+        (_, Some(cluster)) => cluster.url(),
+        _ => "memory://".to_owned(),
+    };
     let mut toml = String::new();
     set_key(&mut toml, "server.workers", "2");
     set_key(&mut toml, "admin.token", &format!("{ADMIN_TOKEN:?}"));
@@ -119,6 +145,7 @@ pub async fn spawn_app_with_resolver(
         admin_token: ADMIN_TOKEN.to_owned(),
         clock,
         redis,
+        cluster,
         services,
         backend,
         error_status,

@@ -37,8 +37,9 @@ where
     }
 }
 
-/// Runs each listed `async fn name(backend: Backend)` as two tests, `memory::name` and
-/// `redis::name`. Attributes before a name (`#[ignore = "…"]`) apply to both.
+/// Runs each listed `async fn name(backend: Backend)` as three tests, `memory::name`,
+/// `redis::name` and `cluster::name` (a local Redis Cluster of three primaries and three
+/// replicas). Attributes before a name (`#[ignore = "…"]`) apply to all.
 macro_rules! both_backends {
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         mod memory {
@@ -56,6 +57,15 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(crate::helpers::Backend::Redis).await
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                $(#[$meta])*
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::helpers::Backend::Cluster).await
                 }
             )*
         }
