@@ -1,5 +1,5 @@
-//! The store's contract, run on both backends: the same operations must mean the same thing
-//! on the embedded memory store and on Redis.
+//! The store's contract, run on every backend: the same operations must mean the same thing
+//! on the embedded memory store, on one Redis and on a Redis Cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -10,20 +10,36 @@ use verigram::domain::{
     VerificationStatus,
 };
 use verigram::store::{AdjustOutcome, Change, CreateOutcome, MemoryStore, RedisStore, Retention, Store};
-use verigram::test_support::RedisServer;
+use verigram::test_support::{RedisCluster, RedisServer};
 
 const RETENTION: Retention = Retention(Duration::from_secs(86_400));
 const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
+/// Which backend a contract test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Memory,
+    Redis,
+    /// Redis Cluster: three primaries, three replicas.
+    Cluster,
+}
+
+/// What keeps a store's server alive for the test.
+struct Backing {
+    redis: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
+}
+
 /// A store of the given kind, with whatever keeps it alive.
-async fn store(redis: bool) -> (Arc<Store>, Option<RedisServer>) {
-    if redis {
-        let server = RedisServer::start().expect("redis-server for the Redis tests");
-        let store = RedisStore::connect(&server.url(), Duration::from_secs(2), 1000).await.unwrap();
-        (Arc::new(Store::from(store)), Some(server))
-    } else {
-        (Arc::new(Store::from(MemoryStore::new(1000))), None)
-    }
+async fn store(kind: Kind) -> (Arc<Store>, Backing) {
+    let mut backing = Backing { redis: None, _cluster: None };
+    let url = match kind {
+        Kind::Memory => return (Arc::new(Store::from(MemoryStore::new(1000))), backing),
+        Kind::Redis => backing.redis.insert(RedisServer::start().expect("redis-server for the Redis tests")).url(),
+        Kind::Cluster => backing._cluster.insert(RedisCluster::start().expect("a local Redis Cluster")).url(),
+    };
+    let store = RedisStore::connect(&url, Duration::from_secs(2), 1000).await.unwrap();
+    (Arc::new(Store::from(store)), backing)
 }
 
 fn tenant(balance: i64) -> (Tenant, TokenRecord) {
@@ -83,14 +99,15 @@ fn charged(r: &RequestRecord) -> Change {
     Change { ledger: Some(ledger), ..Change::from(r.clone()) }
 }
 
-macro_rules! on_both_stores {
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
-        mod memory { $( #[tokio::test] async fn $name() { super::$name(false).await } )* }
-        mod redis { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(true).await } )* }
+        mod memory { $( #[tokio::test] async fn $name() { super::$name(super::Kind::Memory).await } )* }
+        mod redis { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Kind::Redis).await } )* }
+        mod cluster { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Kind::Cluster).await } )* }
     };
 }
 
-on_both_stores!(
+on_every_store!(
     tenants_and_settings_round_trip,
     requests_are_charged_atomically,
     concurrent_charges_never_overdraw,
@@ -107,8 +124,8 @@ on_both_stores!(
     limits_are_decided_together,
 );
 
-async fn tenants_and_settings_round_trip(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn tenants_and_settings_round_trip(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(1_000_000);
     store.create_tenant(&t, &token).await.unwrap();
     assert_eq!(store.tenant(&t.id).await.unwrap(), Some(t.clone()));
@@ -124,8 +141,8 @@ async fn tenants_and_settings_round_trip(redis: bool) {
     assert_eq!(ledger[0].balance_after, t.balance);
 }
 
-async fn requests_are_charged_atomically(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn requests_are_charged_atomically(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(15_000);
     store.create_tenant(&t, &token).await.unwrap();
     let r = request(10_000);
@@ -150,8 +167,8 @@ async fn requests_are_charged_atomically(redis: bool) {
     assert_eq!(missing, CreateOutcome::TenantNotFound);
 }
 
-async fn concurrent_charges_never_overdraw(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn concurrent_charges_never_overdraw(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(50_000);
     store.create_tenant(&t, &token).await.unwrap();
     let tasks: Vec<_> = (0..50)
@@ -175,8 +192,8 @@ async fn concurrent_charges_never_overdraw(redis: bool) {
     assert_eq!(charges, 5);
 }
 
-async fn optimistic_updates_serialize_concurrent_checks(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn optimistic_updates_serialize_concurrent_checks(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(0);
     store.create_tenant(&t, &token).await.unwrap();
     let r = request(0);
@@ -214,8 +231,8 @@ async fn optimistic_updates_serialize_concurrent_checks(redis: bool) {
     assert!(gone.is_none());
 }
 
-async fn balance_adjustments_never_go_negative(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn balance_adjustments_never_go_negative(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(1_000_000);
     store.create_tenant(&t, &token).await.unwrap();
     let entry = |micros| LedgerEntry {
@@ -250,8 +267,8 @@ async fn balance_adjustments_never_go_negative(redis: bool) {
     assert_eq!(store.ledger(&t.id, 1).await.unwrap()[0].balance_after, Credits::from_micros(big));
 }
 
-async fn tokens_are_found_until_withdrawn(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn tokens_are_found_until_withdrawn(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(0);
     store.create_tenant(&t, &token).await.unwrap();
     assert_eq!(store.find_token(&token.lookup_key).await.unwrap(), Some(token.clone()));
@@ -268,8 +285,8 @@ async fn tokens_are_found_until_withdrawn(redis: bool) {
     assert_eq!(store.find_token(&token.lookup_key).await.unwrap(), Some(expiring));
 }
 
-async fn requests_are_scoped_to_their_tenant(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn requests_are_scoped_to_their_tenant(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (a, ta) = tenant(0);
     let (b, tb) = tenant(0);
     store.create_tenant(&a, &ta).await.unwrap();
@@ -283,8 +300,8 @@ async fn requests_are_scoped_to_their_tenant(redis: bool) {
     assert!(touched.is_none());
 }
 
-async fn refunds_move_money_with_the_change(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn refunds_move_money_with_the_change(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
     let r = request(10_000);
@@ -305,8 +322,8 @@ async fn refunds_move_money_with_the_change(redis: bool) {
     assert_eq!(ledger[0].balance_after, Credits::from_micros(10_000));
 }
 
-async fn one_process_drives_an_account_at_a_time(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn one_process_drives_an_account_at_a_time(kind: Kind) {
+    let (store, _r) = store(kind).await;
     assert!(store.add_account(&SenderAccount::new("acct".into(), AccountKind::Sandbox)).await.unwrap());
     assert!(!store.add_account(&SenderAccount::new("acct".into(), AccountKind::Telegram)).await.unwrap(), "added once");
     let lease = Duration::from_millis(300);
@@ -326,8 +343,8 @@ async fn one_process_drives_an_account_at_a_time(redis: bool) {
     }
 }
 
-async fn account_updates_are_atomic(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn account_updates_are_atomic(kind: Kind) {
+    let (store, _r) = store(kind).await;
     store.add_account(&SenderAccount::new("acct".into(), AccountKind::Sandbox)).await.unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|i| {
@@ -355,8 +372,8 @@ async fn account_updates_are_atomic(redis: bool) {
     assert!(store.accounts().await.unwrap().is_empty());
 }
 
-async fn read_receipts_find_their_requests_once(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn read_receipts_find_their_requests_once(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let tenant = TenantId::generate();
     let (r1, r2, r3) = (RequestId::generate(), RequestId::generate(), RequestId::generate());
     let keep = Duration::from_secs(3600);
@@ -379,8 +396,8 @@ async fn read_receipts_find_their_requests_once(redis: bool) {
 /// step and the index write, a failover), the job waits until the repair puts it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_work_index_entry_is_repaired() {
-    let (store, server) = store(true).await;
-    let server = server.unwrap();
+    let (store, backing) = store(Kind::Redis).await;
+    let server = backing.redis.unwrap();
     let (t, token) = tenant(0);
     store.create_tenant(&t, &token).await.unwrap();
     let mut r = request(0);
@@ -419,8 +436,8 @@ fn reporting_request(reports: Vec<verigram::domain::PendingReport>) -> RequestRe
 /// A request with a `callback_url`: a status change queues a report of it (the status as it
 /// became) on the request, in the same step, and schedules the report task; a change with no
 /// status change queues nothing.
-async fn status_changes_queue_reports_with_the_change(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn status_changes_queue_reports_with_the_change(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
     let r = reporting_request(vec![]);
@@ -462,8 +479,8 @@ async fn status_changes_queue_reports_with_the_change(redis: bool) {
     assert!(store.request(&t.id, r.id, after).await.unwrap().is_none(), "gone once nothing waits");
 }
 
-async fn dead_letters_are_kept_listed_and_removed(redis: bool) {
-    let (store, _r) = store(redis).await;
+async fn dead_letters_are_kept_listed_and_removed(kind: Kind) {
+    let (store, _r) = store(kind).await;
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
     let r = reporting_request(vec![verigram::domain::PendingReport {
@@ -490,9 +507,9 @@ async fn dead_letters_are_kept_listed_and_removed(redis: bool) {
 
 /// Several limits in one decision: all pass and count, or nothing counts and the refusal names
 /// the limit with the longest wait; looking (`consume = false`) counts nothing.
-async fn limits_are_decided_together(redis: bool) {
+async fn limits_are_decided_together(kind: Kind) {
     use verigram::domain::{LimitCheck, LimitKind, Rate};
-    let (store, _r) = store(redis).await;
+    let (store, _r) = store(kind).await;
     let (t, _) = tenant(0);
     let phone = LimitCheck { kind: LimitKind::Phone, key: "p1".into(), rate: Rate { rate: 1, per: 60, burst: 2 } };
     let tenant_wide =
