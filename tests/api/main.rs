@@ -16,6 +16,7 @@ mod billing;
 mod check;
 mod concurrency;
 mod delivery;
+mod failover;
 mod hashing;
 mod health;
 mod lifecycle;
