@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use verigram::test_support::RedisServer;
+use verigram::test_support::{RedisCluster, RedisServer};
 
 const ADMIN_TOKEN: &str = "roles-test-admin-token-0123456789";
 const PEPPER: &str = "a-pepper-of-at-least-32-bytes-for-role-tests";
@@ -405,4 +405,101 @@ async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
     .await;
     let statuses: Vec<&str> = all.iter().map(|r| r["delivery_status"]["status"].as_str().unwrap_or("?")).collect();
     assert_eq!(statuses, ["sent", "sent", "delivered"], "the held report again, then the next, in order");
+}
+
+/// Issue 8: three processes (an API process, one that does both, a worker process) on a Redis
+/// Cluster share one set of limits, one queue, one pool of accounts and one outbox: a number
+/// limited to one send is refused by the second process it is sent through; every message
+/// goes out once, through one account driven by one process at a time; every status change of
+/// every request is reported in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_on_a_cluster_share_limits_the_queue_accounts_and_reports() {
+    let cluster = RedisCluster::start().expect("a local Redis Cluster");
+    three_processes_share_limits_the_queue_accounts_and_reports(&cluster.url()).await;
+}
+
+/// As above, on one Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_on_one_redis_share_limits_the_queue_accounts_and_reports() {
+    let redis = RedisServer::start().expect("redis-server for the Redis tests");
+    three_processes_share_limits_the_queue_accounts_and_reports(&redis.url()).await;
+}
+
+async fn three_processes_share_limits_the_queue_accounts_and_reports(store_url: &str) {
+    use std::sync::{Arc, Mutex};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cb", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let bodies = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let (body, stream) = http::read_body(stream);
+            bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            http::answer(stream, 200);
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nodes.toml");
+    std::fs::write(
+        &config,
+        "[pool]\nlease = 2\n[delivery]\nworkers = 1\nretry_initial = 1\n[sandbox.recipients]\n\"1555\" = { slow = { seconds = 1 } }\n",
+    )
+    .unwrap();
+    let env = [
+        ("VERIGRAM__LIMITS__PHONE__RATE", "1"),
+        ("VERIGRAM__LIMITS__PHONE__PER", "3600"),
+        ("VERIGRAM__LIMITS__PHONE__BURST", "1"),
+        ("VERIGRAM__CALLBACKS__ALLOW_HTTP", "true"),
+        ("VERIGRAM__CALLBACKS__ALLOW_PRIVATE_NETWORKS", "true"),
+    ];
+    let api = serve_with("api", store_url, &env, Some(&config));
+    let mixed = serve_with("all", store_url, &env, Some(&config));
+    let worker = serve_with("worker", store_url, &env, Some(&config));
+    let (_, token) = create_tenant(&api).await;
+
+    // One send per number per hour, wherever it is sent.
+    let params = |phone: &str| json!({"phone_number": phone, "code_length": 6, "callback_url": url});
+    let first = gateway(&api, "sendVerificationMessage", &token, params("+15557000001")).await;
+    assert_eq!(first["ok"], true, "{first}");
+    let again = gateway(&mixed, "sendVerificationMessage", &token, params("+15557000001")).await;
+    assert!(again["error"].as_str().is_some_and(|e| e.starts_with("FLOOD_WAIT_")), "{again}");
+
+    let mut ids = vec![first["result"]["request_id"].as_str().unwrap().to_owned()];
+    for (n, node) in [&api, &mixed, &api].into_iter().enumerate() {
+        let sent = gateway(node, "sendVerificationMessage", &token, params(&format!("+1555700001{n}"))).await;
+        assert_eq!(sent["ok"], true, "{sent}");
+        ids.push(sent["result"]["request_id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        wait_for_long(&format!("request {id} to be delivered"), || async {
+            (delivery_status(&mixed, &token, id).await.as_deref() == Some("delivered")).then_some(())
+        })
+        .await;
+    }
+    let mut sent: Vec<(i64, &str)> = Vec::new();
+    for (name, server) in [("mixed", &mixed), ("worker", &worker)] {
+        for line in server.logged_lines("message sent") {
+            sent.push((line["at_ms"].as_i64().unwrap(), name));
+        }
+    }
+    sent.sort();
+    assert_eq!(sent.len(), ids.len(), "each message sent once: {sent:?}");
+    for pair in sent.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= 950, "two sends through the one account overlapped: {sent:?}");
+    }
+    // Every request's `sent` then `delivered` report, whichever process sent them.
+    let reports = wait_for_long("two reports of every request", || async {
+        let all = got.lock().unwrap().clone();
+        ids.iter().all(|id| all.iter().filter(|r| r["request_id"] == id.as_str()).count() >= 2).then_some(all)
+    })
+    .await;
+    for id in &ids {
+        let statuses: Vec<&str> = reports
+            .iter()
+            .filter(|r| r["request_id"] == id.as_str())
+            .map(|r| r["delivery_status"]["status"].as_str().unwrap_or("?"))
+            .collect();
+        assert_eq!(statuses, ["sent", "delivered"], "request {id}: reports in order, each once");
+    }
 }
