@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use verigram::test_support::RedisServer;
 
 #[path = "common/process.rs"]
@@ -13,6 +13,10 @@ mod process;
 
 #[path = "common/http.rs"]
 mod http;
+
+#[path = "common/wait.rs"]
+mod wait;
+use wait::wait_up_to;
 
 #[path = "api/helpers/keyspace.rs"]
 #[allow(dead_code)]
@@ -57,21 +61,6 @@ async fn gateway(server: &Server, method: &str, token: &str, params: Value) -> (
     let id = response.headers().get("x-request-id").expect("every answer has X-Request-Id");
     let id = id.to_str().unwrap().to_owned();
     (id, response.json().await.unwrap())
-}
-
-async fn wait_up_to<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A receiver of delivery reports on loopback: records each body, answers `status` after

@@ -18,6 +18,10 @@ mod process;
 #[path = "common/http.rs"]
 mod http;
 
+#[path = "common/wait.rs"]
+mod wait;
+use wait::wait_up_to;
+
 use process::Server;
 
 /// Starts `verigram serve --role <role>` on the given Redis.
@@ -88,21 +92,6 @@ where
     wait_up_to(Duration::from_secs(30), what, probe).await
 }
 
-async fn wait_up_to<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The code in a message text: its last run of digits.
 fn code_in(text: &str) -> String {
     let digits: Vec<&str> = text.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).collect();
@@ -136,6 +125,22 @@ async fn delivery_status(api: &Server, token: &str, request_id: &str) -> Option<
     let s = gateway(api, "checkVerificationStatus", token, json!({"request_id": request_id})).await;
     assert_eq!(s["ok"], true, "{s}");
     s["result"].get("delivery_status").map(|d| d["status"].as_str().unwrap().to_owned())
+}
+
+/// The worker processes logged `expected` sends in all, through the one sandbox account whose
+/// recipients take a second each: sends that overlapped would end less than a second apart.
+fn assert_sent_once_one_at_a_time(workers: &[(&str, &Server)], expected: usize) {
+    let mut sent: Vec<(i64, &str)> = Vec::new();
+    for (name, server) in workers {
+        for line in server.logged_lines("message sent") {
+            sent.push((line["at_ms"].as_i64().unwrap(), name));
+        }
+    }
+    sent.sort();
+    assert_eq!(sent.len(), expected, "each message sent once: {sent:?}");
+    for pair in sent.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= 950, "two sends through one account overlapped: {sent:?}");
+    }
 }
 
 /// A tenant made through the admin API of `api`: (id, token).
@@ -326,18 +331,7 @@ async fn two_worker_processes_never_drive_one_account_at_once() {
         })
         .await;
     }
-    let mut sent: Vec<(i64, &str)> = Vec::new();
-    for (name, server) in [("a", &a), ("b", &b)] {
-        for line in server.logged_lines("message sent") {
-            sent.push((line["at_ms"].as_i64().unwrap(), name));
-        }
-    }
-    sent.sort();
-    assert_eq!(sent.len(), 4, "each message sent once: {sent:?}");
-    for pair in sent.windows(2) {
-        // Each send takes a second; overlapping sends would end less than a second apart.
-        assert!(pair[1].0 - pair[0].0 >= 950, "two sends through one account overlapped: {sent:?}");
-    }
+    assert_sent_once_one_at_a_time(&[("a", &a), ("b", &b)], 4);
 }
 
 /// Issue 5: "no report is lost when a process dies". A worker process is posting a delivery
@@ -477,17 +471,7 @@ async fn three_processes_share_limits_the_queue_accounts_and_reports(store_url: 
         })
         .await;
     }
-    let mut sent: Vec<(i64, &str)> = Vec::new();
-    for (name, server) in [("mixed", &mixed), ("worker", &worker)] {
-        for line in server.logged_lines("message sent") {
-            sent.push((line["at_ms"].as_i64().unwrap(), name));
-        }
-    }
-    sent.sort();
-    assert_eq!(sent.len(), ids.len(), "each message sent once: {sent:?}");
-    for pair in sent.windows(2) {
-        assert!(pair[1].0 - pair[0].0 >= 950, "two sends through the one account overlapped: {sent:?}");
-    }
+    assert_sent_once_one_at_a_time(&[("mixed", &mixed), ("worker", &worker)], ids.len());
     // Every request's `sent` then `delivered` report, whichever process sent them.
     let reports = wait_for_long("two reports of every request", || async {
         let all = got.lock().unwrap().clone();

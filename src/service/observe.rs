@@ -14,7 +14,6 @@ impl Services {
         }
         let now = self.clock.now();
         let read = async {
-            self.store.ping().await?;
             let backlog = self.store.delivery_backlog().await?;
             let accounts = self.store.accounts().await?;
             let tenants = self.store.tenants().await?;
