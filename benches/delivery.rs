@@ -1,5 +1,6 @@
 //! Delivery throughput: jobs per second through the durable queue and the sender pool to the
-//! sandbox sender, with 1, 2 and 4 workers, on the memory store and on Redis; and the time from
+//! sandbox sender, with 1, 2 and 4 workers, on the memory store, on Redis and on a Redis Cluster
+//! (three primaries, three replicas); and the time from
 //! accepting a send to `sent`. Then the same through the real Telegram sender (grammers over
 //! MTProto) to the local Telegram peer in this process, with one account and with four, beside
 //! the sandbox sender (memory store, pacing off).
@@ -25,7 +26,7 @@ use verigram::delivery::worker::{Outcome, Worker};
 use verigram::domain::{PhoneNumber, RequestId, SystemClock};
 use verigram::service::{Caller, SendCommand, Services};
 use verigram::startup::Application;
-use verigram::test_support::RedisServer;
+use verigram::test_support::{RedisCluster, RedisServer};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -153,6 +154,31 @@ async fn latency(store_url: &str, count: usize) -> anyhow::Result<(f64, f64)> {
     Ok((pct(0.5), pct(0.99)))
 }
 
+/// A fresh store of one kind: "memory", "redis" (one redis-server) or "cluster" (six nodes).
+enum Backing {
+    Memory,
+    Redis(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Backing {
+    fn start(kind: &str) -> anyhow::Result<Self> {
+        Ok(match kind {
+            "redis" => Self::Redis(RedisServer::start().context("redis-server")?),
+            "cluster" => Self::Cluster(RedisCluster::start().context("redis cluster")?),
+            _ => Self::Memory,
+        })
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Memory => "memory://".to_owned(),
+            Self::Redis(r) => r.url(),
+            Self::Cluster(c) => c.url(),
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let full = common::full_run();
     let jobs = if full { 5000 } else { 20 };
@@ -160,16 +186,15 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let mut table = String::from("| store | workers | jobs | jobs/s |\n|---|---:|---:|---:|\n");
     let mut latencies = String::from("| store | sends | accept → delivered p50 ms | p99 ms |\n|---|---:|---:|---:|\n");
-    for store in ["memory", "redis"] {
+    for store in ["memory", "redis", "cluster"] {
         for workers in [1, 2, 4] {
-            let redis = (store == "redis").then(RedisServer::start).transpose().context("redis-server")?;
-            let url = redis.as_ref().map_or_else(|| "memory://".to_owned(), RedisServer::url);
+            let backing = Backing::start(store)?;
             eprintln!("delivery: {store}, {workers} worker(s) …");
-            let rate = rt.block_on(drain(&url, jobs, workers))?;
+            let rate = rt.block_on(drain(&backing.url(), jobs, workers))?;
             writeln!(table, "| {store} | {workers} | {jobs} | {rate:.0} |")?;
         }
-        let redis = (store == "redis").then(RedisServer::start).transpose().context("redis-server")?;
-        let url = redis.as_ref().map_or_else(|| "memory://".to_owned(), RedisServer::url);
+        let backing = Backing::start(store)?;
+        let url = backing.url();
         let count = if full { 500 } else { 5 };
         let (p50, p99) = rt.block_on(latency(&url, count))?;
         writeln!(latencies, "| {store} | {count} | {p50:.0} | {p99:.0} |")?;

@@ -49,7 +49,7 @@ async fn sends_per_second(store_url: &str, limits_on: bool, sends: usize) -> any
     if limits_on {
         let cap = verigram::domain::Credits::parse("1000000").map_err(|_| anyhow::anyhow!("cap"))?;
         let patch = verigram::service::SettingsPatch { daily_spend_cap: Some(Some(cap)), ..Default::default() };
-        caller.tenant = services.update_settings(&caller.tenant.id, patch).await?;
+        caller.tenant = std::sync::Arc::new(services.update_settings(&caller.tenant.id, patch).await?);
     }
     let caller = Arc::new(caller);
     let started = Instant::now();

@@ -135,6 +135,8 @@ pub struct BillingSettings {
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     pub rotation_overlap: u64,
+    /// Milliseconds a process keeps a token and its tenant after reading them (0: off).
+    pub cache_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

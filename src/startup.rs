@@ -288,6 +288,7 @@ async fn build_services(
         metrics,
         clock,
         token_keys: TokenKeys::new(&pepper),
+        callers: crate::service::CallerCache::new(Duration::from_millis(settings.tokens.cache_ms)),
         reports: crate::callbacks::dispatch::Dispatcher::new(&settings.callbacks, resolver)?,
         report_slots: Arc::new(tokio::sync::Semaphore::new(REPORTS_IN_FLIGHT)),
         wake: Arc::new(tokio::sync::Notify::new()),

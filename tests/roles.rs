@@ -487,3 +487,37 @@ async fn three_processes_share_limits_the_queue_accounts_and_reports(store_url: 
         assert_eq!(statuses, ["sent", "delivered"], "request {id}: reports in order, each once");
     }
 }
+
+/// Issue 8 (performance): a process remembers a token and its tenant for `tokens.cache_ms`, so
+/// a revocation made through another process takes effect there within that time, and at once
+/// on the process that made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_one_process_is_refused_by_another_within_the_cache_time() {
+    let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
+    let store_url = redis_server.url();
+    let cache = [("VERIGRAM__TOKENS__CACHE_MS", "500")];
+    let (a, b) = (serve_with("api", &store_url, &cache, None), serve_with("api", &store_url, &cache, None));
+    let (tenant_id, token) = create_tenant(&a).await;
+    let status = json!({"phone_number": PHONE});
+    for server in [&a, &b] {
+        let answer = gateway(server, "checkSendAbility", &token, status.clone()).await;
+        assert_eq!(answer["ok"], true, "both processes know the token (and remember it): {answer}");
+    }
+    let (_, tokens) = get_json(format!("{}/admin/v1/tenants/{tenant_id}/tokens", a.url)).await;
+    let token_id = tokens[0]["id"].as_str().expect("a token id").to_owned();
+    let revoked = client()
+        .delete(format!("{}/admin/v1/tenants/{tenant_id}/tokens/{token_id}", a.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status().as_u16(), 200);
+
+    let refused = json!({"ok": false, "error": "ACCESS_TOKEN_INVALID"});
+    let answer = gateway(&a, "checkSendAbility", &token, status.clone()).await;
+    assert_eq!(answer, refused, "the process that revoked the token refuses it at once");
+    wait_up_to(Duration::from_secs(5), "the other process to refuse the revoked token", || async {
+        (gateway(&b, "checkSendAbility", &token, status.clone()).await == refused).then_some(())
+    })
+    .await;
+}

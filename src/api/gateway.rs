@@ -53,14 +53,31 @@ impl GatewayMethod {
     }
 }
 
+/// `/{method}`: a method's name in another case, or no method.
 pub async fn dispatch(
     req: HttpRequest,
     name: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let mode = state.error_status;
-    envelope::respond(handle(&req, &name, payload, &state).await, mode)
+    match GatewayMethod::parse(&name) {
+        Some(method) => dispatch_method(method, req, payload, state).await,
+        None => envelope::error(&GatewayError::UnknownMethod, state.error_status),
+    }
+}
+
+/// The method a response answered, for the request metrics (read by `api::labels`).
+pub(super) struct MethodLabel(pub &'static str);
+
+pub(super) async fn dispatch_method(
+    method: GatewayMethod,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let mut response = envelope::respond(handle(&req, method, payload, &state).await, state.error_status);
+    response.extensions_mut().insert(MethodLabel(method.as_str()));
+    response
 }
 
 /// Any path that is not a method (or a GET/POST to one) answers in the envelope too.
@@ -78,11 +95,10 @@ enum Answer {
 
 async fn handle(
     req: &HttpRequest,
-    name: &str,
+    method: GatewayMethod,
     payload: web::Payload,
     state: &AppState,
 ) -> Result<Answer, GatewayError> {
-    let method = GatewayMethod::parse(name).ok_or(GatewayError::UnknownMethod)?;
     if req.method() != Method::GET && req.method() != Method::POST {
         return Err(GatewayError::BadRequest);
     }

@@ -9,12 +9,14 @@ use crate::domain::{
 use crate::secrets::{ApiToken, CodeBinding};
 use crate::store::{Change, CreateOutcome, Scheduled, Task};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The tenant and token behind an authenticated call.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub tenant: Tenant,
-    pub token: TokenRecord,
+    /// Shared with the cache of callers (`tokens.cache_ms`): a call clones no settings.
+    pub tenant: Arc<Tenant>,
+    pub token: Arc<TokenRecord>,
     /// The client's address (behind a trusted proxy, the one it names), for the per-address limit.
     pub client: Option<IpAddr>,
 }
@@ -50,13 +52,21 @@ impl Services {
     /// Finds the caller of a Gateway method by its token.
     pub async fn authenticate(&self, token: &ApiToken, client: Option<IpAddr>) -> Result<Caller, ServiceError> {
         let now = self.clock.now();
-        let record = self
-            .store
-            .find_token(&self.token_keys.lookup_key(token))
-            .await?
-            .filter(|t| t.is_usable(now, client))
-            .ok_or(ServiceError::AccessTokenInvalid)?;
-        let tenant = self.store.tenant(&record.tenant).await?.ok_or(ServiceError::AccessTokenInvalid)?;
+        let key = self.token_keys.lookup_key(token);
+        let (record, tenant) = match self.callers.get(&key) {
+            Some(found) => found,
+            None => {
+                let record = Arc::new(self.store.find_token(&key).await?.ok_or(ServiceError::AccessTokenInvalid)?);
+                let tenant =
+                    Arc::new(self.store.tenant(&record.tenant).await?.ok_or(ServiceError::AccessTokenInvalid)?);
+                self.callers.put(&record, &tenant);
+                (record, tenant)
+            }
+        };
+        // Checked on every call, cached or not: an expiry takes effect on time.
+        if !record.is_usable(now, client) {
+            return Err(ServiceError::AccessTokenInvalid);
+        }
         Ok(Caller { tenant, token: record, client })
     }
 
@@ -225,6 +235,12 @@ impl Services {
         Ok(())
     }
 
+    /// The tenant's balance read now (the caller's may be up to `tokens.cache_ms` old).
+    async fn fresh_balance(&self, tenant: &TenantId) -> Result<Credits, ServiceError> {
+        let tenant = self.store.tenant(tenant).await?.ok_or(ServiceError::AccessTokenInvalid)?;
+        Ok(tenant.balance)
+    }
+
     pub(crate) fn fee(&self, tenant: &Tenant, phone: &PhoneNumber) -> Credits {
         if tenant.settings.is_own_number(phone) {
             Credits::ZERO
@@ -322,7 +338,7 @@ impl Services {
         let mut record = self.new_record(caller, cmd.phone.clone(), now, None);
         // The balance loaded at authentication tells cheaply, before any hashing, that the fee
         // cannot be covered; the atomic store step decides for real.
-        if caller.tenant.balance < record.cost {
+        if caller.tenant.balance < record.cost && self.fresh_balance(&caller.tenant.id).await? < record.cost {
             return Err(ServiceError::BalanceNotEnough);
         }
         let binding = CodeBinding { tenant: caller.tenant.id.clone(), request: record.id };

@@ -1,6 +1,7 @@
 //! Use cases: what the Gateway methods, the admin API and the sandbox do, in domain terms.
 //! No HTTP here: handlers parse input into domain values, call one method, map the result.
 
+mod callers;
 mod gateway;
 mod limits;
 mod observe;
@@ -8,6 +9,7 @@ mod reports;
 mod senders;
 mod tenants;
 
+pub use callers::CallerCache;
 pub use gateway::{Caller, CodeSpec, EnteredCode, SendCommand};
 pub use limits::{Explanation, LimitExplained};
 pub use reports::{ReportError, ReportRound};
@@ -63,6 +65,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
     pub token_keys: TokenKeys,
+    /// Tokens and tenants read in the last `tokens.cache_ms`.
+    pub callers: callers::CallerCache,
     /// Posts delivery reports.
     pub reports: crate::callbacks::dispatch::Dispatcher,
     /// Delivery reports being sent by this process's workers (each in its own task).

@@ -135,6 +135,7 @@ impl Services {
         if !self.store.set_settings(id, &tenant.settings).await? {
             return Err(TenantError::NotFound);
         }
+        self.callers.forget_tenant(id);
         Ok(tenant)
     }
 
@@ -156,7 +157,9 @@ impl Services {
             request_id: None,
             note: note.filter(|n| !n.is_empty()).map(|n| n.chars().take(256).collect()),
         };
-        match self.store.adjust_balance(id, &entry).await? {
+        let outcome = self.store.adjust_balance(id, &entry).await?;
+        self.callers.forget_tenant(id);
+        match outcome {
             AdjustOutcome::Applied { balance } => Ok(balance),
             AdjustOutcome::WouldGoNegative { balance } => Err(TenantError::WouldGoNegative { balance }),
             AdjustOutcome::TenantNotFound => Err(TenantError::NotFound),
@@ -203,6 +206,7 @@ impl Services {
         let ends = now.plus(overlap);
         old.expires_at = Some(old.expires_at.map_or(ends, |at| at.min(ends)));
         self.store.put_token(&old, now).await?;
+        self.callers.forget_tenant(id);
         Ok((token, record, old))
     }
 
@@ -211,6 +215,7 @@ impl Services {
         let now = self.clock.now();
         token.revoked_at.get_or_insert(now);
         self.store.put_token(&token, now).await?;
+        self.callers.forget_tenant(id);
         Ok(token)
     }
 
@@ -223,6 +228,7 @@ impl Services {
         let mut token = self.token(id, token_id).await?;
         token.ip_allow = ip_allow;
         self.store.put_token(&token, self.clock.now()).await?;
+        self.callers.forget_tenant(id);
         Ok(token)
     }
 

@@ -4,14 +4,18 @@
 -- KEYS[3] ledger list     {t:<tenant>}:ledger   (newest first, `<balance_after>|<json>`)
 -- KEYS[4] job stream      {t:<tenant>}:jobs
 -- KEYS[5] task set        {t:<tenant>}:due
+-- KEYS[6], KEYS[7]        on a single Redis only: the advisory indexes {verigram}:work and
+--                         {verigram}:due, updated here rather than in a second round trip
+--                         (on a cluster they live in another slot: the caller updates them)
 -- ARGV[1] fee in micro-credits (0 for a free request)
 -- ARGV[2] record JSON
 -- ARGV[3] retention of the request key, milliseconds
 -- ARGV[4] ledger entry JSON, or "" when nothing is charged
 -- ARGV[5] ledger length cap
 -- ARGV[6] end of retention by the service clock, unix milliseconds (field `e`)
--- ARGV[7] request id; ARGV[8] "1" to queue a delivery job
--- ARGV[9..] due time, task member pairs
+-- ARGV[7] tenant id (for the advisory indexes; "" without KEYS[6..7])
+-- ARGV[8] request id; ARGV[9] "1" to queue a delivery job
+-- ARGV[10..] due time, task member pairs
 -- Returns {1, balance_after} | {0, "balance"} | {0, "tenant"} | {0, "exists"}
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {0, 'tenant'}
@@ -38,5 +42,22 @@ if ARGV[4] ~= '' then
   redis.call('LPUSH', KEYS[3], string.format('%d', balance) .. '|' .. ARGV[4])
   redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
 end
-schedule(KEYS[4], KEYS[5], ARGV[7], ARGV[8], 9)
+schedule(KEYS[4], KEYS[5], ARGV[8], ARGV[9], 10)
+if #KEYS >= 7 then
+  if ARGV[9] == '1' then
+    redis.call('SADD', KEYS[6], ARGV[7])
+  end
+  local first = nil
+  for i = 10, #ARGV, 2 do
+    local at = tonumber(ARGV[i])
+    if first == nil or at < first then
+      first = at
+    end
+  end
+  if first ~= nil then
+    -- LT lowers an existing score; NX adds a missing member.
+    redis.call('ZADD', KEYS[7], 'LT', first, ARGV[7])
+    redis.call('ZADD', KEYS[7], 'NX', first, ARGV[7])
+  end
+end
 return {1, balance}
