@@ -5,6 +5,10 @@
 use std::sync::Arc;
 use verigram::service::{Caller, NewTenant, Services};
 
+/// The binary's allocator (`src/main.rs`), so what is measured here allocates as it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub const PEPPER: &str = "bench-pepper-0123456789abcdef0123456789abcdef";
 
 /// Every rate limit off: the benchmarks measure the machinery, not the limits (those have

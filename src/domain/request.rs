@@ -2,7 +2,7 @@
 //! and the `RequestStatus` a client sees.
 
 use super::{Credits, Payload, PhoneNumber, SenderUsername, Timestamp, Ttl};
-use rand::{rngs::OsRng, Rng};
+use rand::Rng;
 use serde::Serialize;
 use std::fmt;
 
@@ -16,8 +16,10 @@ pub struct InvalidRequestId;
 
 impl RequestId {
     pub fn generate() -> Self {
-        // At least 10^14 so ids have the Gateway's ~15-digit look.
-        Self(OsRng.gen_range(100_000_000_000_000..=i64::MAX as u64))
+        // At least 10^14 so ids have the Gateway's ~15-digit look. The thread's CSPRNG
+        // (ChaCha, seeded and reseeded from the OS) keeps ids unguessable without a system
+        // call per id.
+        Self(rand::thread_rng().gen_range(100_000_000_000_000..=i64::MAX as u64))
     }
 
     /// Accepts exactly what `generate` makes, so nothing odd (separators, braces, wildcards)

@@ -139,7 +139,7 @@ fn argon2_verify(pepper: &Pepper, message: &str, phc: &str) -> Result<bool, Hash
 
 fn random_salt() -> [u8; 16] {
     let mut salt = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
+    rand::thread_rng().fill_bytes(&mut salt);
     salt
 }
 

@@ -55,19 +55,28 @@ impl Services {
     /// tenant's own number count only against the number's own limit, so tenants can test
     /// freely.
     pub(crate) fn send_limits(&self, origin: &Origin<'_>, phone: &PhoneNumber) -> Vec<LimitCheck> {
-        let mut keys = vec![(LimitKind::Phone, self.token_keys.limit_key(&format!("phone:{}", phone.digits())))];
-        if !origin.tenant.settings.is_own_number(phone) {
-            keys.push((LimitKind::Tenant, "all".into()));
-            keys.push((LimitKind::TenantDaily, "all".into()));
-            if let Some(token_id) = origin.token_id {
-                keys.push((LimitKind::Token, token_id.to_owned()));
+        let tenant = origin.tenant;
+        let mut checks = Vec::new();
+        // A key is made (some take an HMAC) only for a limit that is on.
+        let mut add = |kind: LimitKind, key: &dyn Fn() -> String| {
+            let rate = self.rate_for(tenant, kind);
+            if !rate.is_off() {
+                checks.push(LimitCheck { kind, key: key(), rate });
             }
-            keys.push((LimitKind::Country, phone.country_code().to_string()));
+        };
+        add(LimitKind::Phone, &|| self.token_keys.limit_key(&format!("phone:{}", phone.digits())));
+        if !tenant.settings.is_own_number(phone) {
+            add(LimitKind::Tenant, &|| "all".into());
+            add(LimitKind::TenantDaily, &|| "all".into());
+            if let Some(token_id) = origin.token_id {
+                add(LimitKind::Token, &|| token_id.to_owned());
+            }
+            add(LimitKind::Country, &|| phone.country_code().to_string());
             if let Some(ip) = origin.client {
-                keys.push((LimitKind::Ip, self.token_keys.limit_key(&format!("ip:{}", address_block(ip)))));
+                add(LimitKind::Ip, &|| self.token_keys.limit_key(&format!("ip:{}", address_block(ip))));
             }
         }
-        self.checks(origin.tenant, keys)
+        checks
     }
 
     /// The budget of wrong codes for `phone` (over all its requests).

@@ -423,9 +423,8 @@ impl RedisStore {
             pipe.sadd(WORK, tenant.as_str()).ignore();
         }
         if let Some(first) = change.schedule.iter().map(|s| s.at.millis()).min() {
+            // LT lowers an existing score and adds a missing member (Redis 6.2+).
             pipe.cmd("ZADD").arg(DUE).arg("LT").arg(first).arg(tenant.as_str()).ignore();
-            // ZADD LT does not add a missing member; this adds it when it is absent.
-            pipe.cmd("ZADD").arg(DUE).arg("NX").arg(first).arg(tenant.as_str()).ignore();
         }
         if change.enqueue || !change.schedule.is_empty() {
             let () = pipe.query_async(&mut self.conn()).await?;
@@ -743,10 +742,13 @@ impl RedisStore {
 
     pub async fn defer_job(&self, job: &Job, until: Timestamp) -> StoreResult<()> {
         self.finish_job(job, Some(until)).await?;
-        let mut pipe = redis::pipe();
-        pipe.cmd("ZADD").arg(DUE).arg("LT").arg(until.millis()).arg(job.tenant.as_str()).ignore();
-        pipe.cmd("ZADD").arg(DUE).arg("NX").arg(until.millis()).arg(job.tenant.as_str()).ignore();
-        let () = pipe.query_async(&mut self.conn()).await?;
+        let () = redis::cmd("ZADD")
+            .arg(DUE)
+            .arg("LT")
+            .arg(until.millis())
+            .arg(job.tenant.as_str())
+            .query_async(&mut self.conn())
+            .await?;
         Ok(())
     }
 
@@ -824,11 +826,14 @@ impl RedisStore {
             .query_async(&mut self.conn())
             .await?;
         // The index of tenants with timed tasks must see the earlier time too (another slot
-        // on a cluster: a pipeline of its own).
-        let mut pipe = redis::pipe();
-        pipe.cmd("ZADD").arg(DUE).arg("LT").arg(at.millis()).arg(task.tenant.as_str()).ignore();
-        pipe.cmd("ZADD").arg(DUE).arg("NX").arg(at.millis()).arg(task.tenant.as_str()).ignore();
-        let () = pipe.query_async(&mut self.conn()).await?;
+        // on a cluster: a command of its own).
+        let () = redis::cmd("ZADD")
+            .arg(DUE)
+            .arg("LT")
+            .arg(at.millis())
+            .arg(task.tenant.as_str())
+            .query_async(&mut self.conn())
+            .await?;
         Ok(())
     }
 

@@ -17,19 +17,21 @@
 -- ARGV[8] request id; ARGV[9] "1" to queue a delivery job
 -- ARGV[10..] due time, task member pairs
 -- Returns {1, balance_after} | {0, "balance"} | {0, "tenant"} | {0, "exists"}
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- Every tenant hash has a balance: its absence means no tenant.
+local stored_balance = redis.call('HGET', KEYS[1], 'balance')
+if not stored_balance then
   return {0, 'tenant'}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   -- The same record (its id is random, its JSON has the creation time): this call was
   -- already applied, and a cluster client sent it again after a lost connection.
   if redis.call('HGET', KEYS[2], 'v') == '1' and redis.call('HGET', KEYS[2], 'd') == ARGV[2] then
-    return {1, tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')}
+    return {1, tonumber(stored_balance)}
   end
   return {0, 'exists'}
 end
 local fee = tonumber(ARGV[1])
-local balance = tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')
+local balance = tonumber(stored_balance)
 if balance < fee then
   return {0, 'balance'}
 end
@@ -55,9 +57,8 @@ if #KEYS >= 7 then
     end
   end
   if first ~= nil then
-    -- LT lowers an existing score; NX adds a missing member.
+    -- LT lowers an existing score and adds a missing member.
     redis.call('ZADD', KEYS[7], 'LT', first, ARGV[7])
-    redis.call('ZADD', KEYS[7], 'NX', first, ARGV[7])
   end
 end
 return {1, balance}
