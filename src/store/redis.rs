@@ -742,14 +742,7 @@ impl RedisStore {
 
     pub async fn defer_job(&self, job: &Job, until: Timestamp) -> StoreResult<()> {
         self.finish_job(job, Some(until)).await?;
-        let () = redis::cmd("ZADD")
-            .arg(DUE)
-            .arg("LT")
-            .arg(until.millis())
-            .arg(job.tenant.as_str())
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(())
+        self.announce_due(&job.tenant, until).await
     }
 
     async fn finish_job(&self, job: &Job, retry_at: Option<Timestamp>) -> StoreResult<()> {
@@ -827,11 +820,17 @@ impl RedisStore {
             .await?;
         // The index of tenants with timed tasks must see the earlier time too (another slot
         // on a cluster: a command of its own).
+        self.announce_due(&task.tenant, at).await
+    }
+
+    /// Lowers the tenant's time in the index of tenants with timed tasks to `at`, adding it
+    /// when absent (`ZADD LT` does both).
+    async fn announce_due(&self, tenant: &TenantId, at: Timestamp) -> StoreResult<()> {
         let () = redis::cmd("ZADD")
             .arg(DUE)
             .arg("LT")
             .arg(at.millis())
-            .arg(task.tenant.as_str())
+            .arg(tenant.as_str())
             .query_async(&mut self.conn())
             .await?;
         Ok(())
