@@ -452,7 +452,7 @@ impl Bench {
             Call { url: format!("http://127.0.0.1:{port}/{path}").into(), token: "x".into(), body: "a=1".into() };
         let make: MakeCall = Arc::new(move |_| Some(call.clone()));
         let mut probes = backing.map(Backing::probes).transpose()?.unwrap_or_default();
-        self.scenario("baseline", name, None, Target::None, &make, Expect::Ok, &mut probes);
+        self.scenario("baseline", name, None, Target::None, &make, Expect::Ok, None, &mut probes);
         self.server_rt.block_on(handle.stop(false));
         Ok(())
     }
@@ -544,6 +544,7 @@ impl Bench {
             send_target,
             &send,
             Expect::NewRequest,
+            None,
             &mut probes,
         );
         let ids: Arc<[String]> = std::mem::take(&mut self.ids).into();
@@ -562,7 +563,8 @@ impl Bench {
             })
         };
         let name = format!("check, wrong code, {hash}");
-        self.scenario("verigram", name, Some(store), check_target, &wrong, Expect::CodeInvalid, &mut probes);
+        let limit = Some(ids.len() * MAX_ATTEMPTS);
+        self.scenario("verigram", name, Some(store), check_target, &wrong, Expect::CodeInvalid, limit, &mut probes);
         if !argon2 {
             let plain: MakeCall = {
                 let (ids, url, token) = (Arc::clone(&ids), Arc::clone(&check_url), Arc::clone(&token));
@@ -575,7 +577,16 @@ impl Bench {
                 })
             };
             let target = Target::OneCall(0.8);
-            self.scenario("verigram", "check, no code".into(), Some(store), target, &plain, Expect::Ok, &mut probes);
+            self.scenario(
+                "verigram",
+                "check, no code".into(),
+                Some(store),
+                target,
+                &plain,
+                Expect::Ok,
+                None,
+                &mut probes,
+            );
             let revoke: MakeCall = {
                 let (ids, url, token) = (
                     Arc::clone(&ids),
@@ -590,7 +601,17 @@ impl Bench {
                     })
                 })
             };
-            self.scenario("verigram", "revoke".into(), Some(store), Target::None, &revoke, Expect::Ok, &mut probes);
+            let limit = Some(ids.len());
+            self.scenario(
+                "verigram",
+                "revoke".into(),
+                Some(store),
+                Target::None,
+                &revoke,
+                Expect::Ok,
+                limit,
+                &mut probes,
+            );
         }
         self.server_rt.block_on(handle.stop(false));
         Ok(())
@@ -631,7 +652,16 @@ impl Bench {
             };
             self.ids.clear();
             let name = format!("{n} node(s): send, hmac-sha256");
-            self.scenario("nodes", name, Some(backing.kind), Target::None, &send, Expect::NewRequest, &mut probes);
+            self.scenario(
+                "nodes",
+                name,
+                Some(backing.kind),
+                Target::None,
+                &send,
+                Expect::NewRequest,
+                None,
+                &mut probes,
+            );
             let ids: Arc<[String]> = std::mem::take(&mut self.ids).into();
             let urls: Arc<[Arc<str>]> =
                 bases.iter().map(|b| Arc::from(format!("{b}/checkVerificationStatus"))).collect();
@@ -643,7 +673,7 @@ impl Bench {
                 })
             });
             let name = format!("{n} node(s): check, no code");
-            self.scenario("nodes", name, Some(backing.kind), Target::None, &plain, Expect::Ok, &mut probes);
+            self.scenario("nodes", name, Some(backing.kind), Target::None, &plain, Expect::Ok, None, &mut probes);
         }
         for (rt, handle, _) in nodes {
             rt.block_on(handle.stop(false));
@@ -662,16 +692,21 @@ impl Bench {
         target: Target,
         make: &MakeCall,
         expect: Expect,
+        limit: Option<usize>,
         probes: &mut [redis::Connection],
     ) {
         let label = store.map_or_else(|| name.clone(), |s| format!("{}: {name}", s.name()));
         eprintln!("performance: {label} …");
         let opts = self.opts.clone();
         let client = &self.client;
-        let warm = self.client_rt.block_on(closed_loop(client, make, 0, opts.concurrency, opts.warmup, expect));
+        let warm =
+            self.client_rt.block_on(closed_loop(client, make, 0..usize::MAX, opts.concurrency, opts.warmup, expect));
+        // A scenario that can make only `limit` requests (each revokes a request of its own)
+        // leaves half of what is left for the open loop.
+        let last = limit.map_or(usize::MAX, |l| warm.next + l.saturating_sub(warm.next) / 2);
         let before = CpuSample::take(probes);
         let capacity =
-            self.client_rt.block_on(closed_loop(client, make, warm.next, opts.concurrency, opts.phase, expect));
+            self.client_rt.block_on(closed_loop(client, make, warm.next..last, opts.concurrency, opts.phase, expect));
         let after = CpuSample::take(probes);
         let rps = capacity.completed() as f64 / capacity.elapsed.as_secs_f64().max(1e-9);
         let offered = rps * opts.load;
@@ -693,7 +728,8 @@ impl Bench {
             store,
             target,
             capacity: Phase { errors: capacity.errors + warm.errors, rps },
-            latency: Some(Latency {
+            // Nothing left to send (a scenario with a limit): no latency to show.
+            latency: (open.completed() + open.errors > 0).then(|| Latency {
                 offered,
                 achieved,
                 errors: open.errors,
@@ -758,14 +794,15 @@ impl Outcome {
 async fn closed_loop(
     client: &reqwest::Client,
     make: &MakeCall,
-    first: usize,
+    numbers: std::ops::Range<usize>,
     concurrency: usize,
     length: Duration,
     expect: Expect,
 ) -> Outcome {
     let started = Instant::now();
     let until = started + length;
-    let results: Vec<(Duration, Result<Option<String>, String>)> = futures_util::stream::iter(first..)
+    let first = numbers.start;
+    let results: Vec<(Duration, Result<Option<String>, String>)> = futures_util::stream::iter(numbers)
         .take_while(|_| std::future::ready(Instant::now() < until))
         .scan((), |_, i| std::future::ready(make(i)))
         .map(|call| async move {
