@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use verigram::test_support::RedisServer;
 
@@ -63,27 +62,6 @@ async fn gateway(server: &Server, method: &str, token: &str, params: Value) -> (
     (id, response.json().await.unwrap())
 }
 
-/// A receiver of delivery reports on loopback: records each body, answers `status` after
-/// `delay`.
-fn receiver(status: u16, delay: Duration) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/cb", listener.local_addr().unwrap());
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let bodies = Arc::clone(&got);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let bodies = Arc::clone(&bodies);
-            std::thread::spawn(move || {
-                let (body, stream) = http::read_body(stream);
-                bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                std::thread::sleep(delay);
-                http::answer(stream, status);
-            });
-        }
-    });
-    (url, got)
-}
-
 /// Whether `text` holds `code` as a number of its own (not inside a longer run of digits,
 /// where any long number holds some 8-digit string by chance).
 fn holds_code(text: &str, code: &str) -> bool {
@@ -100,7 +78,7 @@ async fn no_secret_reaches_the_logs_the_metrics_or_the_store() {
     // Debug logs, so that every line a request can print is printed.
     let server =
         serve(&redis.url(), &[("VERIGRAM__LOG__LEVEL", "debug"), ("VERIGRAM__CALLBACKS__RETRY_SCHEDULE", "[1]")]);
-    let (failing_url, reports) = receiver(500, Duration::ZERO);
+    let (failing_url, reports) = http::receiver(500, Duration::ZERO);
     let tenant = admin(&server, reqwest::Method::POST, "/tenants", Some(json!({"name": "Acme", "balance": "5"}))).await;
     let id = tenant["id"].as_str().unwrap();
     let mut tokens = vec![tenant["token"].as_str().unwrap().to_owned()];
@@ -228,7 +206,7 @@ async fn no_secret_reaches_the_logs_the_metrics_or_the_store() {
 async fn sigterm_stops_within_the_grace_and_loses_no_job_or_report() {
     let redis = RedisServer::start().expect("redis-server for the Redis tests");
     // Reports take 300 ms to be acknowledged, so some are in flight when the signal comes.
-    let (url, reports) = receiver(200, Duration::from_millis(300));
+    let (url, reports) = http::receiver(200, Duration::from_millis(300));
     let grace = [("VERIGRAM__SERVER__SHUTDOWN_GRACE", "5")];
     let mut doomed = serve(&redis.url(), &grace);
     let tenant =

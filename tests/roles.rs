@@ -143,6 +143,19 @@ fn assert_sent_once_one_at_a_time(workers: &[(&str, &Server)], expected: usize) 
     }
 }
 
+/// A config file in `dir` for worker processes: one worker each, a 2 s account lease, and a
+/// sandbox recipient (numbers starting 1555, `PHONE` among them) whose messages take a second to
+/// go out.
+fn slow_recipient_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("workers.toml");
+    std::fs::write(
+        &config,
+        "[pool]\nlease = 2\n[delivery]\nworkers = 1\nretry_initial = 1\n[sandbox.recipients]\n\"1555\" = { slow = { seconds = 1 } }\n",
+    )
+    .unwrap();
+    config
+}
+
 /// A tenant made through the admin API of `api`: (id, token).
 async fn create_tenant(api: &Server) -> (String, String) {
     let response = client()
@@ -311,12 +324,7 @@ async fn two_worker_processes_never_drive_one_account_at_once() {
     let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
     let store_url = redis_server.url();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("workers.toml");
-    std::fs::write(
-        &config,
-        "[pool]\nlease = 2\n[delivery]\nworkers = 1\nretry_initial = 1\n[sandbox.recipients]\n\"1555\" = { slow = { seconds = 1 } }\n",
-    )
-    .unwrap();
+    let config = slow_recipient_config(dir.path());
     let api = serve("api", &store_url);
     let a = serve_with("worker", &store_url, &[], Some(&config));
     let b = serve_with("worker", &store_url, &[], Some(&config));
@@ -420,26 +428,9 @@ async fn three_processes_on_one_redis_share_limits_the_queue_accounts_and_report
 }
 
 async fn three_processes_share_limits_the_queue_accounts_and_reports(store_url: &str) {
-    use std::sync::{Arc, Mutex};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/cb", listener.local_addr().unwrap());
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let bodies = Arc::clone(&got);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let (body, stream) = http::read_body(stream);
-            bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-            http::answer(stream, 200);
-        }
-    });
-
+    let (url, got) = http::receiver(200, Duration::ZERO);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("nodes.toml");
-    std::fs::write(
-        &config,
-        "[pool]\nlease = 2\n[delivery]\nworkers = 1\nretry_initial = 1\n[sandbox.recipients]\n\"1555\" = { slow = { seconds = 1 } }\n",
-    )
-    .unwrap();
+    let config = slow_recipient_config(dir.path());
     let env = [
         ("VERIGRAM__LIMITS__PHONE__RATE", "1"),
         ("VERIGRAM__LIMITS__PHONE__PER", "3600"),

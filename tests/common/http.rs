@@ -1,9 +1,13 @@
 //! Just enough HTTP/1.1 for a callback endpoint in the binary's tests (`cli`, `roles`): read one
-//! request's body, answer with a bare status line. Included with `#[path]`.
+//! request's body, answer with a bare status line; a receiver of delivery reports built on them.
+//! Included with `#[path]`.
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Reads one request from `stream`: its body (by `Content-Length`).
 pub fn read_body(stream: TcpStream) -> (Vec<u8>, TcpStream) {
@@ -27,4 +31,25 @@ pub fn read_body(stream: TcpStream) -> (Vec<u8>, TcpStream) {
 pub fn answer(mut stream: TcpStream, status: u16) {
     let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     let _ = stream.write_all(reply.as_bytes());
+}
+
+/// A receiver of delivery reports on loopback: records each body, answers `status` after
+/// `delay`.
+pub fn receiver(status: u16, delay: Duration) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cb", listener.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let bodies = Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let bodies = Arc::clone(&bodies);
+            std::thread::spawn(move || {
+                let (body, stream) = read_body(stream);
+                bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                std::thread::sleep(delay);
+                answer(stream, status);
+            });
+        }
+    });
+    (url, got)
 }
