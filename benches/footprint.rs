@@ -156,7 +156,7 @@ fn main() -> anyhow::Result<()> {
          {expiring_over} keys remain that expire by themselves, {} of them request records, none later than {} s \
          (`store.request_retention`, so a late check still answers); no key without an expiry was added at any \
          moment. The tenant's ledger (one line per charge) is capped at `store.ledger_limit` lines.",
-        count(&over_keys, ":req:"),
+        count(&over_keys, ":r:"),
         retention.as_secs(),
     )?;
     common::publish("footprint", &report)

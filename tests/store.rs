@@ -32,13 +32,18 @@ struct Backing {
 
 /// A store of the given kind, with whatever keeps it alive.
 async fn store(kind: Kind) -> (Arc<Store>, Backing) {
+    store_keeping(kind, 1000).await
+}
+
+/// A store that keeps `ledger_limit` ledger lines per tenant.
+async fn store_keeping(kind: Kind, ledger_limit: usize) -> (Arc<Store>, Backing) {
     let mut backing = Backing { redis: None, _cluster: None };
     let url = match kind {
-        Kind::Memory => return (Arc::new(Store::from(MemoryStore::new(1000))), backing),
+        Kind::Memory => return (Arc::new(Store::from(MemoryStore::new(ledger_limit))), backing),
         Kind::Redis => backing.redis.insert(RedisServer::start().expect("redis-server for the Redis tests")).url(),
         Kind::Cluster => backing._cluster.insert(RedisCluster::start().expect("a local Redis Cluster")).url(),
     };
-    let store = RedisStore::connect(&url, Duration::from_secs(2), 1000).await.unwrap();
+    let store = RedisStore::connect(&url, Duration::from_secs(2), ledger_limit).await.unwrap();
     (Arc::new(Store::from(store)), backing)
 }
 
@@ -113,6 +118,7 @@ on_every_store!(
     concurrent_charges_never_overdraw,
     optimistic_updates_serialize_concurrent_checks,
     balance_adjustments_never_go_negative,
+    the_ledger_keeps_its_newest_lines,
     tokens_are_found_until_withdrawn,
     requests_are_scoped_to_their_tenant,
     refunds_move_money_with_the_change,
@@ -265,6 +271,35 @@ async fn balance_adjustments_never_go_negative(kind: Kind) {
         AdjustOutcome::Applied { balance: Credits::from_micros(big) }
     );
     assert_eq!(store.ledger(&t.id, 1).await.unwrap()[0].balance_after, Credits::from_micros(big));
+}
+
+async fn the_ledger_keeps_its_newest_lines(kind: Kind) {
+    const CAP: usize = 64;
+    let (store, backing) = store_keeping(kind, CAP).await;
+    let (t, token) = tenant(0);
+    store.create_tenant(&t, &token).await.unwrap();
+    let credit = LedgerEntry {
+        at: NOW,
+        kind: LedgerKind::Credit,
+        amount: Credits::from_micros(1),
+        balance_after: Credits::ZERO,
+        request_id: None,
+        note: None,
+    };
+    for _ in 0..100 {
+        store.adjust_balance(&t.id, &credit).await.unwrap();
+    }
+    // The opening line and 100 credits: the newest 64 are read, newest first.
+    let balances: Vec<i64> =
+        store.ledger(&t.id, 1000).await.unwrap().iter().map(|e| e.balance_after.micros()).collect();
+    assert_eq!(balances, (37..=100).rev().collect::<Vec<i64>>());
+    if let Some(server) = &backing.redis {
+        // Trimmed in batches: never more than the cap and a 32nd of it.
+        let mut conn = ::redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let stored: usize =
+            ::redis::cmd("LLEN").arg(format!("{{t:{}}}:ledger", t.id)).query_async(&mut conn).await.unwrap();
+        assert!((CAP..=CAP + CAP / 32).contains(&stored), "{stored} lines stored");
+    }
 }
 
 async fn tokens_are_found_until_withdrawn(kind: Kind) {

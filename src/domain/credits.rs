@@ -102,11 +102,39 @@ impl<'de> Deserialize<'de> for Credits {
             Number(serde_json::Number),
             Text(String),
         }
-        let text = match Raw::deserialize(d)? {
-            Raw::Number(n) => n.to_string(),
-            Raw::Text(t) => t,
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Credits::parse_json_number(&n.to_string()),
+            Raw::Text(t) => Credits::parse(t.trim()),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Credits {
+    /// Parses the text of a JSON number, which may be in exponent form: `serde_json` writes
+    /// amounts under 0.0001 credits that way (`1e-6` is one micro-credit). The exponent only
+    /// moves the decimal point, so this stays exact.
+    fn parse_json_number(text: &str) -> Result<Self, InvalidCredits> {
+        let Some((mantissa, exponent)) = text.split_once(['e', 'E']) else {
+            return Credits::parse(text);
         };
-        Credits::parse(text.trim()).map_err(serde::de::Error::custom)
+        let exponent: i32 = exponent.parse().map_err(|_| InvalidCredits)?;
+        if exponent.abs() > 30 {
+            return Err(InvalidCredits);
+        }
+        let (sign, unsigned) = mantissa.strip_prefix('-').map_or(("", mantissa), |rest| ("-", rest));
+        let (whole, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+        let digits = format!("{whole}{frac}");
+        let point = whole.len() as i32 + exponent;
+        let decimal = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+        } else {
+            let (w, f) = digits.split_at(point as usize);
+            format!("{w}.{f}")
+        };
+        Credits::parse(&format!("{sign}{decimal}"))
     }
 }
 
@@ -142,6 +170,14 @@ mod tests {
         let c: Credits = serde_json::from_str("\"100.5\"").unwrap();
         assert_eq!(c.micros(), 100_500_000);
         assert!(serde_json::from_str::<Credits>("1e-7").is_err());
+        // serde_json writes small amounts in exponent form; they read back exactly.
+        assert_eq!(serde_json::to_string(&Credits::from_micros(1)).unwrap(), "1e-6");
+        for (text, micros) in [("1e-6", 1), ("1.5e-5", 15), ("-2.5E-5", -25), ("1e2", 100_000_000)] {
+            let c: Credits = serde_json::from_str(text).unwrap();
+            assert_eq!(c.micros(), micros, "{text}");
+        }
+        assert!(serde_json::from_str::<Credits>("1.5e-7").is_err());
+        assert!(serde_json::from_str::<Credits>("1e400").is_err());
     }
 
     proptest! {
@@ -152,7 +188,7 @@ mod tests {
         }
 
         #[test]
-        fn json_round_trips(m in 0i64..1_000_000_000_000) {
+        fn json_round_trips(m in prop_oneof![-1_000_000i64..1_000_000, -1_000_000_000_000i64..1_000_000_000_000]) {
             let c = Credits::from_micros(m);
             let back: Credits = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
             prop_assert_eq!(back, c);

@@ -5,7 +5,8 @@
 //! - `{t:<tenant>}:tenant`   hash: `name`, `balance` (micro-credits), `settings` (JSON), `created_at`
 //! - `{t:<tenant>}:ledger`   list of `<balance_after>|<entry JSON>`, newest first, capped
 //! - `{t:<tenant>}:tokens`   hash: token id → token record JSON (the tenant's index)
-//! - `{t:<tenant>}:req:<id>` hash: `v` (version), `d` (record JSON); expires after retention
+//! - `{t:<tenant>}:r:<id>`   string: `<version>|<retention end, unix ms>|<record JSON>`; expires
+//!   after retention (one string rather than a hash: each write is one `SET … PX`)
 //! - `tok:{<lookup key>}`    string: token record JSON; deleted or expiring once unusable
 //! - `{t:<tenant>}:jobs`     stream of delivery jobs, consumer group `delivery`
 //! - `{t:<tenant>}:due`      sorted set of timed tasks `<task>:<request id>` by due time (ms)
@@ -38,6 +39,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 pub struct RedisStore {
@@ -71,7 +73,7 @@ const DUE: &str = "{verigram}:due";
 const GROUP: &str = "delivery";
 const SENDERS: &str = "verigram:senders";
 /// Shared by the scripts that queue jobs and schedule tasks.
-const SCHEDULE_LUA: &str = include_str!("lua/schedule.lua");
+const PRELUDE_LUA: &str = include_str!("lua/prelude.lua");
 
 /// One Redis node (through a reconnecting manager) or a cluster (through the cluster client,
 /// which follows `MOVED`/`ASK` and refreshes its slot map after a failover).
@@ -165,7 +167,28 @@ fn tokens_key(t: &TenantId) -> String {
     format!("{{t:{t}}}:tokens")
 }
 fn request_key(t: &TenantId, id: RequestId) -> String {
-    format!("{{t:{t}}}:req:{id}")
+    format!("{{t:{t}}}:r:{id}")
+}
+
+/// A request as stored: `<version>|<retention end, unix ms>|<record JSON>`. The scripts read
+/// the version and the end without decoding the JSON.
+fn stored_request(version: u64, retention_end: Timestamp, record: &RequestRecord) -> String {
+    let json = encode_request(record);
+    let mut out = String::with_capacity(json.len() + 24);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{version}|{}|", retention_end.millis());
+    out.push_str(&json);
+    out
+}
+
+/// The version, the retention end and the record JSON of a stored request.
+fn split_stored_request(stored: &str) -> StoreResult<(u64, i64, &str)> {
+    let corrupt = || StoreError::Corrupt { what: "request" };
+    let mut parts = stored.splitn(3, '|');
+    let (Some(version), Some(end), Some(json)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(corrupt());
+    };
+    Ok((version.parse().map_err(|_| corrupt())?, end.parse().map_err(|_| corrupt())?, json))
 }
 fn jobs_key(t: &TenantId) -> String {
     format!("{{t:{t}}}:jobs")
@@ -221,9 +244,9 @@ impl RedisStore {
         Ok(Self {
             conn,
             scripts: Scripts {
-                create_request: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/create_request.lua"))),
-                update_request: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/update_request.lua"))),
-                claim_due: Script::new(&format!("{SCHEDULE_LUA}\n{}", include_str!("lua/claim_due.lua"))),
+                create_request: Script::new(&format!("{PRELUDE_LUA}\n{}", include_str!("lua/create_request.lua"))),
+                update_request: Script::new(&format!("{PRELUDE_LUA}\n{}", include_str!("lua/update_request.lua"))),
+                claim_due: Script::new(&format!("{PRELUDE_LUA}\n{}", include_str!("lua/claim_due.lua"))),
                 finish_due: Script::new(include_str!("lua/finish_due.lua")),
                 spend: Script::new(include_str!("lua/spend.lua")),
                 admit: Script::new(include_str!("lua/admit.lua")),
@@ -232,7 +255,7 @@ impl RedisStore {
                 cas_account: Script::new(include_str!("lua/cas_account.lua")),
                 lease_account: Script::new(include_str!("lua/lease_account.lua")),
                 take_read: Script::new(include_str!("lua/take_read.lua")),
-                adjust_balance: Script::new(include_str!("lua/adjust_balance.lua")),
+                adjust_balance: Script::new(&format!("{PRELUDE_LUA}\n{}", include_str!("lua/adjust_balance.lua"))),
                 set_settings: Script::new(include_str!("lua/set_settings.lua")),
             },
             ledger_limit: ledger_limit.max(1),
@@ -331,6 +354,8 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // The list may hold a few lines past the cap between batched trims.
+        let limit = limit.min(self.ledger_limit);
         let lines: Vec<String> = self.conn().lrange(ledger_key(id), 0, limit as isize - 1).await?;
         lines.iter().map(|l| decode_ledger(l)).collect()
     }
@@ -386,11 +411,10 @@ impl RedisStore {
             .key(jobs_key(tenant))
             .key(due_key(tenant))
             .arg(record.cost.micros())
-            .arg(encode_request(record))
+            .arg(stored_request(1, record.created_at.plus(retention.0), record))
             .arg(retention.keep(record, now).as_millis() as u64)
             .arg(change.ledger.as_ref().map(encode_ledger).unwrap_or_default())
-            .arg(self.ledger_limit)
-            .arg(record.created_at.plus(retention.0).millis());
+            .arg(self.ledger_limit);
         // On one Redis the script also updates the advisory indexes: one round trip a send.
         let single = matches!(self.conn, Conn::Single(_));
         if single {
@@ -440,16 +464,15 @@ impl RedisStore {
         id: RequestId,
         now: Timestamp,
     ) -> StoreResult<Option<RequestRecord>> {
-        let (version, data, end): (Option<u64>, Option<String>, Option<i64>) = redis::cmd("HMGET")
-            .arg(request_key(tenant, id))
-            .arg(&["v", "d", "e"])
-            .query_async(&mut self.conn())
-            .await?;
-        match (version, data) {
-            (Some(_), Some(_)) if end.is_some_and(|e| e <= now.millis()) => Ok(None),
-            (Some(v), Some(d)) => decode_request(&d, v).map(Some),
-            _ => Ok(None),
+        let stored: Option<String> = self.conn().get(request_key(tenant, id)).await?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let (version, end, json) = split_stored_request(&stored)?;
+        if end <= now.millis() {
+            return Ok(None);
         }
+        decode_request(json, version).map(Some)
     }
 
     pub async fn update_request<T, F>(
@@ -478,6 +501,8 @@ impl RedisStore {
                 return Ok(Some((current, output)));
             };
             let (record, ledger) = (&change.record, &change.ledger);
+            let keep = retention.keep(record, now);
+            let version = current.version + 1;
             let mut invocation = self.scripts.update_request.prepare_invoke();
             invocation
                 .key(request_key(tenant, id))
@@ -487,8 +512,8 @@ impl RedisStore {
                 .key(due_key(tenant))
                 .key(dead_key(tenant))
                 .arg(current.version)
-                .arg(encode_request(record))
-                .arg(retention.keep(record, now).as_millis() as u64)
+                .arg(stored_request(version, now.plus(keep), record))
+                .arg(keep.as_millis() as u64)
                 .arg(ledger.as_ref().map_or(0, |e| e.amount.micros()))
                 .arg(ledger.as_ref().map(encode_ledger).unwrap_or_default())
                 .arg(self.ledger_limit)
@@ -496,13 +521,13 @@ impl RedisStore {
                 .arg(change.dead_letter.as_ref().map(encode_dead_report).unwrap_or_default())
                 .arg(super::DEAD_REPORTS_KEPT);
             schedule_args(&mut invocation, &change);
-            let new_version: i64 = invocation.invoke_async(&mut self.conn()).await?;
-            match new_version {
+            let stored: i64 = invocation.invoke_async(&mut self.conn()).await?;
+            match stored {
                 -1 => return Ok(None),
                 0 => continue,
-                v => {
+                _ => {
                     self.announce_work(tenant, &change).await?;
-                    return Ok(Some((RequestRecord { version: v as u64, ..change.record }, output)));
+                    return Ok(Some((RequestRecord { version, ..change.record }, output)));
                 }
             }
         }

@@ -184,7 +184,7 @@ async fn bad_request_ids_are_invalid_and_leave_no_trace(backend: Backend) {
                 || key.starts_with("{s:")
                 || (key.starts_with("tok:{") && key.len() == "tok:{}".len() + 64)
                 || [":tenant", ":ledger", ":tokens", ":jobs", ":due"].iter().any(|s| *key == format!("{tenant}{s}"))
-                || key.strip_prefix(&format!("{tenant}:req:")).is_some_and(|id| id == real);
+                || key.strip_prefix(&format!("{tenant}:r:")).is_some_and(|id| id == real);
             assert!(ok, "unexpected Redis key {key:?} among {keys:?}");
         }
     }

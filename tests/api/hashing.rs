@@ -28,7 +28,7 @@ async fn argon2id_codes_verify(backend: Backend) {
     if let Some(redis) = &app.redis {
         let dump = dump_keyspace(redis).await;
         let stored: Vec<String> =
-            dump.iter().filter(|k| k.key.contains(":req:")).flat_map(|k| k.values.clone()).collect();
+            dump.iter().filter(|k| k.key.contains(":r:")).flat_map(|k| k.values.clone()).collect();
         assert!(stored.iter().any(|v| v.contains("$argon2id$v=19$m=64,t=1,p=1$")), "{stored:?}");
         assert!(stored.iter().all(|v| !v.contains(&code) && !v.contains("12345678")));
     }

@@ -72,12 +72,12 @@ async fn redis_holds_no_code_and_no_token() {
             }
         }
     }
-    // Requests are kept as keyed hashes, and expire.
-    let requests: Vec<_> = dump.iter().filter(|k| k.key.contains(":req:")).collect();
+    // Requests hold their codes as keyed hashes, and expire.
+    let requests: Vec<_> = dump.iter().filter(|k| k.key.contains(":r:")).collect();
     assert_eq!(requests.len(), 6);
     for r in &requests {
         assert!(r.pttl > 0, "request key {} has no expiry", r.key);
-        assert_eq!(r.kind, "hash", "{}", r.key);
+        assert_eq!(r.kind, "string", "{}", r.key);
         let data = r.values.join(" ");
         assert!(data.contains("$hmac-sha256$"), "every request holds its code's keyed hash: {data}");
     }

@@ -5,15 +5,16 @@
 -- ARGV[2] ledger entry JSON
 -- ARGV[3] ledger length cap
 -- Returns {1, balance_after} | {0, balance} (would go negative) | {-1, 0} (no tenant)
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- Every tenant hash has a balance: its absence means no tenant.
+local stored = redis.call('HGET', KEYS[1], 'balance')
+if not stored then
   return {-1, 0}
 end
-local balance = tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')
+local balance = tonumber(stored)
 local amount = tonumber(ARGV[1])
 if balance + amount < 0 then
   return {0, balance}
 end
 balance = redis.call('HINCRBY', KEYS[1], 'balance', amount)
-redis.call('LPUSH', KEYS[2], string.format('%d', balance) .. '|' .. ARGV[2])
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+push_ledger(KEYS[2], balance, ARGV[2], ARGV[3])
 return {1, balance}

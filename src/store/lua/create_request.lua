@@ -1,6 +1,6 @@
 -- Stores a new request and charges its fee, atomically.
 -- KEYS[1] tenant hash     {t:<tenant>}:tenant   (field `balance`, integer micro-credits)
--- KEYS[2] request hash    {t:<tenant>}:req:<id> (fields `v` version, `d` record JSON, `e` end)
+-- KEYS[2] request         {t:<tenant>}:r:<id>   (string `<version>|<retention end>|<record JSON>`)
 -- KEYS[3] ledger list     {t:<tenant>}:ledger   (newest first, `<balance_after>|<json>`)
 -- KEYS[4] job stream      {t:<tenant>}:jobs
 -- KEYS[5] task set        {t:<tenant>}:due
@@ -8,49 +8,49 @@
 --                         {verigram}:due, updated here rather than in a second round trip
 --                         (on a cluster they live in another slot: the caller updates them)
 -- ARGV[1] fee in micro-credits (0 for a free request)
--- ARGV[2] record JSON
+-- ARGV[2] the stored request, version 1: `1|<retention end, unix ms>|<record JSON>`
 -- ARGV[3] retention of the request key, milliseconds
 -- ARGV[4] ledger entry JSON, or "" when nothing is charged
 -- ARGV[5] ledger length cap
--- ARGV[6] end of retention by the service clock, unix milliseconds (field `e`)
--- ARGV[7] tenant id (for the advisory indexes; "" without KEYS[6..7])
--- ARGV[8] request id; ARGV[9] "1" to queue a delivery job
--- ARGV[10..] due time, task member pairs
+-- ARGV[6] tenant id (for the advisory indexes; "" without KEYS[6..7])
+-- ARGV[7] request id; ARGV[8] "1" to queue a delivery job
+-- ARGV[9..] due time, task member pairs
 -- Returns {1, balance_after} | {0, "balance"} | {0, "tenant"} | {0, "exists"}
 -- Every tenant hash has a balance: its absence means no tenant.
 local stored_balance = redis.call('HGET', KEYS[1], 'balance')
 if not stored_balance then
   return {0, 'tenant'}
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  -- The same record (its id is random, its JSON has the creation time): this call was
-  -- already applied, and a cluster client sent it again after a lost connection.
-  if redis.call('HGET', KEYS[2], 'v') == '1' and redis.call('HGET', KEYS[2], 'd') == ARGV[2] then
-    return {1, tonumber(stored_balance)}
-  end
-  return {0, 'exists'}
-end
 local fee = tonumber(ARGV[1])
 local balance = tonumber(stored_balance)
+-- A request already stored exactly so (its id is random, its JSON has the creation time) means
+-- this call was applied before and a cluster client sent it again after a lost connection:
+-- it answers as applied, and charges nothing more.
 if balance < fee then
+  if redis.call('GET', KEYS[2]) == ARGV[2] then
+    return {1, balance}
+  end
   return {0, 'balance'}
+end
+if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  if redis.call('GET', KEYS[2]) == ARGV[2] then
+    return {1, balance}
+  end
+  return {0, 'exists'}
 end
 if fee ~= 0 then
   balance = redis.call('HINCRBY', KEYS[1], 'balance', -fee)
 end
-redis.call('HSET', KEYS[2], 'v', 1, 'd', ARGV[2], 'e', ARGV[6])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
 if ARGV[4] ~= '' then
-  redis.call('LPUSH', KEYS[3], string.format('%d', balance) .. '|' .. ARGV[4])
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[5]) - 1)
+  push_ledger(KEYS[3], balance, ARGV[4], ARGV[5])
 end
-schedule(KEYS[4], KEYS[5], ARGV[8], ARGV[9], 10)
+schedule(KEYS[4], KEYS[5], ARGV[7], ARGV[8], 9)
 if #KEYS >= 7 then
-  if ARGV[9] == '1' then
-    redis.call('SADD', KEYS[6], ARGV[7])
+  if ARGV[8] == '1' then
+    redis.call('SADD', KEYS[6], ARGV[6])
   end
   local first = nil
-  for i = 10, #ARGV, 2 do
+  for i = 9, #ARGV, 2 do
     local at = tonumber(ARGV[i])
     if first == nil or at < first then
       first = at
@@ -58,7 +58,7 @@ if #KEYS >= 7 then
   end
   if first ~= nil then
     -- LT lowers an existing score and adds a missing member.
-    redis.call('ZADD', KEYS[7], 'LT', first, ARGV[7])
+    redis.call('ZADD', KEYS[7], 'LT', first, ARGV[6])
   end
 end
 return {1, balance}

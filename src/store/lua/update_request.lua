@@ -1,41 +1,41 @@
 -- Replaces a request's record if nobody changed it since it was read (compare-and-set on the
 -- version), with an optional balance movement and its ledger line, atomically.
--- KEYS[1] request hash    {t:<tenant>}:req:<id>
+-- KEYS[1] request         {t:<tenant>}:r:<id>   (string `<version>|<retention end>|<record JSON>`)
 -- KEYS[2] tenant hash     {t:<tenant>}:tenant
 -- KEYS[3] ledger list     {t:<tenant>}:ledger
 -- KEYS[4] job stream      {t:<tenant>}:jobs
 -- KEYS[5] task set        {t:<tenant>}:due
 -- KEYS[6] dead letters    {t:<tenant>}:dead
 -- ARGV[1] the version that was read
--- ARGV[2] new record JSON
--- ARGV[3] how long to keep the request from now, milliseconds (its retention end `e` moves too)
+-- ARGV[2] the new stored request: `<version + 1>|<new retention end>|<record JSON>`
+-- ARGV[3] how long to keep the request from now, milliseconds
 -- ARGV[4] balance movement in micro-credits (0 for none)
 -- ARGV[5] ledger entry JSON, or ""
 -- ARGV[6] ledger length cap
--- ARGV[7] now by the service clock, unix milliseconds: a request past its retention (`e`) is gone
+-- ARGV[7] now by the service clock, unix milliseconds: a request past its retention end is gone
 -- ARGV[8] a dead letter JSON (a report given up on), or ""; ARGV[9] dead letters kept
 -- ARGV[10] request id; ARGV[11] "1" to queue a delivery job
 -- ARGV[12..] due time, task member pairs
--- Returns the new version, 0 on a version conflict, -1 when the request is gone.
-local state = redis.call('HMGET', KEYS[1], 'v', 'e')
-local v, e = state[1], state[2]
-if not v or (e and tonumber(e) <= tonumber(ARGV[7])) then
+-- Returns 1 when stored, 0 on a version conflict, -1 when the request is gone.
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return -1
+end
+local v, e = string.match(current, '^(%d+)|(%d+)|')
+if not v or tonumber(e) <= tonumber(ARGV[7]) then
   return -1
 end
 if v ~= ARGV[1] then
   return 0
 end
-local next_v = tonumber(v) + 1
-redis.call('HSET', KEYS[1], 'v', next_v, 'd', ARGV[2], 'e', tonumber(ARGV[7]) + tonumber(ARGV[3]))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 if ARGV[5] ~= '' then
   local balance = redis.call('HINCRBY', KEYS[2], 'balance', tonumber(ARGV[4]))
-  redis.call('LPUSH', KEYS[3], string.format('%d', balance) .. '|' .. ARGV[5])
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+  push_ledger(KEYS[3], balance, ARGV[5], ARGV[6])
 end
 if ARGV[8] ~= '' then
   redis.call('LPUSH', KEYS[6], ARGV[8])
   redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[9]) - 1)
 end
 schedule(KEYS[4], KEYS[5], ARGV[10], ARGV[11], 12)
-return next_v
+return 1
