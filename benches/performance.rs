@@ -1003,6 +1003,25 @@ fn verdict(row: &Row, rows: &[Row]) -> Option<bool> {
 
 /// The row's ratio to what its target compares it with, and the target.
 fn ratio_to_target(row: &Row, rows: &[Row]) -> Option<(f64, f64)> {
+    let (baseline, goal) = target_baseline(row, rows)?;
+    Some((row.capacity.rps / baseline.capacity.rps, goal))
+}
+
+/// Where the ratio comes from, in CPU per request (all parties share the same cores, so
+/// capacity follows their sum): the baseline's total over the row's, and the ceiling — the
+/// same with the row's server CPU replaced by the baseline's, i.e. the ratio verigram would
+/// reach if everything it does beyond one Redis call cost no server CPU at all. What is
+/// left is the load generator's and Redis's share of the work.
+fn cpu_ratios(row: &Row, rows: &[Row]) -> Option<(f64, f64)> {
+    let (baseline, _) = target_baseline(row, rows).filter(|(b, _)| b.cpu.redis.is_some())?;
+    let (b, r) = (&baseline.cpu, &row.cpu);
+    let b_total = b.server? + b.client? + b.redis?;
+    let rest = r.client? + r.redis.unwrap_or(0.0);
+    Some((b_total / (r.server? + rest), b_total / (b.server? + rest)))
+}
+
+/// The baseline row the row's target compares it with, and the target.
+fn target_baseline<'a>(row: &Row, rows: &'a [Row]) -> Option<(&'a Row, f64)> {
     let base = |prefix: &str| rows.iter().find(|r| r.name.starts_with(prefix) && r.capacity.rps > 0.0);
     let (baseline, goal) = match row.target {
         Target::None => return None,
@@ -1013,7 +1032,7 @@ fn ratio_to_target(row: &Row, rows: &[Row]) -> Option<(f64, f64)> {
         Target::Hashing(goal, HashOp::Hash) => (base("argon2id hash alone")?, goal),
         Target::Hashing(goal, HashOp::Verify) => (base("argon2id verify alone")?, goal),
     };
-    Some((row.capacity.rps / baseline.capacity.rps, goal))
+    Some((baseline, goal))
 }
 
 fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
@@ -1029,7 +1048,9 @@ fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
          CPU µs/req over the capacity phase: server = this process minus the load generator's thread (10 ms \
          ticks), client = the load generator, redis = redis-server(s) `INFO cpu`. Ratio: capacity over the \
          baseline the target names (one script call on the same Redis or cluster — the single Redis for the \
-         memory store; the argon2id hashing alone for argon2id rows).\n",
+         memory store; the argon2id hashing alone for argon2id rows). CPU ratio: the one-call baseline's \
+         server + client + redis µs/req over the row's; ceiling: the same with the row's server µs replaced \
+         by the baseline's (the most a row could reach if verigram's own work were free).\n",
         opts.workers,
         opts.concurrency,
         opts.phase.as_secs_f64(),
@@ -1039,10 +1060,10 @@ fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
     );
     let _ = writeln!(
         s,
-        "| scenario | req/s | ÷ no-work | ratio | target | met | open-loop req/s | p50 ms | p99 ms | errors \
-         | server µs/req | client µs/req | redis µs/req |"
+        "| scenario | req/s | ÷ no-work | ratio | target | met | CPU ratio | ceiling | open-loop req/s | p50 ms \
+         | p99 ms | errors | server µs/req | client µs/req | redis µs/req |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let micros = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}"));
     for r in rows {
         let (ratio, target, met) = match ratio_to_target(r, rows) {
@@ -1061,9 +1082,12 @@ fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
             None => ("–".into(), "–".into(), "–".into(), 0),
         };
         let vs_noop = noop.filter(|n| *n > 0.0).map_or_else(|| "–".into(), |n| format!("{:.2}", r.capacity.rps / n));
+        let (cpu_ratio, ceiling) = cpu_ratios(r, rows)
+            .map_or_else(|| ("–".into(), "–".into()), |(c, m)| (format!("{c:.2}"), format!("{m:.2}")));
         let _ = writeln!(
             s,
-            "| {}{} | {:.0} | {vs_noop} | {ratio} | {target} | {met} | {open} | {p50} | {p99} | {} | {} | {} | {} |",
+            "| {}{} | {:.0} | {vs_noop} | {ratio} | {target} | {met} | {cpu_ratio} | {ceiling} | {open} | {p50} | {p99} \
+             | {} | {} | {} | {} |",
             if r.group == "verigram" { String::new() } else { format!("{}: ", r.group) },
             r.name,
             r.capacity.rps,

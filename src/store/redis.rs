@@ -506,21 +506,26 @@ impl RedisStore {
             let mut invocation = self.scripts.update_request.prepare_invoke();
             invocation
                 .key(request_key(tenant, id))
-                .key(tenant_key(tenant))
-                .key(ledger_key(tenant))
-                .key(jobs_key(tenant))
-                .key(due_key(tenant))
-                .key(dead_key(tenant))
                 .arg(current.version)
                 .arg(stored_request(version, now.plus(keep), record))
                 .arg(keep.as_millis() as u64)
-                .arg(ledger.as_ref().map_or(0, |e| e.amount.micros()))
-                .arg(ledger.as_ref().map(encode_ledger).unwrap_or_default())
-                .arg(self.ledger_limit)
-                .arg(now.millis())
-                .arg(change.dead_letter.as_ref().map(encode_dead_report).unwrap_or_default())
-                .arg(super::DEAD_REPORTS_KEPT);
-            schedule_args(&mut invocation, &change);
+                .arg(now.millis());
+            let moves_more =
+                ledger.is_some() || change.dead_letter.is_some() || change.enqueue || !change.schedule.is_empty();
+            if moves_more {
+                invocation
+                    .key(tenant_key(tenant))
+                    .key(ledger_key(tenant))
+                    .key(jobs_key(tenant))
+                    .key(due_key(tenant))
+                    .key(dead_key(tenant))
+                    .arg(ledger.as_ref().map_or(0, |e| e.amount.micros()))
+                    .arg(ledger.as_ref().map(encode_ledger).unwrap_or_default())
+                    .arg(self.ledger_limit)
+                    .arg(change.dead_letter.as_ref().map(encode_dead_report).unwrap_or_default())
+                    .arg(super::DEAD_REPORTS_KEPT);
+                schedule_args(&mut invocation, &change);
+            }
             let stored: i64 = invocation.invoke_async(&mut self.conn()).await?;
             match stored {
                 -1 => return Ok(None),
