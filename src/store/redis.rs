@@ -73,6 +73,9 @@ const DUE: &str = "{verigram}:due";
 const GROUP: &str = "delivery";
 const SENDERS: &str = "verigram:senders";
 /// Shared by the scripts that queue jobs and schedule tasks.
+/// How long a balance adjustment's receipt is kept: far longer than a client's retries last.
+const RECEIPT_KEPT: Duration = Duration::from_secs(600);
+
 const PRELUDE_LUA: &str = include_str!("lua/prelude.lua");
 
 /// One Redis node (through a reconnecting manager) or a cluster (through the cluster client,
@@ -332,14 +335,28 @@ impl RedisStore {
     }
 
     pub async fn adjust_balance(&self, id: &TenantId, entry: &LedgerEntry) -> StoreResult<AdjustOutcome> {
+        self.adjust_balance_once(id, entry, &uuid::Uuid::new_v4().simple().to_string()).await
+    }
+
+    /// Moves the balance under the receipt `operation`: however often the call reaches Redis
+    /// (a cluster client sends it again when a connection drops before the answer), the money
+    /// moves once, and every run answers the same.
+    async fn adjust_balance_once(
+        &self,
+        id: &TenantId,
+        entry: &LedgerEntry,
+        operation: &str,
+    ) -> StoreResult<AdjustOutcome> {
         let (status, balance): (i64, i64) = self
             .scripts
             .adjust_balance
             .key(tenant_key(id))
             .key(ledger_key(id))
+            .key(format!("{{t:{id}}}:op:{operation}"))
             .arg(entry.amount.micros())
             .arg(encode_ledger(entry))
             .arg(self.ledger_limit)
+            .arg(RECEIPT_KEPT.as_millis() as u64)
             .invoke_async(&mut self.conn())
             .await?;
         let balance = Credits::from_micros(balance);
@@ -1108,8 +1125,54 @@ fn decode_tenant(id: TenantId, fields: &HashMap<String, String>) -> StoreResult<
 
 #[cfg(test)]
 mod tests {
-    use super::cluster_seeds;
+    use super::{cluster_seeds, RedisStore};
     use crate::config::redact_url;
+    use crate::domain::{Credits, LedgerEntry, LedgerKind, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord};
+    use crate::store::AdjustOutcome;
+    use crate::test_support::RedisServer;
+    use std::time::Duration;
+
+    /// What a cluster client does after a dropped connection: the same call again. The money
+    /// moves once and both runs answer alike.
+    #[tokio::test]
+    async fn a_balance_adjustment_sent_twice_moves_the_money_once() {
+        let server = RedisServer::start().unwrap();
+        let store = RedisStore::connect(&server.url(), Duration::from_secs(2), 100).await.unwrap();
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            name: "Acme".into(),
+            balance: Credits::from_micros(1_000_000),
+            settings: TenantSettings::default(),
+            created_at: Timestamp::from_millis(1),
+        };
+        let token = TokenRecord {
+            id: "tok_1".into(),
+            tenant: tenant.id.clone(),
+            lookup_key: "lookup".into(),
+            signing_key: "00".repeat(32),
+            created_at: Timestamp::from_millis(1),
+            expires_at: None,
+            revoked_at: None,
+            ip_allow: vec![],
+        };
+        store.create_tenant(&tenant, &token).await.unwrap();
+        let credit = LedgerEntry {
+            at: Timestamp::from_millis(2),
+            kind: LedgerKind::Credit,
+            amount: Credits::from_micros(500_000),
+            balance_after: Credits::ZERO,
+            request_id: None,
+            note: None,
+        };
+        let applied = AdjustOutcome::Applied { balance: Credits::from_micros(1_500_000) };
+        assert_eq!(store.adjust_balance_once(&tenant.id, &credit, "op-1").await.unwrap(), applied);
+        assert_eq!(store.adjust_balance_once(&tenant.id, &credit, "op-1").await.unwrap(), applied);
+        assert_eq!(store.tenant(&tenant.id).await.unwrap().unwrap().balance, Credits::from_micros(1_500_000));
+        assert_eq!(store.ledger(&tenant.id, 10).await.unwrap().len(), 2, "the opening line and one credit");
+        // Another call is another operation.
+        let again = AdjustOutcome::Applied { balance: Credits::from_micros(2_000_000) };
+        assert_eq!(store.adjust_balance(&tenant.id, &credit).await.unwrap(), again);
+    }
 
     #[test]
     fn a_cluster_url_names_its_seed_nodes_with_their_credentials() {
