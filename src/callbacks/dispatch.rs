@@ -36,8 +36,18 @@ pub struct Dispatcher {
     allow_http: bool,
     allow_private: bool,
     per_host: usize,
-    hosts: Mutex<HashMap<String, Arc<HostSlots>>>,
+    hosts: Mutex<Hosts>,
 }
+
+/// The hosts reports went to, each with its slots. Idle ones are dropped once the map grows
+/// past `prune_at`, so a process that reports to ever new hosts does not keep them all.
+struct Hosts {
+    by_name: HashMap<String, Arc<HostSlots>>,
+    prune_at: usize,
+}
+
+/// The fewest hosts kept before idle ones are dropped.
+const HOSTS_KEPT: usize = 1024;
 
 /// Reports in flight to one host, and reports waiting for one of its slots.
 struct HostSlots {
@@ -69,7 +79,7 @@ impl Dispatcher {
             allow_http: settings.allow_http,
             allow_private: settings.allow_private_networks,
             per_host: settings.per_host_concurrency.max(1),
-            hosts: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(Hosts { by_name: HashMap::new(), prune_at: HOSTS_KEPT }),
         })
     }
 
@@ -158,10 +168,20 @@ impl Dispatcher {
 
     fn host_slots(&self, host: &str) -> Arc<HostSlots> {
         let mut hosts = self.hosts.lock();
-        let entry = hosts.entry(host.to_owned()).or_insert_with(|| {
-            Arc::new(HostSlots { slots: Arc::new(Semaphore::new(self.per_host)), waiting: Default::default() })
-        });
-        Arc::clone(entry)
+        if let Some(found) = hosts.by_name.get(host) {
+            return Arc::clone(found);
+        }
+        if hosts.by_name.len() >= hosts.prune_at {
+            // Idle: nobody holds the entry (a waiting report does), every slot is free (a
+            // report in flight holds one). Dropping a busy host would let a fresh entry
+            // exceed its limit. Pruning again only after the map doubles keeps it amortized.
+            let per_host = self.per_host;
+            hosts.by_name.retain(|_, h| Arc::strong_count(h) > 1 || h.slots.available_permits() < per_host);
+            hosts.prune_at = (hosts.by_name.len() * 2).max(HOSTS_KEPT);
+        }
+        let entry = Arc::new(HostSlots { slots: Arc::new(Semaphore::new(self.per_host)), waiting: Default::default() });
+        hosts.by_name.insert(host.to_owned(), Arc::clone(&entry));
+        entry
     }
 
     /// A slot to send to `host`: at once, or after waiting among a bounded number of others;
@@ -369,5 +389,22 @@ mod tests {
         for w in waiting {
             assert!(w.await.unwrap(), "the waiting ones get their turn");
         }
+    }
+
+    #[tokio::test]
+    async fn idle_hosts_are_forgotten_busy_ones_kept() {
+        let d = Dispatcher::new(&settings(true, true), Arc::new(SystemResolver)).unwrap();
+        let held = d.host_slot("busy.example:443").await.unwrap();
+        for i in 0..3 * HOSTS_KEPT {
+            drop(d.host_slot(&format!("host{i}.example:443")).await.unwrap());
+        }
+        let known = d.hosts.lock().by_name.len();
+        assert!(known <= HOSTS_KEPT + 1, "{known} hosts kept");
+        // The busy host kept its entry, so its one slot is still taken.
+        assert!(d.hosts.lock().by_name.contains_key("busy.example:443"));
+        let busy = d.host_slots("busy.example:443");
+        assert_eq!(busy.slots.available_permits(), 0);
+        drop(held);
+        assert_eq!(busy.slots.available_permits(), 1);
     }
 }

@@ -7,6 +7,7 @@
 //! - `{t:<tenant>}:tokens`   hash: token id → token record JSON (the tenant's index)
 //! - `{t:<tenant>}:r:<id>`   string: `<version>|<retention end, unix ms>|<record JSON>`; expires
 //!   after retention (one string rather than a hash: each write is one `SET … PX`)
+//! - `{t:<tenant>}:op:<id>`  string: a balance adjustment's receipt (its balance after); expires
 //! - `tok:{<lookup key>}`    string: token record JSON; deleted or expiring once unusable
 //! - `{t:<tenant>}:jobs`     stream of delivery jobs, consumer group `delivery`
 //! - `{t:<tenant>}:due`      sorted set of timed tasks `<task>:<request id>` by due time (ms)
