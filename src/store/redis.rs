@@ -73,10 +73,9 @@ const WORK: &str = "{verigram}:work";
 const DUE: &str = "{verigram}:due";
 const GROUP: &str = "delivery";
 const SENDERS: &str = "verigram:senders";
-/// Shared by the scripts that queue jobs and schedule tasks.
 /// How long a balance adjustment's receipt is kept: far longer than a client's retries last.
 const RECEIPT_KEPT: Duration = Duration::from_secs(600);
-
+/// Shared by the scripts that queue jobs, schedule tasks and write ledger lines.
 const PRELUDE_LUA: &str = include_str!("lua/prelude.lua");
 
 /// One Redis node (through a reconnecting manager) or a cluster (through the cluster client,
