@@ -8,6 +8,7 @@
 //! - `{t:<tenant>}:r:<id>`   string: `<version>|<retention end, unix ms>|<record JSON>`; expires
 //!   after retention (one string rather than a hash: each write is one `SET … PX`)
 //! - `{t:<tenant>}:op:<id>`  string: a balance adjustment's receipt (its balance after); expires
+//! - `{s:<account>}:op:<id>` string: the receipt of taking read receipts (what was taken); expires
 //! - `tok:{<lookup key>}`    string: token record JSON; deleted or expiring once unusable
 //! - `{t:<tenant>}:jobs`     stream of delivery jobs, consumer group `delivery`
 //! - `{t:<tenant>}:due`      sorted set of timed tasks `<task>:<request id>` by due time (ms)
@@ -73,7 +74,8 @@ const WORK: &str = "{verigram}:work";
 const DUE: &str = "{verigram}:due";
 const GROUP: &str = "delivery";
 const SENDERS: &str = "verigram:senders";
-/// How long a balance adjustment's receipt is kept: far longer than a client's retries last.
+/// How long the receipt of a call that must not run twice (a balance adjustment, taking read
+/// receipts) is kept: far longer than a client's retries last.
 const RECEIPT_KEPT: Duration = Duration::from_secs(600);
 /// Shared by the scripts that queue jobs, schedule tasks and write ledger lines.
 const PRELUDE_LUA: &str = include_str!("lua/prelude.lua");
@@ -1057,11 +1059,25 @@ impl RedisStore {
     }
 
     pub async fn take_read(&self, account: &str, peer: i64, max_id: i64) -> StoreResult<Vec<(TenantId, RequestId)>> {
+        self.take_read_once(account, peer, max_id, &uuid::Uuid::new_v4().simple().to_string()).await
+    }
+
+    /// Takes the read receipts under the receipt `operation`: a repeat of the call gets what
+    /// the first run took.
+    async fn take_read_once(
+        &self,
+        account: &str,
+        peer: i64,
+        max_id: i64,
+        operation: &str,
+    ) -> StoreResult<Vec<(TenantId, RequestId)>> {
         let members: Vec<String> = self
             .scripts
             .take_read
             .key(format!("{}:sent:{peer}", account_key(account)))
+            .key(format!("{}:op:{operation}", account_key(account)))
             .arg(max_id)
+            .arg(RECEIPT_KEPT.as_millis() as u64)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(members
@@ -1127,7 +1143,9 @@ fn decode_tenant(id: TenantId, fields: &HashMap<String, String>) -> StoreResult<
 mod tests {
     use super::{cluster_seeds, RedisStore};
     use crate::config::redact_url;
-    use crate::domain::{Credits, LedgerEntry, LedgerKind, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord};
+    use crate::domain::{
+        Credits, LedgerEntry, LedgerKind, RequestId, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    };
     use crate::store::AdjustOutcome;
     use crate::test_support::RedisServer;
     use std::time::Duration;
@@ -1172,6 +1190,22 @@ mod tests {
         // Another call is another operation.
         let again = AdjustOutcome::Applied { balance: Credits::from_micros(2_000_000) };
         assert_eq!(store.adjust_balance(&tenant.id, &credit).await.unwrap(), again);
+    }
+
+    /// Likewise for read receipts: a repeat gets what the first run took, not nothing.
+    #[tokio::test]
+    async fn read_receipts_taken_twice_are_given_twice() {
+        let server = RedisServer::start().unwrap();
+        let store = RedisStore::connect(&server.url(), Duration::from_secs(2), 100).await.unwrap();
+        let tenant = TenantId::generate();
+        let (first, second) = (RequestId::generate(), RequestId::generate());
+        let keep = Duration::from_secs(60);
+        store.remember_sent("acct", 7, 10, &tenant, first, keep).await.unwrap();
+        store.remember_sent("acct", 7, 11, &tenant, second, keep).await.unwrap();
+        let taken = store.take_read_once("acct", 7, 11, "op-1").await.unwrap();
+        assert_eq!(taken, [(tenant.clone(), first), (tenant.clone(), second)]);
+        assert_eq!(store.take_read_once("acct", 7, 11, "op-1").await.unwrap(), taken);
+        assert!(store.take_read("acct", 7, 11).await.unwrap().is_empty(), "another call finds them taken");
     }
 
     #[test]
