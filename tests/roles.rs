@@ -348,29 +348,8 @@ async fn two_worker_processes_never_drive_one_account_at_once() {
 /// lease (`delivery.task_lease = 8`) has run out, followed by the next report, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_of_a_killed_worker_process_is_sent_by_another() {
-    use std::sync::{Arc, Mutex};
     // The receiver: records each report's body; holds the first connection open unanswered.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/cb", listener.local_addr().unwrap());
-    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let bodies = Arc::clone(&got);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let bodies = Arc::clone(&bodies);
-            std::thread::spawn(move || {
-                let (body, stream) = http::read_body(stream);
-                let first = {
-                    let mut bodies = bodies.lock().unwrap();
-                    bodies.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                    bodies.len() == 1
-                };
-                if first {
-                    std::thread::sleep(Duration::from_secs(60));
-                }
-                http::answer(stream, 200);
-            });
-        }
-    });
+    let (url, got) = http::receiver_pausing(200, |n| if n == 1 { Duration::from_secs(60) } else { Duration::ZERO });
     let reports = || got.lock().unwrap().clone();
 
     let redis_server = RedisServer::start().expect("redis-server for the Redis tests");

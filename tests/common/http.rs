@@ -36,17 +36,30 @@ pub fn answer(mut stream: TcpStream, status: u16) {
 /// A receiver of delivery reports on loopback: records each body, answers `status` after
 /// `delay`.
 pub fn receiver(status: u16, delay: Duration) -> (String, Arc<Mutex<Vec<Value>>>) {
+    receiver_pausing(status, move |_| delay)
+}
+
+/// A receiver that answers the `n`th report (counting from 1) after `pause(n)`.
+pub fn receiver_pausing(
+    status: u16,
+    pause: impl Fn(usize) -> Duration + Send + Sync + 'static,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/cb", listener.local_addr().unwrap());
     let got: Arc<Mutex<Vec<Value>>> = Arc::default();
     let bodies = Arc::clone(&got);
+    let pause = Arc::new(pause);
     std::thread::spawn(move || {
         for stream in listener.incoming().map_while(Result::ok) {
-            let bodies = Arc::clone(&bodies);
+            let (bodies, pause) = (Arc::clone(&bodies), Arc::clone(&pause));
             std::thread::spawn(move || {
                 let (body, stream) = read_body(stream);
-                bodies.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-                std::thread::sleep(delay);
+                let n = {
+                    let mut bodies = bodies.lock().unwrap();
+                    bodies.push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                    bodies.len()
+                };
+                std::thread::sleep(pause(n));
                 answer(stream, status);
             });
         }

@@ -25,15 +25,18 @@ local fee = tonumber(ARGV[1])
 local balance = tonumber(stored_balance)
 -- A request already stored exactly so (its id is random, its JSON has the creation time) means
 -- this call was applied before and a cluster client sent it again after a lost connection:
--- it answers as applied, and charges nothing more.
+-- it answers as applied, and charges nothing more. Looked at only when the call cannot go on.
+local function applied_before()
+  return redis.call('GET', KEYS[2]) == ARGV[2]
+end
 if balance < fee then
-  if redis.call('GET', KEYS[2]) == ARGV[2] then
+  if applied_before() then
     return {1, balance}
   end
   return {0, 'balance'}
 end
 if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
-  if redis.call('GET', KEYS[2]) == ARGV[2] then
+  if applied_before() then
     return {1, balance}
   end
   return {0, 'exists'}
