@@ -18,7 +18,11 @@
 //! default cost, as many at once as the server allows, on the same cores) for the argon2id rows.
 //! The targets of issue 8 are ratios to these: a status check without a code at least 0.8 of the
 //! one-call baseline, send and check with `hmac-sha256` at least 0.6, with argon2id at least 0.7
-//! of the hashing alone. The memory store's rows are held to the single-Redis baseline.
+//! of the hashing alone. The memory store's rows are held to the single-Redis baseline. The
+//! one-call baseline keeps running while its store's rows are measured, and its capacity is
+//! measured again right before and right after each row held to it: that row's ratio is to the
+//! mean of the two, so a machine that speeds up or slows down over the run (shared cores do)
+//! does not tilt it.
 //!
 //! Set-up (one process, loopback only): each server (verigram or a baseline) has
 //! `VERIGRAM_BENCH_WORKERS` actix worker threads (default 1) and one tokio thread of its own;
@@ -153,6 +157,10 @@ struct Row {
     store: Option<StoreKind>,
     target: Target,
     capacity: Phase,
+    /// The one-call baseline's capacity measured right before and right after this row's
+    /// (their mean), for rows held to it on Redis or the cluster: the ratio compares
+    /// measurements seconds apart, not minutes, so drift in the machine's speed cancels.
+    beside: Option<f64>,
     latency: Option<Latency>,
     cpu: CpuPerRequest,
 }
@@ -356,6 +364,8 @@ struct Bench {
     rows: Vec<Row>,
     /// Request ids answered by the last send scenario.
     ids: Vec<String>,
+    /// A call to the running one-call baseline of the store being measured (none for memory).
+    beside: Option<MakeCall>,
 }
 
 /// Runs every scenario; `Ok(false)` when some request failed.
@@ -379,6 +389,7 @@ fn run() -> anyhow::Result<bool> {
             .context("HTTP client")?,
         rows: Vec::new(),
         ids: Vec::new(),
+        beside: None,
         opts,
     };
 
@@ -389,14 +400,19 @@ fn run() -> anyhow::Result<bool> {
             continue;
         }
         let backing = Backing::start(kind)?;
-        if kind != StoreKind::Memory {
-            bench.baseline(Some(&backing))?;
-        }
+        // The one-call baseline keeps running beside the store's rows, measured again next to
+        // each row held to it.
+        let baseline = (kind != StoreKind::Memory).then(|| bench.baseline(Some(&backing))).transpose()?.flatten();
+        bench.beside = baseline.as_ref().map(|(_, call)| Arc::clone(call));
         for hash in ["hmac-sha256", "argon2id"] {
             bench.verigram(&backing, hash)?;
         }
         if kind == StoreKind::Redis {
             bench.nodes(&backing)?;
+        }
+        bench.beside = None;
+        if let Some((handle, _)) = baseline {
+            bench.server_rt.block_on(handle.stop(false));
         }
     }
 
@@ -440,8 +456,12 @@ fn app_toml(store_url: &str, hash: &str, workers: usize) -> String {
 }
 
 impl Bench {
-    /// The no-work handler (no backing) or the one-script handler on `backing`.
-    fn baseline(&mut self, backing: Option<&Backing>) -> anyhow::Result<()> {
+    /// The no-work handler (no backing) or the one-script handler on `backing`. The latter is
+    /// left running: answers its server and a call to it.
+    fn baseline(
+        &mut self,
+        backing: Option<&Backing>,
+    ) -> anyhow::Result<Option<(actix_web::dev::ServerHandle, MakeCall)>> {
         let name = match backing {
             None => "no-work handler".to_owned(),
             Some(b) => format!("one Redis script call ({})", b.kind.name()),
@@ -453,8 +473,11 @@ impl Bench {
         let make: MakeCall = Arc::new(move |_| Some(call.clone()));
         let mut probes = backing.map(Backing::probes).transpose()?.unwrap_or_default();
         self.scenario("baseline", name, None, Target::None, &make, Expect::Ok, None, &mut probes);
+        if backing.is_some() {
+            return Ok(Some((handle, make)));
+        }
         self.server_rt.block_on(handle.stop(false));
-        Ok(())
+        Ok(None)
     }
 
     /// argon2id hashes, then verifies, through `CodeHasher` with the server's default cost and
@@ -506,6 +529,7 @@ impl Bench {
                 store: None,
                 target: Target::None,
                 capacity: Phase { errors: 0, rps: done as f64 / took.as_secs_f64() },
+                beside: None,
                 latency: None,
                 cpu: if self.opts.full { before.per_request(&after, done) } else { CpuPerRequest::default() },
             });
@@ -704,10 +728,20 @@ impl Bench {
         // A scenario that can make only `limit` requests (each revokes a request of its own)
         // leaves half of what is left for the open loop.
         let last = limit.map_or(usize::MAX, |l| warm.next + l.saturating_sub(warm.next) / 2);
+        let beside = self.beside.as_ref().filter(|_| matches!(target, Target::OneCall(_)));
+        let mut beside_errors = 0;
+        let mut baseline_rps = |rt: &Runtime| {
+            let call = beside?;
+            let run = rt.block_on(closed_loop(client, call, 0..usize::MAX, opts.concurrency, opts.phase, Expect::Ok));
+            beside_errors += run.errors;
+            Some(run.completed() as f64 / run.elapsed.as_secs_f64().max(1e-9))
+        };
+        let baseline_before = baseline_rps(&self.client_rt);
         let before = CpuSample::take(probes);
         let capacity =
             self.client_rt.block_on(closed_loop(client, make, warm.next..last, opts.concurrency, opts.phase, expect));
         let after = CpuSample::take(probes);
+        let beside = baseline_before.zip(baseline_rps(&self.client_rt)).map(|(a, b)| (a + b) / 2.0);
         let rps = capacity.completed() as f64 / capacity.elapsed.as_secs_f64().max(1e-9);
         let offered = rps * opts.load;
         let open = self.client_rt.block_on(open_loop(
@@ -727,7 +761,8 @@ impl Bench {
             name: label,
             store,
             target,
-            capacity: Phase { errors: capacity.errors + warm.errors, rps },
+            capacity: Phase { errors: capacity.errors + warm.errors + beside_errors, rps },
+            beside,
             // Nothing left to send (a scenario with a limit): no latency to show.
             latency: (open.completed() + open.errors > 0).then(|| Latency {
                 offered,
@@ -1004,7 +1039,7 @@ fn verdict(row: &Row, rows: &[Row]) -> Option<bool> {
 /// The row's ratio to what its target compares it with, and the target.
 fn ratio_to_target(row: &Row, rows: &[Row]) -> Option<(f64, f64)> {
     let (baseline, goal) = target_baseline(row, rows)?;
-    Some((row.capacity.rps / baseline.capacity.rps, goal))
+    Some((row.capacity.rps / row.beside.unwrap_or(baseline.capacity.rps), goal))
 }
 
 /// Where the ratio comes from, in CPU per request (all parties share the same cores, so
@@ -1047,7 +1082,8 @@ fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
          Latency: open loop at {:.0}% of the capacity just measured, {:.1} s, from each request's due time. \
          CPU µs/req over the capacity phase: server = this process minus the load generator's thread (10 ms \
          ticks), client = the load generator, redis = redis-server(s) `INFO cpu`. Ratio: capacity over the \
-         baseline the target names (one script call on the same Redis or cluster — the single Redis for the \
+         baseline the target names (one script call on the same Redis or cluster, measured again right before \
+         and after the row: the mean of the two is `beside`; the single Redis's first measurement for the \
          memory store; the argon2id hashing alone for argon2id rows). CPU ratio: the one-call baseline's \
          server + client + redis µs/req over the row's; ceiling: the same with the row's server µs replaced \
          by the baseline's (the most a row could reach if verigram's own work were free).\n",
@@ -1060,10 +1096,10 @@ fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
     );
     let _ = writeln!(
         s,
-        "| scenario | req/s | ÷ no-work | ratio | target | met | CPU ratio | ceiling | open-loop req/s | p50 ms \
+        "| scenario | req/s | ÷ no-work | beside | ratio | target | met | CPU ratio | ceiling | open-loop req/s | p50 ms \
          | p99 ms | errors | server µs/req | client µs/req | redis µs/req |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let micros = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.0}"));
     for r in rows {
         let (ratio, target, met) = match ratio_to_target(r, rows) {
@@ -1086,11 +1122,12 @@ fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
             .map_or_else(|| ("–".into(), "–".into()), |(c, m)| (format!("{c:.2}"), format!("{m:.2}")));
         let _ = writeln!(
             s,
-            "| {}{} | {:.0} | {vs_noop} | {ratio} | {target} | {met} | {cpu_ratio} | {ceiling} | {open} | {p50} | {p99} \
+            "| {}{} | {:.0} | {vs_noop} | {} | {ratio} | {target} | {met} | {cpu_ratio} | {ceiling} | {open} | {p50} | {p99} \
              | {} | {} | {} | {} |",
             if r.group == "verigram" { String::new() } else { format!("{}: ", r.group) },
             r.name,
             r.capacity.rps,
+            r.beside.map_or_else(|| "–".to_owned(), |b| format!("{b:.0}")),
             r.capacity.errors + open_errors,
             micros(r.cpu.server),
             micros(r.cpu.client),

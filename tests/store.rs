@@ -171,6 +171,20 @@ async fn requests_are_charged_atomically(kind: Kind) {
     let missing =
         store.create_request(&TenantId::generate(), &Change::from(request(0).clone()), RETENTION, NOW).await.unwrap();
     assert_eq!(missing, CreateOutcome::TenantNotFound);
+    // A charged request for no tenant leaves nothing behind (no tenant made of a balance).
+    let nobody = TenantId::generate();
+    let orphan = request(10_000);
+    assert_eq!(
+        store.create_request(&nobody, &charged(&orphan), RETENTION, NOW).await.unwrap(),
+        CreateOutcome::TenantNotFound
+    );
+    assert!(store.tenant(&nobody).await.unwrap().is_none());
+    assert!(store.request(&nobody, orphan.id, NOW).await.unwrap().is_none());
+    assert_eq!(
+        store.tenant(&t.id).await.unwrap().unwrap().balance,
+        Credits::from_micros(5_000),
+        "refusals move nothing"
+    );
 }
 
 async fn concurrent_charges_never_overdraw(kind: Kind) {

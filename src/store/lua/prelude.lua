@@ -17,8 +17,9 @@ local function schedule(jobs, due, request_id, enqueue, first_arg)
   if enqueue == '1' then
     queue_job(jobs, request_id)
   end
-  for i = first_arg, #ARGV, 2 do
-    redis.call('ZADD', due, ARGV[i], ARGV[i + 1])
+  -- All the request's tasks in one ZADD (score, member pairs): one call, however many.
+  if #ARGV > first_arg then
+    redis.call('ZADD', due, unpack(ARGV, first_arg))
   end
 end
 
