@@ -18,11 +18,11 @@
 //! default cost, as many at once as the server allows, on the same cores) for the argon2id rows.
 //! The targets of issue 8 are ratios to these: a status check without a code at least 0.8 of the
 //! one-call baseline, send and check with `hmac-sha256` at least 0.6, with argon2id at least 0.7
-//! of the hashing alone. The memory store's rows are held to the single-Redis baseline. The
-//! one-call baseline keeps running while its store's rows are measured, and its capacity is
-//! measured again right before and right after each row held to it: that row's ratio is to the
-//! mean of the two, so a machine that speeds up or slows down over the run (shared cores do)
-//! does not tilt it.
+//! of the hashing alone. The memory store's rows are held to the single-Redis baseline (as
+//! first measured). Otherwise a row's baseline is measured again right before and right after
+//! the row (the one-call baseline keeps running while its store's rows are measured), and the
+//! row's ratio is to the mean of the two: a machine that speeds up or slows down over the run
+//! (shared cores do) does not tilt it.
 //!
 //! Set-up (one process, loopback only): each server (verigram or a baseline) has
 //! `VERIGRAM_BENCH_WORKERS` actix worker threads (default 1) and one tokio thread of its own;
@@ -366,6 +366,52 @@ struct Bench {
     ids: Vec<String>,
     /// A call to the running one-call baseline of the store being measured (none for memory).
     beside: Option<MakeCall>,
+    /// The argon2id hashing alone, measured again beside the argon2id rows.
+    hashing: Option<HashingAlone>,
+}
+
+/// argon2id hashes or verifications through `CodeHasher` with the server's default cost, as
+/// many at once as the server's blocking pool runs (two per core).
+struct HashingAlone {
+    hasher: Arc<CodeHasher>,
+    binding: CodeBinding,
+    code: Code,
+    phc: String,
+    cores: usize,
+}
+
+impl HashingAlone {
+    fn new(settings: &Settings, rt: &Runtime) -> anyhow::Result<Self> {
+        let pepper = Pepper::new(&[0x5a; 32]).context("pepper")?;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let hasher = Arc::new(CodeHasher::new(settings.hash_scheme(), pepper, cores));
+        let binding = CodeBinding { tenant: TenantId::generate(), request: RequestId::generate() };
+        let code = Code::parse("123456").map_err(|_| anyhow::anyhow!("code"))?;
+        let phc = rt.block_on(hasher.hash(&binding, &code))?;
+        Ok(Self { hasher, binding, code, phc, cores })
+    }
+
+    /// As many `op`s as go in `phase`: how many succeeded, and how long it took.
+    fn run(&self, rt: &Runtime, op: HashOp, phase: Duration) -> (usize, Duration) {
+        let until = Instant::now() + phase;
+        let Self { hasher, binding, code, phc, cores } = self;
+        rt.block_on(async move {
+            let started = Instant::now();
+            let done = futures_util::stream::iter(0..)
+                .take_while(|_| std::future::ready(Instant::now() < until))
+                .map(|_| async move {
+                    match op {
+                        HashOp::Hash => hasher.hash(binding, code).await.is_ok(),
+                        HashOp::Verify => hasher.verify(binding, code, phc).await.unwrap_or(false),
+                    }
+                })
+                .buffer_unordered(cores * 2)
+                .filter(|ok| std::future::ready(*ok))
+                .count()
+                .await;
+            (done, started.elapsed())
+        })
+    }
 }
 
 /// Runs every scenario; `Ok(false)` when some request failed.
@@ -390,6 +436,7 @@ fn run() -> anyhow::Result<bool> {
         rows: Vec::new(),
         ids: Vec::new(),
         beside: None,
+        hashing: None,
         opts,
     };
 
@@ -484,47 +531,20 @@ impl Bench {
     /// concurrency, as fast as they go on this machine's cores.
     fn hashing_alone(&mut self) -> anyhow::Result<()> {
         let settings = Settings::from_toml(&app_toml("memory://", "argon2id", 1)).context("settings")?;
-        let pepper = Pepper::new(&[0x5a; 32]).context("pepper")?;
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let hasher = Arc::new(CodeHasher::new(settings.hash_scheme(), pepper, cores));
-        let binding = CodeBinding { tenant: TenantId::generate(), request: RequestId::generate() };
-        let code = Code::parse("123456").map_err(|_| anyhow::anyhow!("code"))?;
-        let phc = self.server_rt.block_on(hasher.hash(&binding, &code))?;
+        let hashing = HashingAlone::new(&settings, &self.server_rt)?;
         let a = &settings.codes.argon2;
         for op in [HashOp::Hash, HashOp::Verify] {
             let what = if op == HashOp::Hash { "hash" } else { "verify" };
             eprintln!("performance: argon2id {what} alone …");
-            let run = |until: Instant| {
-                let (hasher, binding, code, phc) = (Arc::clone(&hasher), binding.clone(), code.clone(), phc.clone());
-                self.server_rt.block_on(async move {
-                    let started = Instant::now();
-                    let done = futures_util::stream::iter(0..)
-                        .take_while(|_| std::future::ready(Instant::now() < until))
-                        .map(|_| {
-                            let (hasher, binding, code, phc) = (&hasher, &binding, &code, &phc);
-                            async move {
-                                match op {
-                                    HashOp::Hash => hasher.hash(binding, code).await.is_ok(),
-                                    HashOp::Verify => hasher.verify(binding, code, phc).await.unwrap_or(false),
-                                }
-                            }
-                        })
-                        .buffer_unordered(cores * 2)
-                        .filter(|ok| std::future::ready(*ok))
-                        .count()
-                        .await;
-                    (done, started.elapsed())
-                })
-            };
-            run(Instant::now() + self.opts.warmup);
+            hashing.run(&self.server_rt, op, self.opts.warmup);
             let before = CpuSample::take(&mut []);
-            let (done, took) = run(Instant::now() + self.opts.phase);
+            let (done, took) = hashing.run(&self.server_rt, op, self.opts.phase);
             let after = CpuSample::take(&mut []);
             self.rows.push(Row {
                 group: "baseline",
                 name: format!(
-                    "argon2id {what} alone (m={},t={},p={}; {cores} at once)",
-                    a.memory_kib, a.iterations, a.parallelism
+                    "argon2id {what} alone (m={},t={},p={}; {} at once)",
+                    a.memory_kib, a.iterations, a.parallelism, hashing.cores
                 ),
                 store: None,
                 target: Target::None,
@@ -534,6 +554,7 @@ impl Bench {
                 cpu: if self.opts.full { before.per_request(&after, done) } else { CpuPerRequest::default() },
             });
         }
+        self.hashing = Some(hashing);
         Ok(())
     }
 
@@ -728,13 +749,27 @@ impl Bench {
         // A scenario that can make only `limit` requests (each revokes a request of its own)
         // leaves half of what is left for the open loop.
         let last = limit.map_or(usize::MAX, |l| warm.next + l.saturating_sub(warm.next) / 2);
-        let beside = self.beside.as_ref().filter(|_| matches!(target, Target::OneCall(_)));
         let mut beside_errors = 0;
-        let mut baseline_rps = |rt: &Runtime| {
-            let call = beside?;
-            let run = rt.block_on(closed_loop(client, call, 0..usize::MAX, opts.concurrency, opts.phase, Expect::Ok));
-            beside_errors += run.errors;
-            Some(run.completed() as f64 / run.elapsed.as_secs_f64().max(1e-9))
+        let (beside_call, hashing, server_rt) = (self.beside.as_ref(), self.hashing.as_ref(), &self.server_rt);
+        // The row's baseline, measured now for as long as the row's capacity phase.
+        let mut baseline_rps = |rt: &Runtime| match target {
+            Target::OneCall(_) => {
+                let run = rt.block_on(closed_loop(
+                    client,
+                    beside_call?,
+                    0..usize::MAX,
+                    opts.concurrency,
+                    opts.phase,
+                    Expect::Ok,
+                ));
+                beside_errors += run.errors;
+                Some(run.completed() as f64 / run.elapsed.as_secs_f64().max(1e-9))
+            }
+            Target::Hashing(_, op) => {
+                let (done, took) = hashing?.run(server_rt, op, opts.phase);
+                Some(done as f64 / took.as_secs_f64().max(1e-9))
+            }
+            Target::None => None,
         };
         let baseline_before = baseline_rps(&self.client_rt);
         let before = CpuSample::take(probes);
@@ -1082,9 +1117,9 @@ fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
          Latency: open loop at {:.0}% of the capacity just measured, {:.1} s, from each request's due time. \
          CPU µs/req over the capacity phase: server = this process minus the load generator's thread (10 ms \
          ticks), client = the load generator, redis = redis-server(s) `INFO cpu`. Ratio: capacity over the \
-         baseline the target names (one script call on the same Redis or cluster, measured again right before \
-         and after the row: the mean of the two is `beside`; the single Redis's first measurement for the \
-         memory store; the argon2id hashing alone for argon2id rows). CPU ratio: the one-call baseline's \
+         baseline the target names (one script call on the same Redis or cluster; the argon2id hashing alone \
+         for argon2id rows), measured again right before and after the row: the mean of the two is `beside` \
+         (the memory store's hmac rows use the single Redis's first measurement). CPU ratio: the one-call baseline's \
          server + client + redis µs/req over the row's; ceiling: the same with the row's server µs replaced \
          by the baseline's (the most a row could reach if verigram's own work were free).\n",
         opts.workers,
