@@ -38,7 +38,7 @@
 //! request (each check hashes, compares and writes), a revocation revokes a request once. Every
 //! answer is checked; failures are counted and make the program exit non-zero.
 //!
-//! Run: `cargo bench --bench performance` (about four minutes; the table goes to stdout and to
+//! Run: `cargo bench --bench performance` (about three minutes; the table goes to stdout and to
 //! `target/bench-results/performance.md`). Without `--bench`, or with `--test`, it is a smoke run
 //! of a fraction of a second per phase that fails on any error and writes nothing.
 
