@@ -9,7 +9,7 @@ use verigram::domain::{
     RequestId, RequestRecord, SenderAccount, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
     VerificationStatus,
 };
-use verigram::store::{AdjustOutcome, Change, CreateOutcome, MemoryStore, RedisStore, Retention, Store};
+use verigram::store::{AdjustOutcome, Change, CreateOutcome, MemoryStore, RedisStore, Retention, Store, StoreError};
 use verigram::test_support::{RedisCluster, RedisServer};
 
 const RETENTION: Retention = Retention(Duration::from_secs(86_400));
@@ -115,6 +115,7 @@ macro_rules! on_every_store {
 on_every_store!(
     tenants_and_settings_round_trip,
     requests_are_charged_atomically,
+    a_request_created_twice_is_charged_once,
     concurrent_charges_never_overdraw,
     optimistic_updates_serialize_concurrent_checks,
     balance_adjustments_never_go_negative,
@@ -185,6 +186,25 @@ async fn requests_are_charged_atomically(kind: Kind) {
         Credits::from_micros(5_000),
         "refusals move nothing"
     );
+}
+
+/// A cluster client sends a call again when the connection dropped before its answer: the
+/// repeat of a creation answers as the first did and moves nothing.
+async fn a_request_created_twice_is_charged_once(kind: Kind) {
+    let (store, _r) = store(kind).await;
+    let (t, token) = tenant(15_000);
+    store.create_tenant(&t, &token).await.unwrap();
+    let r = request(10_000);
+    let created = CreateOutcome::Created { balance: Credits::from_micros(5_000) };
+    assert_eq!(store.create_request(&t.id, &charged(&r), RETENTION, NOW).await.unwrap(), created);
+    assert_eq!(store.create_request(&t.id, &charged(&r), RETENTION, NOW).await.unwrap(), created);
+    assert_eq!(store.tenant(&t.id).await.unwrap().unwrap().balance, Credits::from_micros(5_000));
+    assert_eq!(store.ledger(&t.id, 10).await.unwrap().len(), 2, "the opening balance and one charge");
+    // Another request under a taken id is refused, and the stored one is left alone.
+    let other = RequestRecord { cost: Credits::ZERO, ..r.clone() };
+    let taken = store.create_request(&t.id, &Change::from(other), RETENTION, NOW).await;
+    assert!(matches!(taken, Err(StoreError::Contention)), "{taken:?}");
+    assert_eq!(store.request(&t.id, r.id, NOW).await.unwrap(), Some(RequestRecord { version: 1, ..r }));
 }
 
 async fn concurrent_charges_never_overdraw(kind: Kind) {

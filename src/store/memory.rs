@@ -3,7 +3,9 @@
 //! One mutex guards all state, so every operation is trivially atomic; critical sections are
 //! short (no hashing or I/O happens under the lock).
 
-use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreResult, Task};
+use super::{
+    AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreError, StoreResult, Task,
+};
 use crate::domain::{
     gcra, Credits, DeadReport, Gcra, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
     SenderAccount, SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
@@ -170,10 +172,21 @@ impl MemoryStore {
         let mut inner = self.inner.lock();
         inner.sweep(now);
         let ledger_limit = self.ledger_limit;
+        let record = &change.record;
+        // As on Redis: the same request created again (a call repeated after a lost answer)
+        // answers as done and charges nothing more; another under a taken id is refused.
+        let key = (tenant.clone(), record.id);
+        let first_version = RequestRecord { version: 1, ..record.clone() };
+        if let Some(stored) = inner.requests.get(&key).filter(|r| r.expires_at > now) {
+            if stored.record == first_version {
+                let balance = inner.tenants.get(tenant).map_or(Credits::ZERO, |s| s.tenant.balance);
+                return Ok(CreateOutcome::Created { balance });
+            }
+            return Err(StoreError::Contention);
+        }
         let Some(state) = inner.tenants.get_mut(tenant) else {
             return Ok(CreateOutcome::TenantNotFound);
         };
-        let record = &change.record;
         if state.tenant.balance < record.cost {
             return Ok(CreateOutcome::BalanceNotEnough);
         }
@@ -183,8 +196,7 @@ impl MemoryStore {
             push_ledger(&mut state.ledger, entry, balance, ledger_limit);
         }
         let expires_at = now.plus(retention.keep(record, now));
-        let record = RequestRecord { version: 1, ..record.clone() };
-        let key = (tenant.clone(), record.id);
+        let record = first_version;
         inner.expiries.push(std::cmp::Reverse((expires_at, key.clone())));
         inner.requests.insert(key, Box::new(StoredRequest { record, expires_at }));
         inner.queue_and_schedule(tenant, change, now);
