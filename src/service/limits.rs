@@ -79,17 +79,15 @@ impl Services {
         checks
     }
 
-    /// The budget of wrong codes for `phone` (over all its requests).
+    /// The budget of wrong codes for `phone` (over all its requests); its key (an HMAC) is
+    /// made only when the budget is on.
     pub(crate) fn wrong_check_limit(&self, tenant: &Tenant, phone: &PhoneNumber) -> Vec<LimitCheck> {
+        let rate = self.rate_for(tenant, LimitKind::WrongChecks);
+        if rate.is_off() {
+            return Vec::new();
+        }
         let key = self.token_keys.limit_key(&format!("phone:{}", phone.digits()));
-        self.checks(tenant, vec![(LimitKind::WrongChecks, key)])
-    }
-
-    fn checks(&self, tenant: &Tenant, keys: Vec<(LimitKind, String)>) -> Vec<LimitCheck> {
-        keys.into_iter()
-            .map(|(kind, key)| LimitCheck { kind, key, rate: self.rate_for(tenant, kind) })
-            .filter(|c| !c.rate.is_off())
-            .collect()
+        vec![LimitCheck { kind: LimitKind::WrongChecks, key, rate }]
     }
 
     /// Counts the call against `checks`, or refuses it with the limit that fired (and then
