@@ -59,6 +59,7 @@ use verigram::config::Settings;
 use verigram::domain::{Code, RequestId, SystemClock, TenantId};
 use verigram::secrets::{CodeBinding, CodeHasher, Pepper};
 use verigram::startup::Application;
+use verigram::store::RedisConnection;
 use verigram::test_support::{RedisCluster, RedisServer};
 
 #[path = "common/mod.rs"]
@@ -1010,8 +1011,9 @@ async fn create_tenant(client: &reqwest::Client, base: &str) -> anyhow::Result<S
 }
 
 /// A bare actix-web server: `/noop` answers a fixed JSON; with a backing, `/script` runs one
-/// trivial script first, through a `ConnectionManager` (one Redis) or the cluster client, as
-/// the Redis store does. Built and driven like verigram's server (same runtime, same workers).
+/// trivial script first, and `/read-cas` reads a record and compare-and-sets it, both through
+/// the Redis store's own connection (`RedisConnection`). Built and driven like verigram's
+/// server (same runtime, same workers).
 fn start_baseline(
     rt: &Runtime,
     workers: usize,
@@ -1020,19 +1022,14 @@ fn start_baseline(
     const BODY: &str = r#"{"ok":true,"result":true}"#;
     let listener = TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
-    let single = backing.and_then(|b| b.redis.as_ref()).map(RedisServer::url);
-    let cluster = backing.and_then(|b| b.cluster.as_ref()).map(RedisCluster::ports);
+    let url = backing.map(Backing::url);
+    // The store's own connection and timeout, so the baseline's client work is verigram's.
+    let settings = Settings::from_toml(&app_toml("memory://", "hmac-sha256", workers)).context("settings")?;
+    let timeout = Duration::from_millis(settings.store.timeout_ms);
     rt.block_on(async move {
-        let conn = match (single, cluster) {
-            (Some(url), _) => Some(BaselineConn::Single(
-                redis::Client::open(url.as_str())?.get_connection_manager().await.context("connect to redis-server")?,
-            )),
-            (_, Some(ports)) => {
-                let seeds: Vec<String> = ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect();
-                let client = redis::cluster::ClusterClient::new(seeds)?;
-                Some(BaselineConn::Cluster(client.get_async_connection().await.context("connect to the cluster")?))
-            }
-            _ => None,
+        let conn = match url {
+            Some(url) => Some(RedisConnection::open(&url, timeout).await.context("connect to Redis")?),
+            None => None,
         };
         if let Some(conn) = &conn {
             fill_records(conn).await?;
@@ -1062,22 +1059,12 @@ fn start_baseline(
     })
 }
 
-#[derive(Clone)]
-enum BaselineConn {
-    Single(redis::aio::ConnectionManager),
-    Cluster(redis::cluster_async::ClusterConnection),
-}
-
 async fn one_script(
     _body: web::Bytes,
     script: web::Data<redis::Script>,
-    conn: web::Data<BaselineConn>,
+    conn: web::Data<RedisConnection>,
 ) -> HttpResponse {
-    let answer = match conn.get_ref().clone() {
-        BaselineConn::Single(mut c) => script.key("bench:counter").invoke_async::<i64>(&mut c).await,
-        BaselineConn::Cluster(mut c) => script.key("bench:counter").invoke_async::<i64>(&mut c).await,
-    };
-    match answer {
+    match script.key("bench:counter").invoke_async::<i64>(&mut conn.get_ref().clone()).await {
         Ok(n) => HttpResponse::Ok().content_type("application/json").body(format!(r#"{{"ok":true,"result":{n}}}"#)),
         Err(_) => HttpResponse::ServiceUnavailable().finish(),
     }
@@ -1101,17 +1088,12 @@ fn record_key(i: usize) -> String {
 }
 
 /// Stores the records, each the size of a stored request (`<version>|<end>|<JSON>`).
-async fn fill_records(conn: &BaselineConn) -> anyhow::Result<()> {
+async fn fill_records(conn: &RedisConnection) -> anyhow::Result<()> {
     let value = format!("1|9999999999999|{{\"record\":\"{}\"}}", "x".repeat(760));
     let stored = futures_util::stream::iter(0..RECORDS)
         .map(|i| {
-            let (key, value) = (record_key(i), value.clone());
-            async move {
-                match conn.clone() {
-                    BaselineConn::Single(mut c) => redis::AsyncCommands::set::<_, _, ()>(&mut c, key, value).await,
-                    BaselineConn::Cluster(mut c) => redis::AsyncCommands::set::<_, _, ()>(&mut c, key, value).await,
-                }
-            }
+            let (key, value, mut conn) = (record_key(i), value.clone(), conn.clone());
+            async move { redis::AsyncCommands::set::<_, _, ()>(&mut conn, key, value).await }
         })
         .buffer_unordered(64)
         .filter(|r| std::future::ready(r.is_err()))
@@ -1124,23 +1106,15 @@ async fn fill_records(conn: &BaselineConn) -> anyhow::Result<()> {
 }
 
 /// Reads the record named by the body, then compare-and-sets it with itself.
-async fn read_then_cas(body: web::Bytes, cas: web::Data<Cas>, conn: web::Data<BaselineConn>) -> HttpResponse {
+async fn read_then_cas(body: web::Bytes, cas: web::Data<Cas>, conn: web::Data<RedisConnection>) -> HttpResponse {
     let i = std::str::from_utf8(&body).ok().and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
     let key = record_key(i % RECORDS);
-    async fn run<C: redis::aio::ConnectionLike + Send>(
-        c: &mut C,
-        cas: &redis::Script,
-        key: &str,
-    ) -> redis::RedisResult<i64> {
-        let record: Option<String> = redis::cmd("GET").arg(key).query_async(c).await?;
-        let record = record.unwrap_or_default();
-        cas.key(key).arg("1").arg(record).arg(86_400_000).invoke_async(c).await
-    }
-    let answer = match conn.get_ref().clone() {
-        BaselineConn::Single(mut c) => run(&mut c, &cas.0, &key).await,
-        BaselineConn::Cluster(mut c) => run(&mut c, &cas.0, &key).await,
+    let mut conn = conn.get_ref().clone();
+    let answer = async {
+        let record: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        cas.0.key(&key).arg("1").arg(record.unwrap_or_default()).arg(86_400_000).invoke_async::<i64>(&mut conn).await
     };
-    match answer {
+    match answer.await {
         Ok(1) => HttpResponse::Ok().content_type("application/json").body(r#"{"ok":true,"result":true}"#),
         _ => HttpResponse::ServiceUnavailable().finish(),
     }

@@ -11,7 +11,7 @@ mod memory;
 mod redis;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::{cluster_seeds, RedisStore};
+pub use self::redis::{cluster_seeds, Conn as RedisConnection, RedisStore};
 
 use crate::domain::{
     Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount,

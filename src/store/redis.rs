@@ -81,11 +81,45 @@ const RECEIPT_KEPT: Duration = Duration::from_secs(600);
 const PRELUDE_LUA: &str = include_str!("lua/prelude.lua");
 
 /// One Redis node (through a reconnecting manager) or a cluster (through the cluster client,
-/// which follows `MOVED`/`ASK` and refreshes its slot map after a failover).
+/// which follows `MOVED`/`ASK` and refreshes its slot map after a failover). Public so that
+/// the benchmarks' baselines talk to Redis exactly as the store does.
 #[derive(Clone)]
-enum Conn {
+pub enum Conn {
     Single(ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Conn {
+    /// Connects to `store.url`: `redis://…` (one node) or `redis+cluster://…` (seed nodes), with
+    /// every attempt and call bounded by `timeout`.
+    pub async fn open(url: &str, timeout: Duration) -> StoreResult<Self> {
+        if url.starts_with(CLUSTER_SCHEME) {
+            let seeds = cluster_seeds(url).map_err(|why| StoreError::Failed(why.into()))?;
+            // Redirects (MOVED, ASK) and "try again" answers are followed at once or after a
+            // short wait; every attempt and the whole call stay within `timeout`.
+            let client = redis::cluster::ClusterClient::builder(seeds)
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .overall_response_timeout(Some(timeout))
+                .retries(6)
+                .min_retry_wait(50)
+                .max_retry_wait(1000)
+                .build()?;
+            let connecting = client.get_async_connection();
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(conn) => Ok(Conn::Cluster(conn?)),
+                Err(_) => Err(StoreError::Unavailable("no cluster node answered in time".into())),
+            }
+        } else {
+            let client = redis::Client::open(url)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            Ok(Conn::Single(ConnectionManager::new_with_config(client, config).await?))
+        }
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -220,32 +254,7 @@ impl RedisStore {
     /// manager reconnects on its own after a failure; operations in between answer
     /// `Unavailable`.
     pub async fn connect(url: &str, timeout: Duration, ledger_limit: usize) -> StoreResult<Self> {
-        let conn = if url.starts_with(CLUSTER_SCHEME) {
-            let seeds = cluster_seeds(url).map_err(|why| StoreError::Failed(why.into()))?;
-            // Redirects (MOVED, ASK) and "try again" answers are followed at once or after a
-            // short wait; every attempt and the whole call stay within `timeout`.
-            let client = redis::cluster::ClusterClient::builder(seeds)
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .overall_response_timeout(Some(timeout))
-                .retries(6)
-                .min_retry_wait(50)
-                .max_retry_wait(1000)
-                .build()?;
-            let connecting = client.get_async_connection();
-            match tokio::time::timeout(timeout, connecting).await {
-                Ok(conn) => Conn::Cluster(conn?),
-                Err(_) => return Err(StoreError::Unavailable("no cluster node answered in time".into())),
-            }
-        } else {
-            let client = redis::Client::open(url)?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout))
-                .set_number_of_retries(2)
-                .set_max_delay(Duration::from_secs(1));
-            Conn::Single(ConnectionManager::new_with_config(client, config).await?)
-        };
+        let conn = Conn::open(url, timeout).await?;
         Ok(Self {
             conn,
             scripts: Scripts {
