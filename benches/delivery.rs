@@ -26,7 +26,7 @@ use verigram::delivery::worker::{Outcome, Worker};
 use verigram::domain::{PhoneNumber, RequestId, SystemClock};
 use verigram::service::{Caller, SendCommand, Services};
 use verigram::startup::Application;
-use verigram::test_support::{RedisCluster, RedisServer};
+use verigram_testkit::{RedisCluster, RedisServer};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -73,7 +73,7 @@ async fn drain(store_url: &str, jobs: usize, workers: usize) -> anyhow::Result<f
 /// Like `drain`, through the real Telegram sender to a local Telegram peer with `accounts`
 /// sender accounts (memory store, no pacing).
 async fn drain_telegram(jobs: usize, accounts: usize, workers: usize) -> anyhow::Result<f64> {
-    use verigram::telegram_peer::{PeerConfig, TelegramPeer};
+    use verigram_dev_telegram::{PeerConfig, TelegramPeer};
     let phones: Vec<String> = (1..=accounts).map(|i| format!("+4477009000{i:02}")).collect();
     let config = PeerConfig { accounts: phones.clone(), auto_users: true, ..Default::default() };
     let peer = TelegramPeer::start("127.0.0.1:0".parse()?, config).await?;

@@ -27,7 +27,7 @@ use verigram::delivery::worker::{Outcome, Worker};
 use verigram::domain::ManualClock;
 use verigram::service::{Caller, Services};
 use verigram::startup::Application;
-use verigram::test_support::RedisServer;
+use verigram_testkit::RedisServer;
 
 #[path = "common/mod.rs"]
 mod common;

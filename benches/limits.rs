@@ -14,7 +14,7 @@ use std::time::Instant;
 use verigram::config::Settings;
 use verigram::domain::SystemClock;
 use verigram::startup::Application;
-use verigram::test_support::RedisServer;
+use verigram_testkit::RedisServer;
 
 #[path = "common/mod.rs"]
 mod common;

@@ -60,7 +60,7 @@ use verigram::domain::{Code, RequestId, SystemClock, TenantId};
 use verigram::secrets::{CodeBinding, CodeHasher, Pepper};
 use verigram::startup::Application;
 use verigram::store::RedisConnection;
-use verigram::test_support::{RedisCluster, RedisServer};
+use verigram_testkit::{RedisCluster, RedisServer};
 
 #[path = "common/mod.rs"]
 mod common;

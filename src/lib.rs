@@ -12,6 +12,4 @@ pub mod secrets;
 pub mod service;
 pub mod startup;
 pub mod store;
-pub mod telegram_peer;
 pub mod telemetry;
-pub mod test_support;

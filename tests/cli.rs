@@ -5,23 +5,24 @@
 use serde_json::Value;
 use std::process::Output;
 use std::time::{Duration, Instant};
-use verigram::test_support::RedisServer;
+use verigram_testkit::{wait_up_to, RedisServer};
 
 const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
 
-#[path = "common/process.rs"]
-mod process;
+use verigram_testkit::process::Server;
+use verigram_testkit::{http, process};
 
-#[path = "common/http.rs"]
-mod http;
+const BIN: &str = env!("CARGO_BIN_EXE_verigram");
 
-use process::{verigram, Server};
+fn verigram() -> std::process::Command {
+    process::verigram(BIN)
+}
 
 /// Starts `verigram serve` with the admin API on.
 fn serve(env: &[(&str, &str)]) -> Server {
     let mut all = vec![("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN)];
     all.extend_from_slice(env);
-    process::serve(&[], &all)
+    process::serve(BIN, &[], &all)
 }
 
 fn admin(server: &Server, args: &[&str]) -> Output {
@@ -222,12 +223,13 @@ fn help_is_everywhere() {
         &["sender", "add", "--help"],
         &["sender", "login", "--help"],
         &["report", "replay", "--help"],
-        &["dev-telegram", "--help"],
     ] {
         let out = verigram().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
     }
+    // The local Telegram is its own binary (`verigram-dev-telegram`), not in the product.
+    assert!(!verigram().args(["dev-telegram", "--help"]).output().unwrap().status.success());
 }
 
 #[test]
@@ -251,36 +253,21 @@ fn sender_login_needs_redis_and_a_telegram_account() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no sender account \"nobody\""), "{out:?}");
 }
 
-/// The README's "watch it" walk-through: `verigram dev-telegram` as its own process, a server
-/// with the Telegram sender pointed at it with `sender add-dev`, and a code that arrives at the
-/// simulated user (the peer's log shows it), is read a second later, and verifies.
+/// The README's "watch it" walk-through: a local Telegram peer (in this process; its own
+/// binary is tested in its crate), a server with the Telegram sender pointed at it with
+/// `sender add-dev`, and a code that arrives at the simulated user, is read a second later,
+/// and verifies.
 #[tokio::test]
 async fn a_server_sends_through_the_dev_telegram_peer() {
-    use std::io::{BufRead, BufReader};
-    let mut peer = verigram()
-        .args(["dev-telegram", "--listen", "127.0.0.1:0", "--reads-after", "1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
-    let stderr = BufReader::new(peer.stderr.take().unwrap());
-    let _peer = Kill(peer);
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.strip_prefix("dev-telegram is listening on ").unwrap_or_else(|| panic!("{first}")).to_owned();
-    let (log_tx, log) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = log_tx.send(line);
-        }
-    });
+    use verigram_dev_telegram::{PeerConfig, TelegramPeer};
+    let config = PeerConfig {
+        accounts: vec!["+447700900001".into()],
+        auto_users: true,
+        users: Vec::new(),
+        reads_after: Some(Duration::from_secs(1)),
+    };
+    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let addr = peer.addr().to_string();
 
     let server = serve(&[("VERIGRAM__SENDER__KIND", "telegram"), ("VERIGRAM__POOL__INTERVAL_MS", "0")]);
     let account =
@@ -293,29 +280,22 @@ async fn a_server_sends_through_the_dev_telegram_peer() {
             .await;
     let request_id = sent["result"]["request_id"].as_str().unwrap_or_else(|| panic!("{sent}")).to_owned();
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let line = loop {
-        assert!(Instant::now() < deadline, "the peer never logged the message");
-        if let Ok(line) = log.recv_timeout(Duration::from_millis(100)) {
-            if line.contains("dev-telegram: message received") {
-                break line;
-            }
-        }
-    };
-    assert!(line.contains("+15551234567") && line.contains("+447700900001"), "{line}");
+    let text = wait_up_to(Duration::from_secs(20), "the message at the simulated user", || {
+        let inbox = peer.inbox("+15551234567");
+        async move { inbox.first().map(|m| m.text.clone()) }
+    })
+    .await;
     let code: String =
-        line.split("Your code for Acme: ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
-    loop {
+        text.split("Your code for Acme: ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+    wait_up_to(Duration::from_secs(20), "the read receipt", || async {
         let status = gateway(&server, "checkVerificationStatus", token, &[("request_id", &request_id)]).await;
-        if status["result"]["delivery_status"]["status"] == "read" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never read: {status}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (status["result"]["delivery_status"]["status"] == "read").then_some(())
+    })
+    .await;
     let checked =
         gateway(&server, "checkVerificationStatus", token, &[("request_id", &request_id), ("code", &code)]).await;
     assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
+    peer.stop().await;
 }
 
 /// A callback endpoint for the binary's tests: answers every POST with `status` (changeable),

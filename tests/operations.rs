@@ -5,23 +5,14 @@
 
 use serde_json::{json, Value};
 use std::time::Duration;
-use verigram::test_support::RedisServer;
+use verigram_testkit::RedisServer;
 
-#[path = "common/process.rs"]
-mod process;
+use verigram_testkit::wait_up_to;
 
-#[path = "common/http.rs"]
-mod http;
+use verigram_testkit::http;
+use verigram_testkit::process::{self, Server};
 
-#[path = "common/wait.rs"]
-mod wait;
-use wait::wait_up_to;
-
-#[path = "api/helpers/keyspace.rs"]
-#[allow(dead_code)]
-mod keyspace;
-
-use process::Server;
+const BIN: &str = env!("CARGO_BIN_EXE_verigram");
 
 const ADMIN_TOKEN: &str = "operations-admin-token-5f1c2a9e7b3d";
 const PEPPER: &str = "operations-pepper-of-at-least-32-bytes-long";
@@ -36,7 +27,7 @@ fn serve(store_url: &str, env: &[(&str, &str)]) -> Server {
         ("VERIGRAM__CALLBACKS__ALLOW_PRIVATE_NETWORKS", "true"),
     ];
     all.extend_from_slice(env);
-    process::serve(&[], &all)
+    process::serve(BIN, &[], &all)
 }
 
 fn client() -> reqwest::Client {
@@ -168,7 +159,7 @@ async fn no_secret_reaches_the_logs_the_metrics_or_the_store() {
     assert!(metrics.contains("verigram_report_attempts_total{outcome=\"failed\"}"), "{metrics}");
     let log = server.log_lines();
     assert!(log.len() > 20, "the scenario logged: {log:?}");
-    let dump = keyspace::dump_keyspace(&redis).await;
+    let dump = verigram_testkit::keyspace::dump_keyspace(&redis).await;
     let stored: Vec<String> =
         dump.iter().flat_map(|k| std::iter::once(k.key.clone()).chain(k.values.iter().cloned())).collect();
 

@@ -6,23 +6,18 @@
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use verigram::test_support::{RedisCluster, RedisServer};
+use verigram_testkit::{RedisCluster, RedisServer};
 
 const ADMIN_TOKEN: &str = "roles-test-admin-token-0123456789";
 const PEPPER: &str = "a-pepper-of-at-least-32-bytes-for-role-tests";
 const PHONE: &str = "15551234567";
 
-#[path = "common/process.rs"]
-mod process;
+use verigram_testkit::wait_up_to;
 
-#[path = "common/http.rs"]
-mod http;
+use verigram_testkit::http;
+use verigram_testkit::process::{self, Server};
 
-#[path = "common/wait.rs"]
-mod wait;
-use wait::wait_up_to;
-
-use process::Server;
+const BIN: &str = env!("CARGO_BIN_EXE_verigram");
 
 /// Starts `verigram serve --role <role>` on the given Redis.
 fn serve(role: &str, store_url: &str) -> Server {
@@ -43,7 +38,7 @@ fn serve_with(role: &str, store_url: &str, env: &[(&str, &str)], config: Option<
         ("VERIGRAM__LIMITS__PHONE__RATE", "0"),
     ];
     all.extend_from_slice(env);
-    process::serve(&args, &all)
+    process::serve(BIN, &args, &all)
 }
 
 fn client() -> reqwest::Client {

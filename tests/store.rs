@@ -10,19 +10,10 @@ use verigram::domain::{
     VerificationStatus,
 };
 use verigram::store::{AdjustOutcome, Change, CreateOutcome, MemoryStore, RedisStore, Retention, Store, StoreError};
-use verigram::test_support::{RedisCluster, RedisServer};
+use verigram_testkit::{Backend, RedisCluster, RedisServer};
 
 const RETENTION: Retention = Retention(Duration::from_secs(86_400));
 const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
-
-/// Which backend a contract test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Memory,
-    Redis,
-    /// Redis Cluster: three primaries, three replicas.
-    Cluster,
-}
 
 /// What keeps a store's server alive for the test.
 struct Backing {
@@ -31,17 +22,17 @@ struct Backing {
 }
 
 /// A store of the given kind, with whatever keeps it alive.
-async fn store(kind: Kind) -> (Arc<Store>, Backing) {
+async fn store(kind: Backend) -> (Arc<Store>, Backing) {
     store_keeping(kind, 1000).await
 }
 
 /// A store that keeps `ledger_limit` ledger lines per tenant.
-async fn store_keeping(kind: Kind, ledger_limit: usize) -> (Arc<Store>, Backing) {
+async fn store_keeping(kind: Backend, ledger_limit: usize) -> (Arc<Store>, Backing) {
     let mut backing = Backing { redis: None, _cluster: None };
     let url = match kind {
-        Kind::Memory => return (Arc::new(Store::from(MemoryStore::new(ledger_limit))), backing),
-        Kind::Redis => backing.redis.insert(RedisServer::start().expect("redis-server for the Redis tests")).url(),
-        Kind::Cluster => backing._cluster.insert(RedisCluster::start().expect("a local Redis Cluster")).url(),
+        Backend::Memory => return (Arc::new(Store::from(MemoryStore::new(ledger_limit))), backing),
+        Backend::Redis => backing.redis.insert(RedisServer::start().expect("redis-server for the Redis tests")).url(),
+        Backend::Cluster => backing._cluster.insert(RedisCluster::start().expect("a local Redis Cluster")).url(),
     };
     let store = RedisStore::connect(&url, Duration::from_secs(2), ledger_limit).await.unwrap();
     (Arc::new(Store::from(store)), backing)
@@ -104,15 +95,7 @@ fn charged(r: &RequestRecord) -> Change {
     Change { ledger: Some(ledger), ..Change::from(r.clone()) }
 }
 
-macro_rules! on_every_store {
-    ($($name:ident),* $(,)?) => {
-        mod memory { $( #[tokio::test] async fn $name() { super::$name(super::Kind::Memory).await } )* }
-        mod redis { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Kind::Redis).await } )* }
-        mod cluster { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Kind::Cluster).await } )* }
-    };
-}
-
-on_every_store!(
+verigram_testkit::on_every_backend!(
     tenants_and_settings_round_trip,
     requests_are_charged_atomically,
     a_request_created_twice_is_charged_once,
@@ -131,7 +114,7 @@ on_every_store!(
     limits_are_decided_together,
 );
 
-async fn tenants_and_settings_round_trip(kind: Kind) {
+async fn tenants_and_settings_round_trip(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(1_000_000);
     store.create_tenant(&t, &token).await.unwrap();
@@ -148,7 +131,7 @@ async fn tenants_and_settings_round_trip(kind: Kind) {
     assert_eq!(ledger[0].balance_after, t.balance);
 }
 
-async fn requests_are_charged_atomically(kind: Kind) {
+async fn requests_are_charged_atomically(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(15_000);
     store.create_tenant(&t, &token).await.unwrap();
@@ -190,7 +173,7 @@ async fn requests_are_charged_atomically(kind: Kind) {
 
 /// A cluster client sends a call again when the connection dropped before its answer: the
 /// repeat of a creation answers as the first did and moves nothing.
-async fn a_request_created_twice_is_charged_once(kind: Kind) {
+async fn a_request_created_twice_is_charged_once(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(15_000);
     store.create_tenant(&t, &token).await.unwrap();
@@ -207,7 +190,7 @@ async fn a_request_created_twice_is_charged_once(kind: Kind) {
     assert_eq!(store.request(&t.id, r.id, NOW).await.unwrap(), Some(RequestRecord { version: 1, ..r }));
 }
 
-async fn concurrent_charges_never_overdraw(kind: Kind) {
+async fn concurrent_charges_never_overdraw(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(50_000);
     store.create_tenant(&t, &token).await.unwrap();
@@ -232,7 +215,7 @@ async fn concurrent_charges_never_overdraw(kind: Kind) {
     assert_eq!(charges, 5);
 }
 
-async fn optimistic_updates_serialize_concurrent_checks(kind: Kind) {
+async fn optimistic_updates_serialize_concurrent_checks(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(0);
     store.create_tenant(&t, &token).await.unwrap();
@@ -271,7 +254,7 @@ async fn optimistic_updates_serialize_concurrent_checks(kind: Kind) {
     assert!(gone.is_none());
 }
 
-async fn balance_adjustments_never_go_negative(kind: Kind) {
+async fn balance_adjustments_never_go_negative(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(1_000_000);
     store.create_tenant(&t, &token).await.unwrap();
@@ -307,7 +290,7 @@ async fn balance_adjustments_never_go_negative(kind: Kind) {
     assert_eq!(store.ledger(&t.id, 1).await.unwrap()[0].balance_after, Credits::from_micros(big));
 }
 
-async fn the_ledger_keeps_its_newest_lines(kind: Kind) {
+async fn the_ledger_keeps_its_newest_lines(kind: Backend) {
     const CAP: usize = 64;
     let (store, backing) = store_keeping(kind, CAP).await;
     let (t, token) = tenant(0);
@@ -336,7 +319,7 @@ async fn the_ledger_keeps_its_newest_lines(kind: Kind) {
     }
 }
 
-async fn tokens_are_found_until_withdrawn(kind: Kind) {
+async fn tokens_are_found_until_withdrawn(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(0);
     store.create_tenant(&t, &token).await.unwrap();
@@ -354,7 +337,7 @@ async fn tokens_are_found_until_withdrawn(kind: Kind) {
     assert_eq!(store.find_token(&token.lookup_key).await.unwrap(), Some(expiring));
 }
 
-async fn requests_are_scoped_to_their_tenant(kind: Kind) {
+async fn requests_are_scoped_to_their_tenant(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (a, ta) = tenant(0);
     let (b, tb) = tenant(0);
@@ -369,7 +352,7 @@ async fn requests_are_scoped_to_their_tenant(kind: Kind) {
     assert!(touched.is_none());
 }
 
-async fn refunds_move_money_with_the_change(kind: Kind) {
+async fn refunds_move_money_with_the_change(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
@@ -391,7 +374,7 @@ async fn refunds_move_money_with_the_change(kind: Kind) {
     assert_eq!(ledger[0].balance_after, Credits::from_micros(10_000));
 }
 
-async fn one_process_drives_an_account_at_a_time(kind: Kind) {
+async fn one_process_drives_an_account_at_a_time(kind: Backend) {
     let (store, _r) = store(kind).await;
     assert!(store.add_account(&SenderAccount::new("acct".into(), AccountKind::Sandbox)).await.unwrap());
     assert!(!store.add_account(&SenderAccount::new("acct".into(), AccountKind::Telegram)).await.unwrap(), "added once");
@@ -412,7 +395,7 @@ async fn one_process_drives_an_account_at_a_time(kind: Kind) {
     }
 }
 
-async fn account_updates_are_atomic(kind: Kind) {
+async fn account_updates_are_atomic(kind: Backend) {
     let (store, _r) = store(kind).await;
     store.add_account(&SenderAccount::new("acct".into(), AccountKind::Sandbox)).await.unwrap();
     let tasks: Vec<_> = (0..20)
@@ -441,7 +424,7 @@ async fn account_updates_are_atomic(kind: Kind) {
     assert!(store.accounts().await.unwrap().is_empty());
 }
 
-async fn read_receipts_find_their_requests_once(kind: Kind) {
+async fn read_receipts_find_their_requests_once(kind: Backend) {
     let (store, _r) = store(kind).await;
     let tenant = TenantId::generate();
     let (r1, r2, r3) = (RequestId::generate(), RequestId::generate(), RequestId::generate());
@@ -465,7 +448,7 @@ async fn read_receipts_find_their_requests_once(kind: Kind) {
 /// step and the index write, a failover), the job waits until the repair puts it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_work_index_entry_is_repaired() {
-    let (store, backing) = store(Kind::Redis).await;
+    let (store, backing) = store(Backend::Redis).await;
     let server = backing.redis.unwrap();
     let (t, token) = tenant(0);
     store.create_tenant(&t, &token).await.unwrap();
@@ -505,7 +488,7 @@ fn reporting_request(reports: Vec<verigram::domain::PendingReport>) -> RequestRe
 /// A request with a `callback_url`: a status change queues a report of it (the status as it
 /// became) on the request, in the same step, and schedules the report task; a change with no
 /// status change queues nothing.
-async fn status_changes_queue_reports_with_the_change(kind: Kind) {
+async fn status_changes_queue_reports_with_the_change(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
@@ -548,7 +531,7 @@ async fn status_changes_queue_reports_with_the_change(kind: Kind) {
     assert!(store.request(&t.id, r.id, after).await.unwrap().is_none(), "gone once nothing waits");
 }
 
-async fn dead_letters_are_kept_listed_and_removed(kind: Kind) {
+async fn dead_letters_are_kept_listed_and_removed(kind: Backend) {
     let (store, _r) = store(kind).await;
     let (t, token) = tenant(10_000);
     store.create_tenant(&t, &token).await.unwrap();
@@ -576,7 +559,7 @@ async fn dead_letters_are_kept_listed_and_removed(kind: Kind) {
 
 /// Several limits in one decision: all pass and count, or nothing counts and the refusal names
 /// the limit with the longest wait; looking (`consume = false`) counts nothing.
-async fn limits_are_decided_together(kind: Kind) {
+async fn limits_are_decided_together(kind: Backend) {
     use verigram::domain::{LimitCheck, LimitKind, Rate};
     let (store, _r) = store(kind).await;
     let (t, _) = tenant(0);

@@ -667,7 +667,7 @@ pub(super) struct AddAccount {
     #[serde(default)]
     #[schema(pattern = r"^(\+?[1-9][0-9]{7,14})?$")]
     phone_number: Option<String>,
-    /// Development: the address of a local peer (`verigram dev-telegram`) the account lives on.
+    /// Development: the address of a local peer (`verigram-dev-telegram`) the account lives on.
     #[serde(default)]
     dev_peer: Option<String>,
 }

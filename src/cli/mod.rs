@@ -32,23 +32,6 @@ pub enum Command {
         #[arg(long, env = "VERIGRAM_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Run a local Telegram (an MTProto peer on loopback) for development: point a server
-    /// with `sender.kind = "telegram"` at it with `verigram sender add-dev`, and watch the
-    /// messages its simulated users receive in this process's log.
-    DevTelegram {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:4430")]
-        listen: SocketAddr,
-        /// A sender account's phone number (repeat for more); four by default.
-        #[arg(long = "account")]
-        accounts: Vec<String>,
-        /// Simulated users read each message this many seconds after it arrives.
-        #[arg(long)]
-        reads_after: Option<u64>,
-        /// Only these numbers are Telegram users (repeat); by default every number is.
-        #[arg(long = "user")]
-        users: Vec<String>,
-    },
     /// Print the OpenAPI 3.1 document of the HTTP API (the one served at /openapi.json).
     Openapi,
     /// Inspect configuration.
@@ -224,7 +207,7 @@ pub enum SenderCommand {
     /// The delivery jobs not yet done: queued, and waiting (put off because no account could
     /// send, or to retry after a failure).
     Backlog,
-    /// Add an account of a local development peer (`verigram dev-telegram`): active at once,
+    /// Add an account of a local development peer (`verigram-dev-telegram`): active at once,
     /// no login (the server needs sender.kind = "telegram").
     AddDev {
         id: String,
@@ -272,9 +255,6 @@ pub enum BalanceCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { listen, role, config } => serve(listen, role, config).await,
-        Command::DevTelegram { listen, accounts, reads_after, users } => {
-            dev_telegram(listen, accounts, reads_after, users).await
-        }
         Command::Config { command: ConfigCommand::Check { config } } => {
             let settings = Settings::load(config.as_deref())?;
             println!("configuration OK: {}", settings.summary());
@@ -336,40 +316,6 @@ async fn serve(
     crate::telemetry::init(&settings.log);
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;
-    Ok(())
-}
-
-/// The accounts `dev-telegram` offers when none are named (UK numbers set aside for drama).
-const DEV_ACCOUNTS: [&str; 4] = ["+447700900001", "+447700900002", "+447700900003", "+447700900004"];
-
-async fn dev_telegram(
-    listen: SocketAddr,
-    accounts: Vec<String>,
-    reads_after: Option<u64>,
-    users: Vec<String>,
-) -> anyhow::Result<()> {
-    use crate::telegram_peer::{PeerConfig, SimUser, TelegramPeer};
-    crate::telemetry::init(&crate::config::LogSettings {
-        format: crate::config::LogFormat::Pretty,
-        level: "info".into(),
-    });
-    let accounts = if accounts.is_empty() { DEV_ACCOUNTS.map(String::from).to_vec() } else { accounts };
-    let config = PeerConfig {
-        accounts: accounts.clone(),
-        auto_users: users.is_empty(),
-        users: users.iter().map(|u| SimUser::new(u)).collect(),
-        reads_after: reads_after.map(std::time::Duration::from_secs),
-    };
-    let peer = TelegramPeer::start(listen, config).await?;
-    let addr = peer.addr();
-    println!("dev-telegram is listening on {addr}");
-    println!("add its accounts to a server running with sender.kind = \"telegram\":");
-    for (i, phone) in accounts.iter().enumerate() {
-        println!("  verigram sender add-dev dev{} --phone-number {phone} --peer {addr}", i + 1);
-    }
-    println!("messages the simulated users receive are logged here; Ctrl-C stops");
-    tokio::signal::ctrl_c().await?;
-    peer.stop().await;
     Ok(())
 }
 

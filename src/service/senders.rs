@@ -67,7 +67,7 @@ impl Services {
         Ok(account)
     }
 
-    /// Adds a Telegram account of a local development peer (`verigram dev-telegram` at
+    /// Adds a Telegram account of a local development peer (`verigram-dev-telegram` at
     /// `peer`): its session is seeded with the peer's key for the number, so it is active at
     /// once, with no login.
     pub async fn add_dev_telegram_account(
@@ -87,7 +87,7 @@ impl Services {
             ..SenderAccount::new(id.to_owned(), AccountKind::Telegram)
         };
         // Seeded before the account exists, so no worker takes it up half-made.
-        let key = crate::telegram_peer::dev_auth_key(phone.digits());
+        let key = crate::delivery::telegram::dev_key::dev_auth_key(phone.digits());
         telegram.seed_session(id, peer, key).await.map_err(|e| match e {
             crate::delivery::telegram::session::SessionError::Store(e) => SenderError::Store(e),
             _ => SenderError::Invalid("the account's stored session cannot be read"),

@@ -1156,8 +1156,8 @@ mod tests {
         Credits, LedgerEntry, LedgerKind, RequestId, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
     };
     use crate::store::AdjustOutcome;
-    use crate::test_support::RedisServer;
     use std::time::Duration;
+    use verigram_testkit::RedisServer;
 
     /// What a cluster client does after a dropped connection: the same call again. The money
     /// moves once and both runs answer alike.

@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     admin_needs_its_token,
     admin_api_is_off_without_a_token,
     create_list_and_get_tenants,

@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     missing_token_is_required_for_every_method,
     token_in_header_query_form_or_json,
     header_and_parameter_must_agree,

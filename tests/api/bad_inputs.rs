@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     bad_phone_numbers_in_every_style,
     phone_number_length_bounds,
     phone_number_json_types,

@@ -4,7 +4,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     each_send_charges_the_price_exactly,
     balance_not_enough_sends_nothing,
     errors_are_never_charged,

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     correct_code_verifies_and_stays_valid,
     wrong_code_is_code_invalid_and_echoed,
     five_wrong_codes_exhaust_the_request,

@@ -5,7 +5,7 @@ use crate::helpers::*;
 use futures_util::future::join_all;
 use std::collections::BTreeSet;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     concurrent_paid_sends_never_overdraw,
     concurrent_wrong_checks_never_exceed_the_limit,
     concurrent_correct_checks_all_agree,

@@ -11,7 +11,7 @@ use verigram::delivery::worker::{Outcome, Worker};
 use verigram::domain::{Clock, DeliveryStatus, RequestId, RequestRecord, TenantId, VerificationStatus};
 use verigram::store::{Change, Job, Retention, Scheduled, Task};
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     a_send_is_answered_before_its_delivery_and_a_worker_delivers_it,
     nothing_is_delivered_until_a_worker_runs,
     an_undelivered_message_expires_at_ttl_and_is_refunded_once,

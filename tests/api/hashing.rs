@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 
-both_backends!(argon2id_codes_verify);
+verigram_testkit::on_every_backend!(argon2id_codes_verify);
 
 fn argon2(c: &mut String) {
     set_key(c, "codes.hash", "\"argon2id\"");

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 
-both_backends!(healthz_and_readyz_answer);
+verigram_testkit::on_every_backend!(healthz_and_readyz_answer);
 
 async fn healthz_and_readyz_answer(backend: Backend) {
     let app = spawn_app(backend).await;

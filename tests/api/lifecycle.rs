@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     a_revoked_checked_request_sends_nothing,
     unread_messages_are_deleted_at_ttl,
     ledger_keeps_the_newest_lines,

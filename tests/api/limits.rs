@@ -6,7 +6,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     the_phone_limit_stops_a_burst_and_recovers_on_schedule,
     a_refused_call_changes_nothing,
     each_limit_fires_for_its_own_key_only,

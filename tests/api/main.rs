@@ -1,12 +1,11 @@
 //! The integration suite: the service on a real socket, driven over HTTP, each behavioural
-//! test on both stores (`memory::…` and `redis::…`).
+//! test on every store (`memory::…`, `redis::…` and `cluster::…`).
 
 // The package denies `unwrap_used`, `expect_used` and `panic` for `src/`; clippy.toml's
 // `allow-*-in-tests` covers `#[test]` functions only, not the helpers and test bodies of an
 // integration crate, where failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[macro_use]
 mod helpers;
 
 mod admin;

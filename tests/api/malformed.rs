@@ -5,7 +5,7 @@ use crate::helpers::*;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     malformed_bodies_answer_bad_request_and_change_nothing,
     duplicate_json_keys_are_an_invalid_parameter,
     bom_charset_and_mime_case_are_accepted,

@@ -5,7 +5,7 @@ use crate::helpers::receiver::Receiver;
 use crate::helpers::*;
 use std::collections::BTreeMap;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     a_scripted_scenario_leaves_exact_counts,
     metrics_have_their_own_listener_when_asked,
     two_apps_in_one_process_count_apart

@@ -5,7 +5,7 @@
 use crate::helpers::*;
 use verigram::domain::{AccountState, SenderAccount};
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     a_flood_waiting_account_hands_the_message_to_another,
     peer_flood_quarantines_and_a_ban_disables,
     jobs_wait_while_every_account_is_parked,

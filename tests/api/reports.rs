@@ -10,7 +10,7 @@ use crate::helpers::*;
 use reqwest::Method;
 use verigram::callbacks::sign::SigningKey;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     every_status_change_is_reported_in_order_and_signed_as_the_gateway,
     only_200_acknowledges_and_a_failed_report_is_retried_before_the_next,
     redirects_are_failures_and_never_followed,

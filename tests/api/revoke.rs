@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     revoke_answers_true_and_the_code_never_verifies,
     revoking_twice_is_fine,
     revoke_request_id_errors,

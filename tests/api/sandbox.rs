@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     inbox_shows_each_message_with_its_code,
     delivery_moves_sent_delivered_read,
     reading_unknown_messages_or_twice,

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     send_answers_a_request_status,
     phone_number_is_echoed_as_digits,
     every_successful_send_is_a_new_request,

@@ -2,7 +2,7 @@
 
 use crate::helpers::*;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     check_send_ability_charges_and_answers_a_status,
     its_request_id_gives_exactly_one_free_send,
     a_different_phone_is_a_mismatch,

@@ -1,14 +1,14 @@
 //! The real Telegram sender (grammers-client over MTProto) end to end, against the local
-//! Telegram peer (`verigram::telegram_peer`) on loopback: the service is configured with
+//! Telegram peer (`verigram_dev_telegram`) on loopback: the service is configured with
 //! `sender.kind = "telegram"`, accounts are added through the admin API with `dev_peer`, and
 //! everything else goes through the Gateway API and the peer's own record of what each
 //! simulated user received.
 
 use crate::helpers::*;
 use reqwest::Method;
-use verigram::telegram_peer::{Fault, Injection, PeerConfig, Received, SimUser, TelegramPeer};
+use verigram_dev_telegram::{Fault, Injection, PeerConfig, Received, SimUser, TelegramPeer};
 
-both_backends!(a_code_travels_over_mtproto_is_read_and_verifies,);
+verigram_testkit::on_every_backend!(a_code_travels_over_mtproto_is_read_and_verifies,);
 
 mod on_redis {
     use super::*;
@@ -329,7 +329,7 @@ async fn grammers_reads_the_peers_answers_and_errors() {
     let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
     let std::net::SocketAddr::V4(v4) = peer.addr() else { panic!("an IPv4 address") };
     let session = Arc::new(MemorySession::default());
-    let key = verigram::telegram_peer::dev_auth_key(ACCOUNT.trim_start_matches('+'));
+    let key = verigram_dev_telegram::dev_auth_key(ACCOUNT.trim_start_matches('+'));
     let ipv6 = std::net::SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0);
     session.set_dc_option(&DcOption { id: 2, ipv4: v4, ipv6, auth_key: Some(key) }).await.unwrap();
     session.set_home_dc_id(2).await.unwrap();
@@ -356,4 +356,20 @@ async fn grammers_reads_the_peers_answers_and_errors() {
 
     client.disconnect();
     runner.await.unwrap();
+}
+
+/// A development account's key is derived on both sides without talking: the service's
+/// derivation (for `sender add-dev`) and the peer's must agree.
+#[test]
+fn the_service_and_the_peer_derive_the_same_development_key() {
+    for phone in ["447700900001", "15551234567"] {
+        assert_eq!(
+            verigram::delivery::telegram::dev_key::dev_auth_key(phone),
+            verigram_dev_telegram::dev_auth_key(phone)
+        );
+    }
+    assert_ne!(
+        verigram_dev_telegram::dev_auth_key("447700900001"),
+        verigram_dev_telegram::dev_auth_key("447700900002")
+    );
 }

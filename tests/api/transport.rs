@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 
-both_backends!(
+verigram_testkit::on_every_backend!(
     every_method_over_every_input_style,
     method_names_are_case_insensitive,
     integers_as_numbers_and_strings,

@@ -1,9 +1,10 @@
-//! The Telegram side of the pool: user accounts driven by grammers-client. So far the parts
-//! that need no network: what Telegram's errors mean for the pool (`classify`) and sessions kept
-//! in the store, sealed (`session`). The transport that signs accounts in and sends through
-//! them is the next step.
+//! The Telegram side of the pool: user accounts driven by grammers-client. What Telegram's
+//! errors mean for the pool (`classify`), sessions kept in the store, sealed (`session`), the
+//! transport that sends through accounts (`transport`), the interactive sign-in (`login`), and
+//! the keys of development accounts on the local peer (`dev_key`).
 
 pub mod classify;
+pub mod dev_key;
 pub mod login;
 pub mod session;
 pub mod transport;

@@ -88,7 +88,7 @@ impl StoreSession {
 
     /// Seeds the session with a data centre and the authorization key it shares with it, as
     /// a signed-in session holds them: for accounts of a local development peer
-    /// (`verigram dev-telegram`), which makes no key exchange.
+    /// (`verigram-dev-telegram`), which makes no key exchange.
     pub async fn seed(
         store: Arc<Store>,
         pepper: &Pepper,

@@ -12,33 +12,10 @@ use verigram::config::{ErrorStatus, Settings};
 use verigram::domain::ManualClock;
 use verigram::service::Services;
 use verigram::startup::Application;
-use verigram::test_support::{RedisCluster, RedisServer, RedisServerError};
+use verigram_testkit::{Backend, RedisCluster, RedisServer, RedisServerError};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 pub const PEPPER: &str = "test-pepper-0123456789abcdefghijklmnopqrstuv";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Memory,
-    Redis,
-    /// Redis Cluster: three primaries, three replicas.
-    Cluster,
-}
-
-impl Backend {
-    /// What `/readyz` and `verigram_build_info` call the store.
-    pub fn store_kind(self) -> &'static str {
-        match self {
-            Backend::Memory => "memory",
-            Backend::Redis | Backend::Cluster => "redis",
-        }
-    }
-
-    /// Redis, on one node or a cluster: Redis's clock for leases, real keys.
-    pub fn is_redis(self) -> bool {
-        self != Backend::Memory
-    }
-}
 
 /// A tenant made through the admin API, with its first token.
 #[derive(Debug, Clone)]

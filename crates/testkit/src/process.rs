@@ -1,16 +1,15 @@
-//! The `verigram` binary as a child process, for the test crates that run it (`cli`, `roles`):
-//! a clean environment, and `serve` on a free port whose number is read from the JSON start-up
-//! log. Included with `#[path]`, so each crate uses what it needs.
-#![allow(dead_code)]
+//! The `verigram` binary as a child process, for the test crates that run it: a clean
+//! environment, and `serve` on a free port whose number is read from the JSON start-up log.
+//! The binary's path comes from the test crate (`env!("CARGO_BIN_EXE_verigram")`).
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary, with nothing of the developer's `VERIGRAM…` environment.
-pub fn verigram() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_verigram"));
+/// The binary at `path`, with nothing of the developer's `VERIGRAM…` environment.
+pub fn verigram(path: &str) -> Command {
+    let mut cmd = Command::new(path);
     for (key, _) in std::env::vars() {
         if key.starts_with("VERIGRAM") {
             cmd.env_remove(key);
@@ -80,8 +79,8 @@ impl Drop for Server {
 
 /// Starts `verigram serve --listen 127.0.0.1:0 <args>` with JSON logs, HMAC code hashes and
 /// `env`, and waits (at most 30 s) for the line that names its port.
-pub fn serve(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Server {
-    let mut child = verigram()
+pub fn serve(path: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Server {
+    let mut child = verigram(path)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .env("VERIGRAM__LOG__FORMAT", "json")

@@ -1,7 +1,5 @@
-//! Just enough HTTP/1.1 for a callback endpoint in the binary's tests (`cli`, `roles`): read one
+//! Just enough HTTP/1.1 for a callback endpoint in the tests that run the binary: read one
 //! request's body, answer with a bare status line; a receiver of delivery reports built on them.
-//! Included with `#[path]`.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,7 +1,7 @@
 //! A local Telegram: a small MTProto server on loopback that speaks enough of Telegram's
 //! protocol for verigram's sender, so the real grammers-based sender runs end to end without
-//! reaching Telegram. Tests start it in-process; `verigram dev-telegram` runs it alone, for a
-//! person to watch messages arrive.
+//! reaching Telegram. Tests start it in-process; the `verigram-dev-telegram` binary runs it
+//! alone, for a person to watch messages arrive.
 //!
 //! There is no key exchange: a development account's session is seeded with the peer's
 //! address as data centre 2 and a key both sides derive from the account's phone number
