@@ -22,10 +22,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use verigram::config::Settings;
-use verigram::delivery::worker::{Outcome, Worker};
 use verigram::domain::{PhoneNumber, RequestId, SystemClock};
 use verigram::service::{Caller, SendCommand, Services};
 use verigram::startup::Application;
+use verigram::workers::{Outcome, Worker};
 use verigram_testkit::{RedisCluster, RedisServer};
 
 #[path = "common/mod.rs"]

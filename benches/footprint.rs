@@ -23,10 +23,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use verigram::config::Settings;
-use verigram::delivery::worker::{Outcome, Worker};
 use verigram::domain::ManualClock;
 use verigram::service::{Caller, Services};
 use verigram::startup::Application;
+use verigram::workers::{Outcome, Worker};
 use verigram_testkit::RedisServer;
 
 #[path = "common/mod.rs"]

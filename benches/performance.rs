@@ -388,7 +388,7 @@ impl HashingAlone {
     fn new(settings: &Settings, rt: &Runtime) -> anyhow::Result<Self> {
         let pepper = Pepper::new(&[0x5a; 32]).context("pepper")?;
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let hasher = Arc::new(CodeHasher::new(settings.hash_scheme(), pepper, cores));
+        let hasher = Arc::new(CodeHasher::new(verigram::secrets::HashScheme::from(&settings.codes), pepper, cores));
         let binding = CodeBinding { tenant: TenantId::generate(), request: RequestId::generate() };
         let code = Code::parse("123456").map_err(|_| anyhow::anyhow!("code"))?;
         let phc = rt.block_on(hasher.hash(&binding, &code))?;

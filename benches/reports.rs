@@ -19,10 +19,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use verigram::config::Settings;
-use verigram::delivery::worker::Worker;
 use verigram::domain::{CallbackPolicy, CallbackUrl, Clock, CodeLength, PhoneNumber, RequestId, SystemClock};
 use verigram::service::{CodeSpec, SendCommand};
 use verigram::startup::Application;
+use verigram::workers::Worker;
 
 #[path = "common/mod.rs"]
 mod common;

@@ -5,8 +5,9 @@
 //! operation, a tenant id, a sender account id. Never a phone number, a code, a token or a
 //! request id.
 
-use crate::domain::{AccountState, DeliveryStatus, LimitKind, SenderAccount, Tenant, Timestamp, VerificationStatus};
-use crate::store::Backlog;
+use crate::domain::{
+    AccountState, Backlog, DeliveryStatus, LimitKind, SenderAccount, Tenant, Timestamp, VerificationStatus,
+};
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,

@@ -5,13 +5,13 @@ use crate::config::{Role, SenderKind, Settings, StoreKind};
 use crate::delivery::pool::Pool;
 use crate::delivery::sandbox::SandboxInbox;
 use crate::delivery::telegram::transport::TelegramAccounts;
-use crate::delivery::worker::Worker;
 use crate::delivery::{Sender, Transport};
 use crate::domain::{AccountKind, Clock, Pacing, SenderAccount, SystemClock};
 use crate::metrics::Metrics;
-use crate::secrets::{CodeHasher, CodeSealer, Pepper, TokenKeys};
+use crate::secrets::{CodeHasher, CodeSealer, HashScheme, Pepper, TokenKeys};
 use crate::service::Services;
 use crate::store::{MemoryStore, RedisStore, Store};
+use crate::workers::Worker;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
@@ -57,7 +57,8 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let services = Arc::new(build_services(settings, clock, resolver).await?);
         let settings = Arc::clone(&services.settings);
-        let admin_token = settings.admin_token().map_err(anyhow::Error::msg)?;
+        let admin_token = settings.admin.token().map_err(anyhow::Error::msg)?;
+        let admin_token = admin_token.map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned());
         if admin_token.is_none() {
             tracing::info!("admin.token is not set: the admin API is off");
         }
@@ -129,9 +130,9 @@ impl Application {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = tokio::task::JoinSet::new();
         if services.settings.server.role.runs_workers() {
-            workers.spawn(crate::delivery::worker::repair_indexes(Arc::clone(&services), stopped.clone()));
+            workers.spawn(crate::workers::repair_indexes(Arc::clone(&services), stopped.clone()));
             if let Some(receipts) = services.read_receipts.lock().take() {
-                workers.spawn(crate::delivery::worker::record_reads(Arc::clone(&services), receipts, stopped.clone()));
+                workers.spawn(crate::workers::record_reads(Arc::clone(&services), receipts, stopped.clone()));
             }
             let prefix = uuid::Uuid::new_v4().simple().to_string();
             for n in 0..services.settings.delivery.workers {
@@ -207,9 +208,9 @@ async fn shutdown_signal() -> &'static str {
 /// The configured store and pepper (for `serve`, and for commands that work on the store
 /// directly, such as signing a Telegram account in).
 pub async fn connect_store(settings: &Settings) -> anyhow::Result<(Store, Pepper)> {
-    let store_kind = settings.store_kind().context("store.url is not supported")?;
-    let pepper = match settings.pepper().map_err(anyhow::Error::msg)? {
-        Some(p) => p,
+    let store_kind = settings.store.kind().context("store.url is not supported")?;
+    let pepper = match settings.codes.pepper().map_err(anyhow::Error::msg)? {
+        Some(p) => Pepper::from_secret(&p).context("codes.pepper is too short")?,
         None => {
             // Only reachable with the memory store: validation refuses Redis without a pepper.
             tracing::warn!("codes.pepper is not set: using a random pepper for this process only");
@@ -282,7 +283,7 @@ async fn build_services(
     };
     Ok(Services {
         store,
-        hasher: CodeHasher::new(settings.hash_scheme(), pepper.clone(), concurrency),
+        hasher: CodeHasher::new(HashScheme::from(&settings.codes), pepper.clone(), concurrency),
         sealer: CodeSealer::new(&pepper),
         sender: Sender::new(pool, transport, Arc::clone(&metrics)),
         metrics,

@@ -234,7 +234,7 @@ fn parse_send(params: &GatewayParams, state: &AppState) -> Result<SendCommand, G
     let request_id = optional(params, "request_id", GatewayError::RequestIdInvalid, RequestId::parse)?;
     let sender_username =
         optional(params, "sender_username", GatewayError::SenderUsernameInvalid, SenderUsername::parse)?;
-    let policy = state.services.settings.callback_policy();
+    let policy = state.services.settings.callbacks.policy();
     let callback_url =
         optional(params, "callback_url", GatewayError::CallbackUrlInvalid, |u| CallbackUrl::parse(u, policy))?;
     let payload = optional(params, "payload", GatewayError::PayloadInvalid, Payload::parse)?;

@@ -5,8 +5,8 @@
 //! bounded number of reports in flight per destination host.
 
 use super::sign::SigningKey;
-use super::ssrf;
-use crate::config::CallbackSettings;
+use crate::config::{CallbackSettings, HOST_WAIT};
+use crate::domain::address;
 use parking_lot::Mutex;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::collections::HashMap;
@@ -58,9 +58,6 @@ struct HostSlots {
 /// Reports that may wait for a busy host, per slot of it; beyond that the host is `Busy` and
 /// the report comes back a little later. Bounds what one slow host can hold of a process.
 const WAITING_PER_SLOT: usize = 16;
-
-/// The longest a report waits for a slot of its host.
-pub const HOST_WAIT: Duration = Duration::from_secs(5);
 
 impl Dispatcher {
     pub fn new(settings: &CallbackSettings, lookup: Arc<dyn HostResolver>) -> Result<Self, reqwest::Error> {
@@ -141,9 +138,9 @@ impl Dispatcher {
             _ => return Err("not https"),
         }
         let public = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ssrf::is_public(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => ssrf::is_public(IpAddr::V6(ip)),
-            Some(url::Host::Domain(name)) => !ssrf::is_internal_name(name),
+            Some(url::Host::Ipv4(ip)) => address::is_public(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => address::is_public(IpAddr::V6(ip)),
+            Some(url::Host::Domain(name)) => !address::is_internal_name(name),
             None => false,
         };
         if public || self.allow_private {
@@ -161,7 +158,7 @@ impl Dispatcher {
             return true; // IP literals were checked when the URL was parsed
         }
         match tokio::time::timeout(SEND_TIME_LOOKUP, self.lookup.lookup(host)).await {
-            Ok(Ok(found)) => found.iter().all(|ip| ssrf::is_public(*ip)),
+            Ok(Ok(found)) => found.iter().all(|ip| address::is_public(*ip)),
             _ => true,
         }
     }
@@ -258,7 +255,7 @@ impl Resolve for CheckedResolver {
             if found.is_empty() {
                 return Err("the name has no address".into());
             }
-            if !allow_private && found.iter().any(|ip| !ssrf::is_public(*ip)) {
+            if !allow_private && found.iter().any(|ip| !address::is_public(*ip)) {
                 return Err(REFUSED_BY_RESOLVER.into());
             }
             let addrs: Addrs = Box::new(found.into_iter().map(|ip| SocketAddr::new(ip, 0)));

@@ -4,4 +4,3 @@
 
 pub mod dispatch;
 pub mod sign;
-pub mod ssrf;

@@ -388,7 +388,7 @@ async fn sender(client: AdminClient, command: SenderCommand) -> anyhow::Result<(
 
 async fn sender_login(id: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
     let settings = Settings::load(config.as_deref())?;
-    if settings.store_kind() != Some(crate::config::StoreKind::Redis) {
+    if settings.store.kind() != Some(crate::config::StoreKind::Redis) {
         anyhow::bail!("signing an account in needs the Redis store the server uses (store.url = \"redis://…\"): the memory store is gone when this command ends");
     }
     let (store, pepper) = crate::startup::connect_store(&settings).await?;

@@ -1,11 +1,11 @@
-//! Getting a message with a code to a user: the `Sender` interface, its sandbox
-//! implementation, message templates, and the workers that drain the durable queue.
+//! Getting a message with a code to a user: the `Sender` interface, the sender pool, the
+//! sandbox and Telegram transports, and message templates. The workers that drain the durable
+//! queue through it are in `workers`.
 
 pub mod pool;
 pub mod sandbox;
 pub mod telegram;
 pub mod templates;
-pub mod worker;
 
 use crate::domain::{AccountFailure, PhoneNumber, RequestId, RequestRecord, TenantId, Timestamp};
 use crate::metrics::Metrics;

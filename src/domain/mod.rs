@@ -2,6 +2,8 @@
 //! Nothing here knows about HTTP or Redis.
 
 mod account;
+pub mod address;
+mod backlog;
 mod code;
 mod credits;
 mod limits;
@@ -13,6 +15,7 @@ mod tenant;
 mod time;
 
 pub use account::{AccountFailure, AccountKind, AccountState, Pacing, SenderAccount, TelegramIdentity};
+pub use backlog::Backlog;
 pub use code::{Code, CodeLength, InvalidCode, InvalidCodeLength};
 pub use credits::{Credits, InvalidCredits, MICROS_PER_CREDIT};
 pub use limits::{gcra, Gcra, LimitCheck, LimitKind, LimitState, Rate, Refusal, SpendCheck};

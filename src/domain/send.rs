@@ -1,6 +1,6 @@
 //! The optional parameters of a send: `ttl`, `payload`, `callback_url`, `sender_username`.
 
-use crate::callbacks::ssrf;
+use super::address;
 use std::time::Duration;
 use url::{Host, Url};
 
@@ -94,9 +94,9 @@ impl CallbackUrl {
         // dotted form, so `https://2130706433/` arrives here as 127.0.0.1.
         let public = match url.host() {
             None => false,
-            Some(Host::Domain(name)) => !ssrf::is_internal_name(name),
-            Some(Host::Ipv4(ip)) => ssrf::is_public(ip.into()),
-            Some(Host::Ipv6(ip)) => ssrf::is_public(ip.into()),
+            Some(Host::Domain(name)) => !address::is_internal_name(name),
+            Some(Host::Ipv4(ip)) => address::is_public(ip.into()),
+            Some(Host::Ipv6(ip)) => address::is_public(ip.into()),
         };
         if !public && !policy.allow_private_networks {
             return Err(InvalidCallbackUrl);

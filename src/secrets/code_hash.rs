@@ -8,6 +8,7 @@
 //! binds the code to its tenant and request, so a code never verifies anywhere else.
 
 use super::Pepper;
+use crate::config::{CodeSettings, HashKind};
 use crate::domain::{Code, RequestId, TenantId};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -30,6 +31,19 @@ pub struct Argon2Params {
 pub enum HashScheme {
     Argon2id(Argon2Params),
     HmacSha256,
+}
+
+impl From<&CodeSettings> for HashScheme {
+    fn from(codes: &CodeSettings) -> Self {
+        match codes.hash {
+            HashKind::HmacSha256 => HashScheme::HmacSha256,
+            HashKind::Argon2id => HashScheme::Argon2id(Argon2Params {
+                memory_kib: codes.argon2.memory_kib,
+                iterations: codes.argon2.iterations,
+                parallelism: codes.argon2.parallelism,
+            }),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,10 +16,16 @@ use std::sync::Arc;
 pub struct Pepper(Arc<[u8]>);
 
 impl Pepper {
-    pub const MIN_BYTES: usize = 32;
+    pub const MIN_BYTES: usize = crate::config::PEPPER_MIN_BYTES;
 
     pub fn new(bytes: &[u8]) -> Option<Self> {
         (bytes.len() >= Self::MIN_BYTES).then(|| Self(bytes.into()))
+    }
+
+    /// The configured pepper (`CodeSettings::pepper`).
+    pub fn from_secret(secret: &secrecy::SecretString) -> Option<Self> {
+        use secrecy::ExposeSecret;
+        Self::new(secret.expose_secret().as_bytes())
     }
 
     /// A fresh random pepper, for the embedded store that keeps nothing anyway.

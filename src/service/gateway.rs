@@ -245,7 +245,7 @@ impl Services {
         if tenant.settings.is_own_number(phone) {
             Credits::ZERO
         } else {
-            tenant.settings.price.unwrap_or_else(|| self.settings.price_for(phone))
+            tenant.settings.price.unwrap_or_else(|| self.settings.billing.price_for(phone))
         }
     }
 

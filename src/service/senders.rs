@@ -1,8 +1,9 @@
 //! Operator use cases for the pool of sender accounts.
 
 use super::Services;
+use crate::domain::Backlog;
 use crate::domain::{AccountKind, AccountState, PhoneNumber, SenderAccount, TelegramIdentity};
-use crate::store::{Backlog, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SenderError {

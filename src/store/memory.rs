@@ -3,11 +3,9 @@
 //! One mutex guards all state, so every operation is trivially atomic; critical sections are
 //! short (no hashing or I/O happens under the lock).
 
-use super::{
-    AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreError, StoreResult, Task,
-};
+use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreError, StoreResult, Task};
 use crate::domain::{
-    gcra, Credits, DeadReport, Gcra, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
+    gcra, Backlog, Credits, DeadReport, Gcra, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
     SenderAccount, SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use parking_lot::Mutex;

@@ -11,11 +11,11 @@ mod memory;
 mod redis;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::{cluster_seeds, Conn as RedisConnection, RedisStore};
+pub use self::redis::{Conn as RedisConnection, RedisStore};
 
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount,
-    SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    Backlog, Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
+    SenderAccount, SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use crate::metrics::Metrics;
 use std::sync::Arc;
@@ -166,29 +166,10 @@ impl Task {
     }
 }
 
-/// Delivery jobs not yet done (see `Store::delivery_backlog`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Backlog {
-    /// In the queue, or claimed by a worker.
-    pub queued: u64,
-    /// Put off until a later time.
-    pub waiting: u64,
-    /// When the oldest job in the queue was queued (by the store's clock: Redis's own on
-    /// Redis).
-    #[serde(skip)]
-    pub oldest: Option<Timestamp>,
-}
-
 /// When a job was queued, from its id (`<ms>-<n>`, a Redis stream id).
 pub(crate) fn queued_at(id: &str) -> Option<Timestamp> {
     let (ms, _) = id.split_once('-')?;
     ms.parse().ok().map(Timestamp::from_millis)
-}
-
-impl Backlog {
-    pub fn total(&self) -> u64 {
-        self.queued + self.waiting
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -32,10 +32,11 @@
 use super::codec::{
     decode_dead_report, decode_ledger, decode_request, encode_dead_report, encode_ledger, encode_request,
 };
-use super::{AdjustOutcome, Backlog, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
+use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
+use crate::config::{cluster_seeds, CLUSTER_SCHEME};
 use crate::domain::{
-    Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord, SenderAccount,
-    SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    Backlog, Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
+    SenderAccount, SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
@@ -148,31 +149,6 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.get_db(),
         }
     }
-}
-
-/// The scheme of a Redis Cluster URL: `redis+cluster://[user:password@]host:port,host:port,…`.
-pub const CLUSTER_SCHEME: &str = "redis+cluster://";
-
-/// The seed nodes of a cluster URL, each as a `redis://` URL with the credentials.
-pub fn cluster_seeds(url: &str) -> Result<Vec<String>, String> {
-    let rest = url.strip_prefix(CLUSTER_SCHEME).ok_or("not a redis+cluster:// URL")?;
-    let (auth, hosts) = match rest.rsplit_once('@') {
-        Some((auth, hosts)) => (format!("{auth}@"), hosts),
-        None => (String::new(), rest),
-    };
-    let hosts = hosts.strip_suffix('/').unwrap_or(hosts);
-    if hosts.contains('/') || hosts.contains('?') {
-        return Err("a cluster URL names nodes only (a cluster has no database numbers)".into());
-    }
-    let seeds: Vec<String> =
-        hosts.split(',').map(str::trim).filter(|h| !h.is_empty()).map(|h| format!("redis://{auth}{h}")).collect();
-    if seeds.is_empty() {
-        return Err("a cluster URL names at least one node".into());
-    }
-    for seed in &seeds {
-        url::Url::parse(seed).map_err(|_| "a node is not host:port".to_owned())?;
-    }
-    Ok(seeds)
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -1150,8 +1126,7 @@ fn decode_tenant(id: TenantId, fields: &HashMap<String, String>) -> StoreResult<
 
 #[cfg(test)]
 mod tests {
-    use super::{cluster_seeds, RedisStore};
-    use crate::config::redact_url;
+    use super::RedisStore;
     use crate::domain::{
         Credits, LedgerEntry, LedgerKind, RequestId, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
     };
@@ -1215,31 +1190,5 @@ mod tests {
         assert_eq!(taken, [(tenant.clone(), first), (tenant.clone(), second)]);
         assert_eq!(store.take_read_once("acct", 7, 11, "op-1").await.unwrap(), taken);
         assert!(store.take_read("acct", 7, 11).await.unwrap().is_empty(), "another call finds them taken");
-    }
-
-    #[test]
-    fn a_cluster_url_names_its_seed_nodes_with_their_credentials() {
-        assert_eq!(
-            cluster_seeds("redis+cluster://10.0.0.1:6379,10.0.0.2:6380").unwrap(),
-            ["redis://10.0.0.1:6379", "redis://10.0.0.2:6380"]
-        );
-        assert_eq!(
-            cluster_seeds("redis+cluster://app:s3cret@h1:7000, h2:7001/").unwrap(),
-            ["redis://app:s3cret@h1:7000", "redis://app:s3cret@h2:7001"]
-        );
-    }
-
-    #[test]
-    fn a_cluster_url_has_no_database_and_at_least_one_node() {
-        assert!(cluster_seeds("redis+cluster://h1:7000/1").is_err());
-        assert!(cluster_seeds("redis+cluster://").is_err());
-        assert!(cluster_seeds("redis://h1:7000").is_err());
-    }
-
-    #[test]
-    fn a_cluster_url_is_shown_without_its_password() {
-        let shown = redact_url("redis+cluster://app:s3cret@h1:7000,h2:7001");
-        assert_eq!(shown, "redis+cluster://app:***@h1:7000,h2:7001");
-        assert!(!redact_url("redis+cluster://s3cret@h1:7000").contains("s3cret"));
     }
 }

@@ -7,9 +7,9 @@
 use crate::helpers::*;
 use std::collections::HashSet;
 use std::time::Instant;
-use verigram::delivery::worker::{Outcome, Worker};
 use verigram::domain::{Clock, DeliveryStatus, RequestId, RequestRecord, TenantId, VerificationStatus};
 use verigram::store::{Change, Job, Retention, Scheduled, Task};
+use verigram::workers::{Outcome, Worker};
 
 verigram_testkit::on_every_backend!(
     a_send_is_answered_before_its_delivery_and_a_worker_delivers_it,

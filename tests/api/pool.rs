@@ -187,7 +187,7 @@ async fn tenant_templates_override_the_servers(backend: Backend) {
 }
 
 async fn sandbox_recipients_that_read_on_their_own(backend: Backend) {
-    use verigram::delivery::worker::{Outcome, Worker};
+    use verigram::workers::{Outcome, Worker};
     // Workers driven by hand, so "not yet" is checked after a round that saw the time.
     let app = spawn_app_with(backend, |c| {
         set_key(c, "delivery.workers", "0");

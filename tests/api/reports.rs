@@ -113,7 +113,7 @@ async fn every_status_change_is_reported_in_order_and_signed_as_the_gateway(back
 }
 
 async fn only_200_acknowledges_and_a_failed_report_is_retried_before_the_next(backend: Backend) {
-    use verigram::delivery::worker::{Outcome, Worker};
+    use verigram::workers::{Outcome, Worker};
     // Workers driven by hand, so "not yet" is checked by a round that saw the time.
     let app = spawn_with(backend, |c| set_key(c, "delivery.workers", "0")).await;
     let w = Worker::new(app.services.clone(), "w".into());

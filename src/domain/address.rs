@@ -1,7 +1,7 @@
-//! Which addresses a delivery report may never be sent to.
+//! Which addresses a delivery report may never be sent to (the SSRF rules).
 //!
-//! Checked once when a `callback_url` is accepted (for IP literals) and, from the callback
-//! dispatcher on, again for every resolved address right before connecting.
+//! Checked once when a `callback_url` is accepted (for IP literals and internal names) and, by
+//! the callback dispatcher, again for every resolved address right before connecting.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

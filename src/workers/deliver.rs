@@ -1,0 +1,161 @@
+//! One delivery job: the message rendered and handed to the sender, then what its outcome
+//! means for the request and the job, each outcome in its own function.
+
+use crate::delivery::{templates, OutgoingMessage, SendError, SentMessage};
+use crate::domain::{DeliveryStatus, LedgerEntry, LedgerKind, RequestRecord, Timestamp};
+use crate::service::Services;
+use crate::store::{Change, Job, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Sends the message of one job, records it, then acknowledges the job. Recording comes first,
+/// so a job taken over later finds the message recorded and sends nothing.
+pub(super) async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
+    let now = s.clock.now();
+    let Some(record) = s.store.request(&job.tenant, job.request, now).await? else {
+        return s.store.ack_job(&job).await;
+    };
+    // Sent already, revoked, expired, or nothing to send: the job is done.
+    let Some(sealed) = record.code.as_ref().and_then(|c| c.sealed.clone()).filter(|_| record.delivery.is_none()) else {
+        return s.store.ack_job(&job).await;
+    };
+    if record.ttl_passed(now) {
+        // Too late to send (its ttl task may not have run yet): it expires and is refunded.
+        return expire(&s, &job, record, now).await;
+    }
+    let code = match s.sealer.open(&job.tenant, job.request, &sealed) {
+        Ok(code) => code,
+        Err(e) => {
+            // Sealed under another pepper: it can never be sent. Expire and refund.
+            tracing::error!(tenant = %job.tenant, error = &e as &dyn std::error::Error, "cannot open a sealed code");
+            return expire(&s, &job, record, now).await;
+        }
+    };
+    let tenant = s.store.tenant(&job.tenant).await?;
+    let service_name = match record.code.as_ref().and_then(|c| c.sender_username.clone()) {
+        Some(username) => username.as_str().to_owned(),
+        None => tenant.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+    };
+    let tenant_templates = tenant.map(|t| t.settings.templates).unwrap_or_default();
+    let message = OutgoingMessage {
+        tenant: job.tenant.clone(),
+        request: job.request,
+        phone: record.phone.clone(),
+        text: templates::render(&s.settings.templates, &tenant_templates, &record.phone, &service_name, &code),
+    };
+    let sent = s.sender.send(message, now).await;
+    let outcome = match &sent {
+        Ok(_) => "sent",
+        Err(SendError::RecipientUnavailable) => "unreachable",
+        Err(SendError::WaitForAccount { .. }) => "deferred",
+        Err(SendError::Transient) => "retry",
+    };
+    s.metrics.deliveries.with_label_values(&[outcome]).inc();
+    match sent {
+        Ok(sent) => on_sent(&s, &job, record, sent).await,
+        // The recipient cannot get messages: it will not get this one later either.
+        Err(SendError::RecipientUnavailable) => expire(&s, &job, record, now).await,
+        Err(SendError::WaitForAccount { after }) => on_no_account(&s, &job, after, now).await,
+        Err(SendError::Transient) => on_failure(&s, &job, record, now).await,
+    }
+}
+
+/// The sender accepted the message: it is recorded on the request (unless the request was
+/// revoked or expired meanwhile, and then the message is taken back), remembered for read
+/// receipts, and the job is done.
+async fn on_sent(s: &Services, job: &Job, record: RequestRecord, sent: SentMessage) -> Result<(), StoreError> {
+    let created_at = record.created_at;
+    // A send can take a while (a slow network, a slow recipient): stamp it when it ended.
+    let sent_at = s.clock.now();
+    let recorded = s
+        .update_known_request(&job.tenant, record, s.retention(), sent_at, |r| {
+            (r.mark_sent(&sent.account, sent.message_id, sent.delivered, sent_at).map(Change::from), ())
+        })
+        .await?;
+    let mine =
+        recorded.as_ref().and_then(|(r, ())| r.code.as_ref()).is_some_and(|c| c.message_id == Some(sent.message_id));
+    if let (false, Some((current, ()))) = (mine, &recorded) {
+        // Revoked or expired while the message was on its way: take it back.
+        s.sender.delete(&job.tenant, current, &sent.account, sent.message_id).await;
+    }
+    if mine {
+        let waited = (sent_at.millis() - created_at.millis()).max(0);
+        s.metrics.send_delay.observe(waited as f64 / 1000.0);
+        tracing::info!(account = %sent.account, at_ms = sent_at.millis(), "message sent");
+    }
+    if let (true, Some(peer)) = (mine, sent.recipient) {
+        // So the recipient's read receipt finds this request.
+        s.store.remember_sent(&sent.account, peer, sent.message_id, &job.tenant, job.request, s.retention().0).await?;
+    }
+    s.store.ack_job(job).await?;
+    if mine && !sent.delivered && s.sender.sandbox().is_some() {
+        // The sandbox's recipient device confirms at once.
+        if let Err(e) = s.record_delivery(&job.tenant, job.request, DeliveryStatus::Delivered).await {
+            tracing::warn!(error = &e as &dyn std::error::Error, "could not record a sandbox delivery");
+        }
+    }
+    Ok(())
+}
+
+/// No account can send now: the job waits until one can (within the retry bounds).
+async fn on_no_account(s: &Services, job: &Job, after: Duration, now: Timestamp) -> Result<(), StoreError> {
+    let config = &s.settings.delivery;
+    let wait = after.clamp(Duration::from_secs(config.retry_initial), Duration::from_secs(config.retry_max));
+    s.store.defer_job(job, now.plus(wait)).await
+}
+
+/// The send failed on the way: the failed attempt is counted on the request, and the job comes
+/// back after an exponential backoff with jitter.
+async fn on_failure(s: &Services, job: &Job, record: RequestRecord, now: Timestamp) -> Result<(), StoreError> {
+    let counted = s
+        .update_known_request(&job.tenant, record, s.retention(), now, |r| {
+            (Some(Change::from(r.with_failed_attempt())), r.failed_attempts())
+        })
+        .await?;
+    let failed = counted.map_or(0, |(_, n)| n);
+    let config = &s.settings.delivery;
+    let wait = backoff(failed, Duration::from_secs(config.retry_initial), Duration::from_secs(config.retry_max));
+    s.store.defer_job(job, now.plus(wait)).await
+}
+
+/// The message will never go: the request expires with its fee refunded, and the job is done.
+async fn expire(s: &Services, job: &Job, record: RequestRecord, now: Timestamp) -> Result<(), StoreError> {
+    s.update_known_request(&job.tenant, record, s.retention(), now, |r| (expiry(r, now), ())).await?;
+    s.store.ack_job(job).await
+}
+
+/// The wait after the `failed`-th failure in a row (0-based): `initial × 2^failed`, at most
+/// `max`, drawn uniformly from its upper half so retries of many jobs spread out.
+pub fn backoff(failed: u32, initial: Duration, max: Duration) -> Duration {
+    use rand::Rng;
+    let ceiling = initial.saturating_mul(2u32.saturating_pow(failed.min(20))).min(max);
+    let floor = ceiling / 2;
+    floor + ceiling.saturating_sub(floor).mul_f64(rand::thread_rng().gen::<f64>())
+}
+
+/// `expired` with the fee refunded, for a request whose message was not delivered.
+pub(super) fn expiry(r: &RequestRecord, now: Timestamp) -> Option<Change> {
+    let (next, refund) = r.expire_undelivered(now)?;
+    let ledger = refund.map(|amount| LedgerEntry::for_request(LedgerKind::Refund, now, amount, r.id));
+    Some(Change { ledger, ..Change::from(next) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_within_bounds_and_jitters() {
+        let (initial, max) = (Duration::from_secs(1), Duration::from_secs(300));
+        for failed in 0..30 {
+            let ceiling = (initial * 2u32.saturating_pow(failed.min(20))).min(max);
+            for _ in 0..20 {
+                let wait = backoff(failed, initial, max);
+                assert!(wait >= ceiling / 2 && wait <= ceiling, "{failed}: {wait:?} outside {ceiling:?}");
+            }
+        }
+        let spread: std::collections::HashSet<_> = (0..20).map(|_| backoff(5, initial, max)).collect();
+        assert!(spread.len() > 1, "jittered");
+    }
+}
