@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 use std::process::Output;
-use std::time::{Duration, Instant};
-use verigram_testkit::{wait_up_to, RedisServer};
+use std::time::Duration;
+use verigram_testkit::{wait_for, wait_up_to, RedisServer};
 
 const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
 
@@ -54,22 +54,15 @@ async fn gateway(server: &Server, method: &str, token: &str, params: &[(&str, &s
 }
 
 async fn sandbox_code(server: &Server, phone: &str) -> (String, String) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let inbox: Value = reqwest::get(format!("{}/sandbox/v1/messages?phone_number={phone}", server.url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(m) = inbox.as_array().and_then(|a| a.first()) {
-            let text = m["text"].as_str().unwrap();
-            let code: String = text.split(": ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
-            return (m["request_id"].as_str().unwrap().to_owned(), code);
-        }
-        assert!(Instant::now() < deadline, "no message reached the sandbox inbox");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let url = format!("{}/sandbox/v1/messages?phone_number={phone}", server.url);
+    wait_for("a message in the sandbox inbox", || async {
+        let inbox: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let m = inbox.as_array()?.first()?.clone();
+        let text = m["text"].as_str().unwrap();
+        let code: String = text.split(": ").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+        Some((m["request_id"].as_str().unwrap().to_owned(), code))
+    })
+    .await
 }
 
 /// The README's walk-through, through the binary: create a tenant with the CLI, send, read the
@@ -350,15 +343,11 @@ async fn dead_letters_are_listed_and_replayed_from_the_cli() {
     )
     .await;
     assert_eq!(sent["ok"], true, "{sent}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let dead = loop {
+    let dead = wait_for("two dead letters", || async {
         let dead = admin_json(&server, &["report", "dead", id]);
-        if dead.as_array().is_some_and(|d| d.len() == 2) {
-            break dead;
-        }
-        assert!(Instant::now() < deadline, "no dead letters: {dead}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        dead.as_array().is_some_and(|d| d.len() == 2).then_some(dead)
+    })
+    .await;
     // Both reports (sent, delivered) were tried twice: the first time and one retry.
     assert_eq!(endpoint.hits(), 4);
     assert_eq!(dead[0]["attempts"], 2);

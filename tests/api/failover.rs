@@ -110,21 +110,23 @@ async fn a_primary_dies_under_load_and_the_invariants_hold() {
     // failed during the failover were put off by the service clock: move it past their
     // retries. (The sandbox records `delivered` in a second write after `sent`, best effort: a
     // store error in between leaves a request at `sent`, so either counts here.)
-    let mut pending: Vec<&String> =
-        seen.acknowledged.iter().map(|(id, _, _)| id).filter(|id| !lost.contains(id)).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !pending.is_empty() {
-        assert!(Instant::now() < deadline, "not sent 30 s after the failover: {pending:?}");
+    let pending: parking_lot::Mutex<Vec<&String>> = parking_lot::Mutex::new(
+        seen.acknowledged.iter().map(|(id, _, _)| id).filter(|id| !lost.contains(id)).collect(),
+    );
+    wait_up_to(Duration::from_secs(30), "every surviving request to be sent after the failover", || async {
         app.advance(Duration::from_secs(1));
+        let ids = pending.lock().clone();
         let mut still = Vec::new();
-        for id in pending {
+        for id in ids {
             if !matches!(app.delivery(&t, id).await.as_deref(), Some("sent" | "delivered")) {
                 still.push(id);
             }
         }
-        pending = still;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let done = still.is_empty();
+        *pending.lock() = still;
+        done.then_some(())
+    })
+    .await;
     eprintln!(
         "failover: {} sends acknowledged ({} before the kill), {} calls failed while the primary was down, \
          recovered {:?} after the kill, {} acknowledged requests lost in the replication window",
@@ -143,18 +145,11 @@ async fn call(client: &reqwest::Client, base: &str, token: &str, method: &str, p
     (body["ok"] == true).then(|| body["result"].clone())
 }
 
-/// Polls `probe` for at most 30 s.
-async fn wait_long<T, F, Fut>(what: &str, mut probe: F) -> T
+/// Polls `probe` for at most 30 s (a failover takes several).
+async fn wait_long<T, F, Fut>(what: &str, probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after 30 s waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_up_to(Duration::from_secs(30), what, probe).await
 }

@@ -11,7 +11,7 @@ pub use reply::{assert_no_null, micros, Reply};
 pub use serde_json::{json, Value};
 pub use std::time::Duration;
 pub use verigram_testkit::keyspace::dump_keyspace;
-pub use verigram_testkit::{wait_for, Backend};
+pub use verigram_testkit::{wait_for, wait_up_to, Backend};
 
 /// A phone number of the sandbox that no test treats as the tenant's own.
 pub const PHONE: &str = "+15551234567";
