@@ -5,7 +5,9 @@ use crate::helpers::*;
 use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+// Refused by the HTTP layer or the parameter parser, before any store operation: once.
 verigram_testkit::on_every_backend!(
+    once:
     malformed_bodies_answer_bad_request_and_change_nothing,
     duplicate_json_keys_are_an_invalid_parameter,
     bom_charset_and_mime_case_are_accepted,

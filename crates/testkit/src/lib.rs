@@ -40,8 +40,23 @@ impl Backend {
 /// Runs each listed `async fn name(backend: Backend)` as three tests, `memory::name`,
 /// `redis::name` and `cluster::name` (a local Redis Cluster of three primaries and three
 /// replicas). Attributes before a name (`#[ignore = "…"]`) apply to all three.
+///
+/// `on_every_backend!(once: name, …)` runs tests that do not depend on the store (parsing,
+/// HTTP framing: refused before any store operation) once, as `once::name`, on the memory
+/// store.
 #[macro_export]
 macro_rules! on_every_backend {
+    (once: $($(#[$meta:meta])* $name:ident),* $(,)?) => {
+        mod once {
+            $(
+                $(#[$meta])*
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Memory).await
+                }
+            )*
+        }
+    };
     ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
         mod memory {
             $(
