@@ -62,7 +62,7 @@ use verigram::startup::Application;
 use verigram::store::RedisConnection;
 use verigram_testkit::{RedisCluster, RedisServer};
 
-#[path = "common/mod.rs"]
+#[path = "../common/mod.rs"]
 mod common;
 
 const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
