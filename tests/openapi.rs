@@ -298,7 +298,7 @@ fn gateway_methods() -> Vec<String> {
 
 fn registered_routes() -> BTreeSet<(String, String)> {
     let mut routes = routes_in(include_str!("../src/api/mod.rs"), "pub fn configure(");
-    routes.extend(routes_in(include_str!("../src/api/admin.rs"), "pub fn scope("));
+    routes.extend(routes_in(include_str!("../src/api/admin/mod.rs"), "pub fn scope("));
     routes.extend(routes_in(include_str!("../src/api/sandbox.rs"), "pub fn scope("));
     for name in gateway_methods() {
         routes.insert(("GET".into(), format!("/{name}")));

@@ -1,5 +1,5 @@
 //! The fixed routes in the document: the admin API, the sandbox inbox, the probes, the
-//! metrics and the document itself. Their handlers are in `admin.rs`, `sandbox.rs`,
+//! metrics and the document itself. Their handlers are in `admin/`, `sandbox.rs`,
 //! `health.rs` and `metrics.rs`; `tests/openapi.rs` checks that this list and the route tables
 //! agree, both ways. Only the functions' `#[utoipa::path]` descriptions are used.
 #![allow(dead_code)]
