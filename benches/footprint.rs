@@ -81,8 +81,8 @@ fn main() -> anyhow::Result<()> {
     ))
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     verigram::telemetry::init(&settings.log);
-    let retention = Duration::from_secs(settings.store.request_retention);
-    let validity = Duration::from_secs(settings.codes.default_validity);
+    let retention = settings.store.request_retention;
+    let validity = settings.codes.default_validity;
     let clock = Arc::new(ManualClock::starting_now());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let services = rt.block_on(async {

@@ -58,7 +58,6 @@ impl Application {
         let services = Arc::new(build_services(settings, clock, resolver).await?);
         let settings = Arc::clone(&services.settings);
         let admin_token = settings.admin.token().map_err(anyhow::Error::msg)?;
-        let admin_token = admin_token.map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned());
         if admin_token.is_none() {
             tracing::info!("admin.token is not set: the admin API is off");
         }
@@ -97,7 +96,7 @@ impl Application {
         .client_disconnect_timeout(Duration::from_secs(2))
         // Signals are ours (`run_until_stopped`): workers stop with the server, in one grace.
         .disable_signals()
-        .shutdown_timeout(grace)
+        .shutdown_timeout(grace.as_secs())
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
@@ -126,7 +125,7 @@ impl Application {
     /// is still running when the grace ends is left to its lease (another process takes it).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let services = self.services;
-        let grace = Duration::from_secs(services.settings.server.shutdown_grace);
+        let grace = services.settings.server.shutdown_grace;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = tokio::task::JoinSet::new();
         if services.settings.server.role.runs_workers() {
@@ -223,7 +222,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<(Store, Pepper
             Store::from(MemoryStore::new(settings.store.ledger_limit))
         }
         StoreKind::Redis => {
-            let timeout = Duration::from_millis(settings.store.timeout_ms);
+            let timeout = settings.store.timeout_ms;
             let redis =
                 RedisStore::connect(&settings.store.url, timeout, settings.store.ledger_limit).await.with_context(
                     || format!("cannot connect to Redis at {}", crate::config::redact_url(&settings.store.url)),
@@ -265,10 +264,9 @@ async fn build_services(
             }
         }
     }
-    let pacing =
-        Pacing { interval: Duration::from_millis(settings.pool.interval_ms), daily_cap: settings.pool.daily_cap };
+    let pacing = Pacing { interval: settings.pool.interval_ms, daily_cap: settings.pool.daily_cap };
     let holder = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let lease = Duration::from_secs(settings.pool.lease);
+    let lease = settings.pool.lease;
     let pool = Pool::new(Arc::clone(&store), Arc::clone(&clock), holder, kind, pacing, lease);
     // Read receipts of Telegram accounts, recorded by the process's workers.
     let (receipts_tx, receipts_rx) = tokio::sync::mpsc::channel(10_000);
@@ -277,7 +275,7 @@ async fn build_services(
         AccountKind::Telegram => Transport::Telegram(Arc::new(TelegramAccounts::new(
             Arc::clone(&store),
             pepper.clone(),
-            Duration::from_secs(settings.sender.call_timeout),
+            settings.sender.call_timeout,
             receipts_tx,
         ))),
     };
@@ -289,7 +287,7 @@ async fn build_services(
         metrics,
         clock,
         token_keys: TokenKeys::new(&pepper),
-        callers: crate::service::CallerCache::new(Duration::from_millis(settings.tokens.cache_ms)),
+        callers: crate::service::CallerCache::new(settings.tokens.cache_ms),
         reports: crate::callbacks::dispatch::Dispatcher::new(&settings.callbacks, resolver)?,
         report_slots: Arc::new(tokio::sync::Semaphore::new(REPORTS_IN_FLIGHT)),
         wake: Arc::new(tokio::sync::Notify::new()),

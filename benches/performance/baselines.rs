@@ -143,7 +143,7 @@ fn start_baseline(
     let url = backing.map(Backing::url);
     // The store's own connection and timeout, so the baseline's client work is verigram's.
     let settings = Settings::from_toml(&app_toml("memory://", "hmac-sha256", workers)).context("settings")?;
-    let timeout = Duration::from_millis(settings.store.timeout_ms);
+    let timeout = settings.store.timeout_ms;
     rt.block_on(async move {
         let conn = match url {
             Some(url) => Some(RedisConnection::open(&url, timeout).await.context("connect to Redis")?),

@@ -25,7 +25,7 @@ pub struct AppState {
     pub error_status: ErrorStatus,
     pub body_limit: usize,
     /// `None`: the admin API is off.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<secrecy::SecretString>,
     pub role: Role,
 }
 

@@ -65,8 +65,8 @@ impl Dispatcher {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            .timeout(Duration::from_millis(settings.timeout_ms))
+            .connect_timeout(settings.connect_timeout_ms)
+            .timeout(settings.timeout_ms)
             .dns_resolver(Arc::new(resolver))
             .user_agent(concat!("verigram/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -270,10 +270,10 @@ const SEND_TIME_LOOKUP: Duration = Duration::from_secs(2);
 
 /// The wait before retry `attempts` (1 for the first retry), jittered by ±20% so reports that
 /// failed together do not come back together; `None` once the schedule is used up.
-pub fn retry_delay(schedule: &[u64], attempts: u32) -> Option<Duration> {
+pub fn retry_delay(schedule: &[Duration], attempts: u32) -> Option<Duration> {
     let base = *schedule.get(usize::try_from(attempts).ok()?.checked_sub(1)?)?;
     let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0.8..=1.2);
-    Some(Duration::from_secs_f64(base as f64 * jitter))
+    Some(base.mul_f64(jitter))
 }
 
 #[cfg(test)]
@@ -284,10 +284,10 @@ mod tests {
         CallbackSettings {
             allow_http,
             allow_private_networks: allow_private,
-            connect_timeout_ms: 1000,
-            timeout_ms: 2000,
+            connect_timeout_ms: Duration::from_millis(1000),
+            timeout_ms: Duration::from_millis(2000),
             per_host_concurrency: 1,
-            retry_schedule: vec![10, 60],
+            retry_schedule: vec![Duration::from_secs(10), Duration::from_secs(60)],
         }
     }
 
@@ -344,7 +344,7 @@ mod tests {
             socket.write_all(&[b'x'; 8192]).await.unwrap();
             tokio::time::sleep(Duration::from_secs(600)).await;
         });
-        let patient = CallbackSettings { timeout_ms: 600_000, ..settings(true, true) };
+        let patient = CallbackSettings { timeout_ms: Duration::from_secs(600), ..settings(true, true) };
         let d = Dispatcher::new(&patient, Arc::new(SystemResolver)).unwrap();
         let answered = tokio::time::timeout(
             Duration::from_secs(30),
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn retries_follow_the_schedule_with_jitter_then_stop() {
-        let schedule = [10, 60];
+        let schedule = [Duration::from_secs(10), Duration::from_secs(60)];
         assert_eq!(retry_delay(&schedule, 0), None);
         let first = retry_delay(&schedule, 1).unwrap();
         assert!((8.0..=12.0).contains(&first.as_secs_f64()), "{first:?}");

@@ -15,13 +15,16 @@ pub const HOST_WAIT: Duration = Duration::from_secs(5);
 pub struct CallbackSettings {
     pub allow_http: bool,
     pub allow_private_networks: bool,
-    pub connect_timeout_ms: u64,
-    pub timeout_ms: u64,
+    #[serde(with = "super::duration::millis")]
+    pub connect_timeout_ms: Duration,
+    #[serde(with = "super::duration::millis")]
+    pub timeout_ms: Duration,
     /// Reports in flight at once to one destination host (per process).
     pub per_host_concurrency: usize,
     /// Seconds to wait before each retry of a failed report; after the last, it is given up
     /// (dead-lettered).
-    pub retry_schedule: Vec<u64>,
+    #[serde(with = "super::duration::seconds_list")]
+    pub retry_schedule: Vec<Duration>,
 }
 
 impl CallbackSettings {
@@ -31,7 +34,7 @@ impl CallbackSettings {
 
     pub(super) fn validate(&self, p: &mut Problems) {
         p.check(
-            self.connect_timeout_ms >= 1 && self.timeout_ms >= self.connect_timeout_ms,
+            !self.connect_timeout_ms.is_zero() && self.timeout_ms >= self.connect_timeout_ms,
             "callbacks.timeout_ms: must be at least callbacks.connect_timeout_ms (> 0)",
         );
         p.check(
@@ -39,7 +42,11 @@ impl CallbackSettings {
             "callbacks.per_host_concurrency: must be from 1 to 1024",
         );
         p.check(
-            self.retry_schedule.len() <= 50 && self.retry_schedule.iter().all(|s| (1..=604_800).contains(s)),
+            self.retry_schedule.len() <= 50
+                && self
+                    .retry_schedule
+                    .iter()
+                    .all(|s| (Duration::from_secs(1)..=Duration::from_secs(604_800)).contains(s)),
             "callbacks.retry_schedule: at most 50 waits of 1 s to 7 days",
         );
     }

@@ -5,6 +5,7 @@ use super::{secret_value, Problems};
 use crate::domain::Ttl;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use std::time::Duration;
 
 /// The shortest pepper taken: 256 bits, as the key of HMAC-SHA256 wants.
 pub const PEPPER_MIN_BYTES: usize = 32;
@@ -23,7 +24,8 @@ pub struct CodeSettings {
     pub hash: HashKind,
     pub pepper: SecretString,
     pub pepper_file: String,
-    pub default_validity: u64,
+    #[serde(with = "super::duration::seconds")]
+    pub default_validity: Duration,
     pub max_attempts: u8,
     pub hash_concurrency: usize,
     pub argon2: Argon2Settings,
@@ -51,7 +53,7 @@ impl CodeSettings {
 
     pub(super) fn validate(&self, p: &mut Problems) {
         p.check(
-            Ttl::from_secs(self.default_validity).is_ok(),
+            Ttl::from_secs(self.default_validity.as_secs()).is_ok(),
             "codes.default_validity: must be from 30 to 3600 seconds",
         );
         p.check((1..=10).contains(&self.max_attempts), "codes.max_attempts: must be from 1 to 10");
@@ -69,7 +71,9 @@ impl CodeSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
-    pub rotation_overlap: u64,
+    #[serde(with = "super::duration::seconds")]
+    pub rotation_overlap: Duration,
     /// Milliseconds a process keeps a token and its tenant after reading them (0: off).
-    pub cache_ms: u64,
+    #[serde(with = "super::duration::millis")]
+    pub cache_ms: Duration,
 }

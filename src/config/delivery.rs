@@ -4,6 +4,7 @@
 use super::Problems;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,15 +18,18 @@ pub enum SenderKind {
 pub struct SenderSettings {
     pub kind: SenderKind,
     /// Seconds a call to Telegram may take before it counts as failed (a transient failure).
-    pub call_timeout: u64,
+    #[serde(with = "super::duration::seconds")]
+    pub call_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSettings {
-    pub interval_ms: u64,
+    #[serde(with = "super::duration::millis")]
+    pub interval_ms: Duration,
     pub daily_cap: u32,
-    pub lease: u64,
+    #[serde(with = "super::duration::seconds")]
+    pub lease: Duration,
 }
 
 /// Message texts by language, and the language of each country calling code.
@@ -41,24 +45,30 @@ pub struct TemplateSettings {
 pub struct DeliverySettings {
     pub workers: usize,
     pub batch: usize,
-    pub lease: u64,
-    pub task_lease: u64,
-    pub retry_initial: u64,
-    pub retry_max: u64,
-    pub poll_interval_ms: u64,
-    pub repair_interval: u64,
+    #[serde(with = "super::duration::seconds")]
+    pub lease: Duration,
+    #[serde(with = "super::duration::seconds")]
+    pub task_lease: Duration,
+    #[serde(with = "super::duration::seconds")]
+    pub retry_initial: Duration,
+    #[serde(with = "super::duration::seconds")]
+    pub retry_max: Duration,
+    #[serde(with = "super::duration::millis")]
+    pub poll_interval_ms: Duration,
+    #[serde(with = "super::duration::seconds")]
+    pub repair_interval: Duration,
 }
 
 impl SenderSettings {
     pub(super) fn validate(&self, p: &mut Problems) {
-        p.check(self.call_timeout >= 1, "sender.call_timeout: must be at least 1 second");
+        p.check(self.call_timeout >= Duration::from_secs(1), "sender.call_timeout: must be at least 1 second");
     }
 }
 
 impl PoolSettings {
     pub(super) fn validate(&self, p: &mut Problems) {
         p.check(self.daily_cap >= 1, "pool.daily_cap: must be at least 1");
-        p.check(self.lease >= 1, "pool.lease: must be at least 1 second");
+        p.check(self.lease >= Duration::from_secs(1), "pool.lease: must be at least 1 second");
     }
 }
 
@@ -81,13 +91,16 @@ impl DeliverySettings {
     pub(super) fn validate(&self, p: &mut Problems) {
         p.check(self.workers <= 256, "delivery.workers: at most 256");
         p.check((1..=1000).contains(&self.batch), "delivery.batch: must be from 1 to 1000");
-        p.check(self.lease >= 1, "delivery.lease: must be at least 1 second");
-        p.check(self.task_lease >= 1, "delivery.task_lease: must be at least 1 second");
+        p.check(self.lease >= Duration::from_secs(1), "delivery.lease: must be at least 1 second");
+        p.check(self.task_lease >= Duration::from_secs(1), "delivery.task_lease: must be at least 1 second");
         p.check(
-            self.retry_initial >= 1 && self.retry_initial <= self.retry_max,
+            self.retry_initial >= Duration::from_secs(1) && self.retry_initial <= self.retry_max,
             "delivery.retry_initial: must be from 1 to retry_max",
         );
-        p.check((10..=60_000).contains(&self.poll_interval_ms), "delivery.poll_interval_ms: must be from 10 to 60000");
-        p.check(self.repair_interval >= 1, "delivery.repair_interval: must be at least 1 second");
+        p.check(
+            (Duration::from_millis(10)..=Duration::from_secs(60)).contains(&self.poll_interval_ms),
+            "delivery.poll_interval_ms: must be from 10 to 60000",
+        );
+        p.check(self.repair_interval >= Duration::from_secs(1), "delivery.repair_interval: must be at least 1 second");
     }
 }

@@ -7,6 +7,7 @@ mod billing;
 mod callbacks;
 mod codes;
 mod delivery;
+mod duration;
 mod limits;
 mod sandbox;
 mod server;
@@ -30,7 +31,6 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
-use std::time::Duration;
 
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
 
@@ -157,8 +157,7 @@ impl Settings {
         // A report's attempt (its wait for a slot of the host, then the request) must end
         // within its task's lease, or another worker would send it too.
         p.check(
-            self.callbacks.timeout_ms.saturating_add(HOST_WAIT.as_millis() as u64)
-                < self.delivery.task_lease.saturating_mul(1000),
+            self.callbacks.timeout_ms.saturating_add(HOST_WAIT) < self.delivery.task_lease,
             "callbacks.timeout_ms: a report attempt (5 s of waiting for its host, then this) must end within delivery.task_lease",
         );
         if matches!(self.codes.pepper(), Ok(None)) && self.store.kind() == Some(StoreKind::Redis) {
@@ -166,10 +165,6 @@ impl Settings {
                 "codes.pepper: required with a Redis store (hashes must survive restarts): set VERIGRAM__CODES__PEPPER or codes.pepper_file",
             );
         }
-    }
-
-    pub fn default_validity(&self) -> Duration {
-        Duration::from_secs(self.codes.default_validity)
     }
 
     /// A one-line description without secrets, for start-up logs and `config check`.
@@ -219,16 +214,28 @@ fn describe_figment_error(e: &figment::Error) -> String {
 mod tests {
     use super::*;
     use crate::domain::{Credits, PhoneNumber};
+    use std::time::Duration;
 
     #[test]
     fn defaults_load() {
         let s = Settings::load_from(None, Env::prefixed("VERIGRAM_TEST_UNSET__").split("__")).unwrap();
         assert_eq!(s.store.kind(), Some(StoreKind::Memory));
-        assert_eq!(s.codes.default_validity, 600);
+        assert_eq!(s.codes.default_validity, Duration::from_secs(600));
         assert_eq!(s.codes.max_attempts, 5);
         assert_eq!(s.billing.price, Credits::from_micros(10_000));
         assert_eq!(s.api.error_status, ErrorStatus::Ok);
         assert!(s.admin.token().unwrap().is_none());
+    }
+
+    #[test]
+    fn durations_take_a_count_of_the_keys_unit_or_a_string_with_its_own() {
+        let s =
+            Settings::from_toml("[store]\ntimeout_ms = \"2s\"\n[delivery]\nlease = \"2m\"\nretry_max = 600").unwrap();
+        assert_eq!(s.store.timeout_ms, Duration::from_millis(2000));
+        assert_eq!(s.delivery.lease, Duration::from_secs(120));
+        assert_eq!(s.delivery.retry_max, Duration::from_secs(600));
+        let e = Settings::from_toml("[delivery]\nlease = \"soon\"").unwrap_err();
+        assert!(e.to_string().contains("delivery.lease"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::{secret_value, Problems};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,7 +15,8 @@ pub struct ServerSettings {
     pub workers: usize,
     pub role: Role,
     /// Seconds a stopping process gives requests in flight and jobs in hand.
-    pub shutdown_grace: u64,
+    #[serde(with = "super::duration::seconds")]
+    pub shutdown_grace: Duration,
 }
 
 /// What a process does: serve the API, run delivery workers, or both.
@@ -92,7 +94,10 @@ pub struct LogSettings {
 impl ServerSettings {
     pub(super) fn validate(&self, p: &mut Problems) {
         p.check((1024..=1 << 20).contains(&self.body_limit), "server.body_limit: must be from 1024 to 1048576 bytes");
-        p.check((1..=3600).contains(&self.shutdown_grace), "server.shutdown_grace: must be from 1 to 3600 seconds");
+        p.check(
+            (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.shutdown_grace),
+            "server.shutdown_grace: must be from 1 to 3600 seconds",
+        );
     }
 }
 

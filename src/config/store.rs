@@ -3,13 +3,16 @@
 
 use super::Problems;
 use serde::Deserialize;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     pub url: String,
-    pub timeout_ms: u64,
-    pub request_retention: u64,
+    #[serde(with = "super::duration::millis")]
+    pub timeout_ms: Duration,
+    #[serde(with = "super::duration::seconds")]
+    pub request_retention: Duration,
     pub ledger_limit: usize,
 }
 
@@ -39,8 +42,11 @@ impl StoreSettings {
     }
 
     pub(super) fn validate(&self, p: &mut Problems) {
-        p.check(self.timeout_ms >= 10, "store.timeout_ms: must be at least 10");
-        p.check(self.request_retention >= 7200, "store.request_retention: must be at least 7200 seconds");
+        p.check(self.timeout_ms >= Duration::from_millis(10), "store.timeout_ms: must be at least 10");
+        p.check(
+            self.request_retention >= Duration::from_secs(7200),
+            "store.request_retention: must be at least 7200 seconds",
+        );
         p.check(self.ledger_limit >= 1, "store.ledger_limit: must be at least 1");
         if self.kind().is_none() {
             p.push(format!(

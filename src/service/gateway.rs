@@ -309,7 +309,7 @@ impl Services {
         hash: String,
         now: Timestamp,
     ) -> CodeState {
-        let validity = cmd.ttl.map_or_else(|| self.settings.default_validity(), Ttl::duration);
+        let validity = cmd.ttl.map_or_else(|| self.settings.codes.default_validity, Ttl::duration);
         CodeState {
             hash,
             valid_until: now.plus(validity),

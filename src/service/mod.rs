@@ -24,7 +24,6 @@ use crate::metrics::StatusPair;
 use crate::secrets::{CodeHasher, CodeSealer, HashError, TokenKeys};
 use crate::store::{Change, Retention, Store, StoreError, StoreResult};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Why a Gateway call failed, in the domain's words; the API maps each to the spec's string.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +80,7 @@ pub struct Services {
 
 impl Services {
     pub(crate) fn retention(&self) -> Retention {
-        Retention(Duration::from_secs(self.settings.store.request_retention))
+        Retention(self.settings.store.request_retention)
     }
 
     /// `Store::update_request`, counting the status changes and refunds it made.

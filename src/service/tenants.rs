@@ -202,7 +202,7 @@ impl Services {
         }
         let (token, record) = self.new_token(id, old.ip_allow.clone());
         self.store.put_token(&record, now).await?;
-        let overlap = overlap.unwrap_or(Duration::from_secs(self.settings.tokens.rotation_overlap));
+        let overlap = overlap.unwrap_or(self.settings.tokens.rotation_overlap);
         let ends = now.plus(overlap);
         old.expires_at = Some(old.expires_at.map_or(ends, |at| at.min(ends)));
         self.store.put_token(&old, now).await?;

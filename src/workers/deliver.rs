@@ -100,7 +100,7 @@ async fn on_sent(s: &Services, job: &Job, record: RequestRecord, sent: SentMessa
 /// No account can send now: the job waits until one can (within the retry bounds).
 async fn on_no_account(s: &Services, job: &Job, after: Duration, now: Timestamp) -> Result<(), StoreError> {
     let config = &s.settings.delivery;
-    let wait = after.clamp(Duration::from_secs(config.retry_initial), Duration::from_secs(config.retry_max));
+    let wait = after.clamp(config.retry_initial, config.retry_max);
     s.store.defer_job(job, now.plus(wait)).await
 }
 
@@ -114,7 +114,7 @@ async fn on_failure(s: &Services, job: &Job, record: RequestRecord, now: Timesta
         .await?;
     let failed = counted.map_or(0, |(_, n)| n);
     let config = &s.settings.delivery;
-    let wait = backoff(failed, Duration::from_secs(config.retry_initial), Duration::from_secs(config.retry_max));
+    let wait = backoff(failed, config.retry_initial, config.retry_max);
     s.store.defer_job(job, now.plus(wait)).await
 }
 

@@ -49,7 +49,7 @@ impl Worker {
         let s = &self.services;
         let config = &s.settings.delivery;
         let now = s.clock.now();
-        let tasks = s.store.claim_due(now, now.plus(Duration::from_secs(config.task_lease)), config.batch).await?;
+        let tasks = s.store.claim_due(now, now.plus(config.task_lease), config.batch).await?;
         for task in &tasks {
             if task.task == Task::Report {
                 self.report(task.clone()).await;
@@ -58,7 +58,7 @@ impl Worker {
             self.isolated(tasks::run(Arc::clone(s), task.clone())).await?;
             s.store.finish_due(task).await?;
         }
-        let jobs = s.store.claim_jobs(&self.name, config.batch, Duration::from_secs(config.lease), now).await?;
+        let jobs = s.store.claim_jobs(&self.name, config.batch, config.lease, now).await?;
         // Sandbox recipients that read on their own.
         let reads = s.sender.sandbox().map(|inbox| inbox.due_reads(now)).unwrap_or_default();
         for (tenant, request) in &reads {
@@ -87,7 +87,7 @@ impl Worker {
     /// to be taken over when their lease ends.)
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         self.stop = Some(stop.clone());
-        let poll = Duration::from_millis(self.services.settings.delivery.poll_interval_ms);
+        let poll = self.services.settings.delivery.poll_interval_ms;
         let wake = Arc::clone(&self.services.wake);
         let mut backoff = Duration::from_millis(100);
         while !*stop.borrow() {

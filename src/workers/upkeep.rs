@@ -5,7 +5,6 @@ use crate::delivery::telegram::transport::ReadReceipt;
 use crate::domain::DeliveryStatus;
 use crate::service::Services;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// Records the read receipts of Telegram accounts on their requests (`read`), until the
@@ -40,7 +39,7 @@ pub async fn record_reads(
 
 /// Rebuilds the advisory work indexes now and then, until the service stops.
 pub async fn repair_indexes(s: Arc<Services>, mut stop: watch::Receiver<bool>) {
-    let every = Duration::from_secs(s.settings.delivery.repair_interval);
+    let every = s.settings.delivery.repair_interval;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -98,7 +98,7 @@ async fn refunds(app: &TestApp, tenant: &Tenant) -> Vec<Value> {
 }
 
 fn lease_of(app: &TestApp) -> Duration {
-    Duration::from_secs(app.services.settings.delivery.lease)
+    app.services.settings.delivery.lease
 }
 
 /// Redis timestamps are whole milliseconds, so an idle time it reports can exceed the real
@@ -220,7 +220,7 @@ async fn an_undelivered_message_expires_at_ttl_and_is_refunded_once(backend: Bac
     app.advance(Duration::from_secs(60));
     round(&w).await;
     let (tid, rid) = keys(&t, &id);
-    let retention = Retention(Duration::from_secs(app.services.settings.store.request_retention));
+    let retention = Retention(app.services.settings.store.request_retention);
     let now = app.clock.now();
     app.services
         .store
@@ -253,7 +253,7 @@ async fn a_job_that_runs_after_the_ttl_sends_nothing(backend: Backend) {
     let id = send_with(&app, &t, json!({"ttl": 30})).await;
     app.advance(Duration::from_secs(31));
     let now = app.clock.now();
-    let task_lease = Duration::from_secs(app.services.settings.delivery.task_lease);
+    let task_lease = app.services.settings.delivery.task_lease;
     let held = app.services.store.claim_due(now, now.plus(task_lease), 10).await.unwrap();
     assert!(held.iter().any(|d| d.task == Task::Ttl), "a dead worker holds the ttl task: {held:?}");
 
@@ -333,7 +333,7 @@ async fn the_end_of_validity_is_stored_as_expired(backend: Backend) {
     let id = send(&app, &t).await;
     assert_eq!(round(&w).await, Outcome::Worked);
     let valid_until = stored(&app, &t, &id).await.code.unwrap().valid_until;
-    let validity = app.services.settings.default_validity();
+    let validity = app.services.settings.codes.default_validity;
 
     app.advance(validity - Duration::from_secs(1));
     assert_eq!(round(&w).await, Outcome::Idle, "nothing is due before the end of validity");
@@ -468,7 +468,7 @@ async fn a_message_recorded_before_its_worker_died_is_not_sent_again(backend: Ba
     let held = app.services.store.claim_jobs("dead-worker", 10, lease, app.clock.now()).await.unwrap();
     assert_eq!(held.len(), 1);
     let (tid, rid) = keys(&t, &id);
-    let retention = Retention(Duration::from_secs(app.services.settings.store.request_retention));
+    let retention = Retention(app.services.settings.store.request_retention);
     let now = app.clock.now();
     // What the dead worker did: its message went out through another account as message 424242.
     app.services
@@ -536,7 +536,7 @@ async fn rounds_go_on_after_the_timed_tasks_of_a_request_are_done(backend: Backe
     app.advance(Duration::from_secs(30));
     assert_eq!(round(&w).await, Outcome::Worked, "the ttl and validity tasks run");
     assert_eq!(messages_of(&app, &first).await[0]["status"], "deleted");
-    app.advance(Duration::from_secs(app.services.settings.delivery.task_lease));
+    app.advance(app.services.settings.delivery.task_lease);
     let outcome = w.run_once().await;
     assert!(matches!(outcome, Ok(Outcome::Idle)), "a round with nothing to do: {outcome:?}");
 
@@ -558,7 +558,7 @@ async fn deliveries_go_on_after_the_timed_tasks_of_a_request_are_done(backend: B
         (messages_of(&app, &first).await[0]["status"] == "deleted").then_some(())
     })
     .await;
-    app.advance(Duration::from_secs(app.services.settings.delivery.task_lease));
+    app.advance(app.services.settings.delivery.task_lease);
     let second = send(&app, &t).await;
     app.wait_delivered(&t, &second).await;
     assert_eq!(queued(&app).await, 0);

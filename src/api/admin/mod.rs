@@ -164,7 +164,7 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, AdminError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = req.app_data::<web::Data<AppState>>().and_then(|s| s.admin_token.clone());
+        let expected = req.app_data::<web::Data<AppState>>().and_then(|s| s.admin_token.as_ref());
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -173,7 +173,10 @@ impl FromRequest for Admin {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim().to_owned());
         let ok = match (expected, presented) {
-            (Some(e), Some(p)) => bool::from(Sha256::digest(e.as_bytes()).ct_eq(&Sha256::digest(p.as_bytes()))),
+            (Some(e), Some(p)) => {
+                let e = secrecy::ExposeSecret::expose_secret(e);
+                bool::from(Sha256::digest(e.as_bytes()).ct_eq(&Sha256::digest(p.as_bytes())))
+            }
             _ => false,
         };
         ready(if ok { Ok(Admin) } else { Err(AdminError::Unauthorized) })
