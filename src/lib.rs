@@ -1,5 +1,6 @@
 //! verigram: a self-hosted, multi-tenant verification-code service that speaks the Telegram
-//! Gateway API. See README.md for what it does and how to run it.
+//! Gateway API. See README.md for what it does and how to run it, docs/architecture.md for how
+//! the code is organised.
 
 pub mod api;
 pub mod callbacks;

@@ -1,7 +1,7 @@
 use clap::Parser;
 
 /// mimalloc rather than the C library's allocator: a request allocates and frees many small
-/// buffers across threads, where it costs about half as much CPU (README, Benchmarks).
+/// buffers across threads, where it costs about half as much CPU (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use verigram::cli::{self, Cli};

@@ -10,7 +10,7 @@
 //!   cached record with the current time, so an expiry still takes effect on time.
 //! - A revocation, rotation or settings change made through this process's admin API forgets
 //!   the tenant's entries at once; one made through another process (or the CLI) takes effect
-//!   within `cache_ms`. The README says so.
+//!   within `cache_ms`. docs/configuration.md says so.
 //! - The cached balance only ever decides early that a send cannot be paid for; before
 //!   refusing, the sender reads the balance afresh (`Services::fresh_balance`). The charge itself is
 //!   the store's atomic step, which never reads this cache.
