@@ -7,7 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `true` when the address is globally routable: not loopback, private, link-local, CGNAT,
 /// multicast, unspecified, documentation, benchmarking or reserved — including the IPv4-mapped,
-/// IPv4-compatible and NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`) spellings of those.
+/// IPv4-compatible and NAT64 (`64:ff9b::/96`) spellings of those; and never in the local-use
+/// NAT64 prefix (`64:ff9b:1::/48`) or SIIT's IPv4-translated range (`::ffff:0:0/96`).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -40,6 +41,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return is_public_v4(v4);
     }
     let denied = ip.is_unspecified()
+        || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1)  // 64:ff9b:1::/48 local-use NAT64 (RFC 8215)
+        || (seg[..4] == [0, 0, 0, 0] && seg[4] == 0xffff && seg[5] == 0) // ::ffff:0:0/96 SIIT (RFC 2765)
         || ip.is_loopback()
         || (seg[0] & 0xfe00) == 0xfc00                    // fc00::/7 unique local
         || (seg[0] & 0xffc0) == 0xfe80                    // fe80::/10 link-local
@@ -53,13 +56,16 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 }
 
 /// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`) or
-/// NAT64 (`64:ff9b::a.b.c.d`, `64:ff9b:1::/48`) address.
+/// well-known-prefix NAT64 (`64:ff9b::a.b.c.d`) address. The local-use NAT64 prefix
+/// (`64:ff9b:1::/48`) and SIIT's IPv4-translated addresses (`::ffff:0:a.b.c.d`) are not decoded:
+/// they lead into a network of the operator's own, whatever IPv4 address they carry, so they are
+/// refused whole.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = ip.segments();
     let tail = || Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
     let mapped = seg[..5] == [0, 0, 0, 0, 0] && seg[5] == 0xffff;
     let compatible = seg[..6] == [0, 0, 0, 0, 0, 0] && !(seg[6] == 0 && seg[7] <= 1);
-    let nat64 = seg[0] == 0x64 && seg[1] == 0xff9b && (seg[2..6] == [0, 0, 0, 0] || seg[2] == 1);
+    let nat64 = seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0];
     (mapped || compatible || nat64).then(tail)
 }
 
@@ -118,6 +124,10 @@ mod tests {
             "64:ff9b::7f00:1",
             "64:ff9b::a00:1",
             "64:ff9b:1::a00:1",
+            "64:ff9b:1::808:808",
+            "64:ff9b:1:ffff::1",
+            "::ffff:0:808:808",
+            "::ffff:0:7f00:1",
             "::127.0.0.1",
             "2002:7f00:1::",
         ] {

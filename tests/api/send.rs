@@ -248,6 +248,9 @@ const BAD_CALLBACKS: &[&str] = &[
     "https://[::1]/",
     "https://[::ffff:169.254.169.254]/",
     "https://[::ffff:127.0.0.1]/",
+    // The local-use NAT64 prefix and SIIT lead into the operator's network, whatever they carry.
+    "https://[64:ff9b:1::808:808]/",
+    "https://[::ffff:0:808:808]/",
     "https://169.254.169.254/latest/meta-data/",
     "https://10.0.0.1/",
     "https://172.16.0.1/",
