@@ -7,7 +7,7 @@ use std::process::Output;
 use std::time::Duration;
 use verigram_testkit::{wait_for, wait_up_to, RedisServer};
 
-const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";
+const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789abcdef";
 
 use verigram_testkit::process::Server;
 use verigram_testkit::{http, process};

@@ -277,6 +277,14 @@ mod tests {
     }
 
     #[test]
+    fn the_admin_token_is_at_least_32_characters_and_says_why() {
+        let e = Settings::from_toml(&format!("[admin]\ntoken = \"{}\"", "a".repeat(31))).unwrap_err();
+        assert!(e.to_string().contains("admin.token: must be at least 32 characters: it guards"), "{e}");
+        let s = Settings::from_toml(&format!("[admin]\ntoken = \"{}\"", "a".repeat(32))).unwrap();
+        assert!(s.admin.token().unwrap().is_some());
+    }
+
+    #[test]
     fn redis_needs_a_pepper() {
         let e = Settings::from_toml("[store]\nurl = \"redis://127.0.0.1:6379\"").unwrap_err();
         assert!(e.to_string().contains("codes.pepper"), "{e}");
@@ -302,7 +310,7 @@ mod tests {
         let s = Settings::from_toml(&format!(
             "[codes]\npepper = \"{}\"\n[admin]\ntoken = \"{}\"",
             "p".repeat(32),
-            "a".repeat(20)
+            "a".repeat(40)
         ))
         .unwrap();
         let dbg = format!("{s:?} {}", s.summary());

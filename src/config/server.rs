@@ -60,8 +60,10 @@ pub struct AdminSettings {
     pub token_file: String,
 }
 
-/// The shortest admin token taken.
-pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
+/// The shortest admin token taken: it guards every tenant's money and tokens, so it must be as
+/// hard to guess as a key (32 characters of `openssl rand -hex 24` or `-base64 24` are 144 bits
+/// or more).
+pub const ADMIN_TOKEN_MIN_CHARS: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -106,9 +108,10 @@ impl AdminSettings {
     pub fn token(&self) -> Result<Option<SecretString>, String> {
         let token = secret_value(&self.token, &self.token_file, "admin.token")?;
         match token {
-            Some(t) if t.expose_secret().chars().count() < ADMIN_TOKEN_MIN_CHARS => {
-                Err(format!("admin.token: must be at least {ADMIN_TOKEN_MIN_CHARS} characters"))
-            }
+            Some(t) if t.expose_secret().chars().count() < ADMIN_TOKEN_MIN_CHARS => Err(format!(
+                "admin.token: must be at least {ADMIN_TOKEN_MIN_CHARS} characters: it guards every tenant's money and \
+                     tokens (make one with `openssl rand -hex 24`)"
+            )),
             other => Ok(other),
         }
     }

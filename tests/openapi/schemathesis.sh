@@ -74,7 +74,7 @@ trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
-admin_token=openapi-check-admin-token-$RANDOM$RANDOM
+admin_token=openapi-check-admin-token-0123456789-$RANDOM$RANDOM
 
 off='{ rate = 0, per = 1, burst = 1 }'
 cat >"$work/verigram.toml" <<EOF
