@@ -12,7 +12,7 @@ const ADMIN_TOKEN: &str = "roles-test-admin-token-0123456789";
 const PEPPER: &str = "a-pepper-of-at-least-32-bytes-for-role-tests";
 const PHONE: &str = "15551234567";
 
-use verigram_testkit::{wait_for, wait_up_to};
+use verigram_testkit::{poll_up_to, wait_for, wait_up_to};
 
 use verigram_testkit::http;
 use verigram_testkit::process::{self, Server};
@@ -269,16 +269,30 @@ async fn a_job_of_a_killed_worker_process_is_sent_once_by_another() {
     // lease runs out too. Each link is waited for on its own condition, so a slow machine is
     // given the time each link needs rather than one budget for the chain.
     let take_over = "took over a delivery job whose worker stopped";
-    let reclaims = wait_for("the second worker process to reclaim the job", || {
-        let n = heir.logged(take_over);
+    let heir_log = std::sync::Mutex::new(Vec::<String>::new());
+    let reclaimed = poll_up_to(Duration::from_secs(20), || {
+        let lines = heir.log_lines();
+        let n = lines.iter().filter(|l| l.contains(take_over)).count();
+        heir_log.lock().unwrap().extend(lines);
         async move { (n > 0).then_some(n) }
     })
     .await;
+    let Some(reclaims) = reclaimed else {
+        let log = heir_log.lock().unwrap().clone();
+        explain_stuck_job(&redis, &jobs, &log).await;
+        panic!("the second worker process did not reclaim the job within 20 s");
+    };
     assert_eq!(reclaims, 1, "the job was reclaimed once");
-    let message = wait_for("the second worker process to send the message", || async {
+    let sent = poll_up_to(Duration::from_secs(20), || async {
         inbox_of(&heir, SLOW_PHONE).await.into_iter().find(|m| m["request_id"] == id.as_str())
     })
     .await;
+    let Some(message) = sent else {
+        let mut log = heir_log.lock().unwrap().clone();
+        log.extend(heir.log_lines());
+        explain_stuck_job(&redis, &jobs, &log).await;
+        panic!("the second worker process did not send the message within 20 s of reclaiming it");
+    };
     assert_eq!(message["status"], "delivered");
     wait_for("the delivery to be recorded", || async {
         (delivery_status(&api, &token, &id).await.as_deref() == Some("delivered")).then_some(())
@@ -292,6 +306,44 @@ async fn a_job_of_a_killed_worker_process_is_sent_once_by_another() {
     let messages = inbox_of(&heir, SLOW_PHONE).await;
     assert_eq!(messages.len(), 1, "sent exactly once: {messages:?}");
     assert_eq!(heir.logged(take_over), 0, "reclaimed once only");
+}
+
+/// What a delivery job that did not move is waiting on: the stream's pending entries, the timed
+/// tasks, the sender account's lease, and what the worker process logged (beside the failure,
+/// so a rare stall on a busy machine can be told apart from a bug).
+async fn explain_stuck_job(redis: &redis::aio::MultiplexedConnection, jobs: &str, log: &[String]) {
+    let mut redis = redis.clone();
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(jobs)
+        .arg("delivery")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let length: u64 = redis::cmd("XLEN").arg(jobs).query_async(&mut redis).await.unwrap();
+    let due: Vec<String> = redis::cmd("ZRANGE")
+        .arg("{verigram}:due")
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let work: Vec<String> = redis::cmd("SMEMBERS").arg("{verigram}:work").query_async(&mut redis).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("{s:*").query_async(&mut redis).await.unwrap();
+    let mut leases = Vec::new();
+    for key in keys.iter().filter(|k| k.ends_with(":lease")) {
+        let holder: Option<String> = redis::cmd("GET").arg(key).query_async(&mut redis).await.unwrap();
+        let ttl: i64 = redis::cmd("PTTL").arg(key).query_async(&mut redis).await.unwrap();
+        leases.push(format!("{key}={holder:?} ({ttl} ms)"));
+    }
+    eprintln!("stream {jobs}: {length} entries, pending {pending:?}");
+    eprintln!("due index: {due:?}; work index: {work:?}; account leases: {leases:?}");
+    for line in log.iter().filter(|l| !l.contains("request finished")) {
+        eprintln!("worker log: {line}");
+    }
 }
 
 /// One sender account, two worker processes, a recipient whose messages take a second to go

@@ -11,7 +11,7 @@ mod redis;
 mod wait;
 
 pub use redis::{RedisCluster, RedisServer, RedisServerError};
-pub use wait::{wait_for, wait_up_to};
+pub use wait::{poll_up_to, wait_for, wait_up_to};
 
 /// A store backend a behavioural test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,20 @@ const DEFAULT_LIMIT: Duration = Duration::from_secs(20);
 
 /// Polls `probe` every 10 ms until it answers `Some`, at most `limit` (then fails naming
 /// `what`).
-pub async fn wait_up_to<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T
+pub async fn wait_up_to<T, F, Fut>(limit: Duration, what: &str, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match poll_up_to(limit, probe).await {
+        Some(value) => value,
+        None => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// As `wait_up_to`, answering `None` at the deadline instead of failing, for a test that has
+/// more to say about what it waited for (the state to print beside the failure).
+pub async fn poll_up_to<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -18,9 +31,11 @@ where
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = probe().await {
-            return value;
+            return Some(value);
         }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
