@@ -250,6 +250,42 @@ mod tests {
     use std::time::Duration;
     use verigram_testkit::RedisServer;
 
+    /// A worker that finds nothing to claim from a tenant whose jobs are all in other workers'
+    /// hands leaves the tenant in the work index untouched: were it to remove and re-add it, a
+    /// process dying between the two would hide those jobs from every worker until the repair
+    /// sweep (found by `roles::a_job_of_a_killed_worker_process_is_sent_once_by_another`).
+    #[tokio::test]
+    async fn a_fruitless_claim_never_takes_a_tenant_with_jobs_out_of_the_work_index() {
+        use crate::store::QueueStore;
+        let server = RedisServer::start().expect("redis-server for the Redis tests");
+        let store = RedisStore::connect(&server.url(), Duration::from_secs(2), 100).await.unwrap();
+        let tenant = TenantId::generate();
+        let jobs = super::jobs_key(&tenant);
+        let mut conn = store.conn();
+        let () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&jobs)
+            .arg("delivery")
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: String =
+            redis::cmd("XADD").arg(&jobs).arg("*").arg("request").arg("7").query_async(&mut conn).await.unwrap();
+        let () = redis::cmd("SADD").arg(super::WORK).arg(tenant.as_str()).query_async(&mut conn).await.unwrap();
+        let now = Timestamp::from_millis(1_800_000_000_000);
+        assert_eq!(store.claim_jobs("w1", 10, Duration::from_secs(60), now).await.unwrap().len(), 1);
+
+        let () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        assert!(store.claim_jobs("w2", 10, Duration::from_secs(60), now).await.unwrap().is_empty());
+        let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        assert!(!stats.contains("cmdstat_srem"), "the index was written: {stats}");
+        let member: bool =
+            redis::cmd("SISMEMBER").arg(super::WORK).arg(tenant.as_str()).query_async(&mut conn).await.unwrap();
+        assert!(member);
+    }
+
     /// What a cluster client does after a dropped connection: the same call again. The money
     /// moves once and both runs answer alike.
     #[tokio::test]

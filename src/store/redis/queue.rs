@@ -239,10 +239,17 @@ impl RedisStore {
         Ok(jobs)
     }
 
-    /// Drops a tenant from the work index when its stream is empty. A producer adds the job,
-    /// then the tenant; we remove the tenant, then look at the stream: whichever order the two
-    /// interleave in, a tenant with a job ends up in the index.
+    /// Drops a tenant from the work index when its stream is empty. Only an empty stream is
+    /// touched: a tenant whose jobs are all in other workers' hands stays, so a process that dies
+    /// (or loses Redis) between the two writes below cannot hide jobs that a lease will free
+    /// from every other worker until the repair sweep. A producer adds the job, then the tenant;
+    /// we remove the tenant, then look at the stream again: whichever order the two interleave
+    /// in, a tenant with a job ends up in the index.
     pub(super) async fn retire_idle_tenant(&self, tenant: &TenantId) -> StoreResult<()> {
+        let queued: u64 = self.conn().xlen(jobs_key(tenant)).await?;
+        if queued > 0 {
+            return Ok(());
+        }
         let _: () = self.conn().srem(WORK, tenant.as_str()).await?;
         let left: u64 = self.conn().xlen(jobs_key(tenant)).await?;
         if left > 0 {
