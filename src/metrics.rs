@@ -79,6 +79,11 @@ pub struct Metrics {
     pub store_up: IntGauge,
     /// Tenants' balances in credits (1 credit = 1,000,000 micro-credits).
     pub tenant_balance: GaugeVec,
+    /// Each tenant's name beside its id (always 1), for dashboards to join on `tenant`.
+    pub tenant_info: IntGaugeVec,
+    /// Calls refused for a missing or unknown credential (or throttled for sending them), by
+    /// `surface`: `gateway`, `admin`, `metrics`, `sandbox`.
+    pub auth_failures: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -231,6 +236,16 @@ impl Metrics {
                 r,
                 GaugeVec::new(Opts::new("verigram_tenant_balance_credits", "A tenant's balance"), &["tenant"]),
             )?,
+            tenant_info: register(
+                r,
+                IntGaugeVec::new(Opts::new("verigram_tenant_info", "A tenant's name (always 1)"), &["tenant", "name"]),
+            )?,
+            auth_failures: counter_vec!(
+                r,
+                "verigram_auth_failures_total",
+                "Calls refused for a missing or unknown credential",
+                &["surface"]
+            ),
             build_info: register(
                 r,
                 IntGaugeVec::new(
@@ -248,9 +263,18 @@ impl Metrics {
     }
 
     /// Counters that are born at zero rather than at their first event, so dashboards and
-    /// `rate()` see them from the start.
+    /// `rate()` see them from the start: the first error of an outage counts, and an alert on
+    /// "went up" has a sample before it to compare with.
     pub fn describe(&self, version: &str, store: &str, sender: &str, role: &str) {
         self.build_info.with_label_values(&[version, store, sender, role]).set(1);
+        for method in GATEWAY_METHODS {
+            for outcome in ["ok", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE"] {
+                self.api_requests.with_label_values(&[method, outcome]);
+            }
+        }
+        for surface in AUTH_SURFACES {
+            self.auth_failures.with_label_values(&[surface]);
+        }
         for limit in LimitKind::ALL {
             self.limit_refusals.with_label_values(&[limit.as_str()]);
         }
@@ -274,6 +298,13 @@ impl Metrics {
         }
         for state in ACCOUNT_STATES {
             self.accounts.with_label_values(&[state]);
+        }
+    }
+
+    /// Each store operation's error counter, at 0.
+    pub fn store_ops(&self, ops: &[&str]) {
+        for op in ops {
+            self.store_errors.with_label_values(&[op]);
         }
     }
 
@@ -333,11 +364,21 @@ impl Metrics {
         }
     }
 
-    pub fn balances(&self, tenants: &[Tenant]) {
+    /// Balances and names of the tenants there are now; each tenant's counters exist from the
+    /// first read that sees it, at 0.
+    pub fn tenants(&self, tenants: &[Tenant]) {
         self.tenant_balance.reset();
+        self.tenant_info.reset();
         for tenant in tenants {
+            let id = tenant.id.as_str();
             let credits = tenant.balance.micros() as f64 / 1_000_000.0;
-            self.tenant_balance.with_label_values(&[tenant.id.as_str()]).set(credits);
+            self.tenant_balance.with_label_values(&[id]).set(credits);
+            self.tenant_info.with_label_values(&[id, &tenant.name]).set(1);
+            for counter in
+                [&self.sends_accepted, &self.charges, &self.charged_micros, &self.refunds, &self.refunded_micros]
+            {
+                counter.with_label_values(&[id]);
+            }
         }
     }
 
@@ -366,6 +407,13 @@ impl Metrics {
 
 /// A request's delivery and verification status, to compare before and after a change.
 pub type StatusPair = (Option<DeliveryStatus>, Option<VerificationStatus>);
+
+/// The Gateway methods, as `api_requests` names them.
+const GATEWAY_METHODS: [&str; 4] =
+    ["sendVerificationMessage", "checkSendAbility", "checkVerificationStatus", "revokeVerificationMessage"];
+
+/// Where a credential is asked for.
+pub const AUTH_SURFACES: [&str; 4] = ["gateway", "admin", "metrics", "sandbox"];
 
 const ACCOUNT_STATES: [&str; 5] = ["active", "flood_wait", "quarantined", "disabled", "paused"];
 
@@ -410,7 +458,7 @@ mod tests {
         let m = Metrics::new().unwrap();
         assert!(m.names().iter().any(|n| n == "verigram_api_requests_total"));
         assert!(m.names().iter().all(|n| n.starts_with("verigram_")));
-        assert_eq!(m.names().len(), 29);
+        assert_eq!(m.names().len(), 31);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Application {
     server: Server,
     /// `/metrics` on its own listener (`metrics.listen`), and its port.
     metrics_server: Option<(u16, Server)>,
+    /// The admin API on its own listener (`admin.listen`), and its port.
+    admin_server: Option<(u16, Server)>,
     services: Arc<Services>,
 }
 
@@ -55,9 +57,13 @@ impl Application {
         listener: TcpListener,
         resolver: Arc<dyn HostResolver>,
     ) -> anyhow::Result<Self> {
+        let sandbox_guarded = sandbox_exposure(&settings, listener.local_addr()?.ip())?;
         let services = Arc::new(build_services(settings, clock, resolver).await?);
         let settings = Arc::clone(&services.settings);
         let admin_token = settings.admin.token().map_err(anyhow::Error::msg)?;
+        if sandbox_guarded && admin_token.is_none() {
+            anyhow::bail!("sandbox.public needs admin.token: the sandbox inbox asks for it on a public address");
+        }
         if admin_token.is_none() {
             tracing::info!("admin.token is not set: the admin API is off");
         }
@@ -66,28 +72,21 @@ impl Application {
             error_status: settings.api.error_status,
             body_limit: settings.server.body_limit,
             admin_token,
+            metrics_token: settings.metrics.token().map_err(anyhow::Error::msg)?,
+            sandbox_guarded,
             role: settings.server.role,
         });
         let port = listener.local_addr()?.port();
         let grace = settings.server.shutdown_grace;
         let metrics_server = match settings.metrics.own_listener() {
-            Some(address) => {
-                let listener =
-                    TcpListener::bind(address).with_context(|| format!("cannot listen for metrics on {address}"))?;
-                let metrics_port = listener.local_addr()?.port();
-                let state = state.clone();
-                let server = HttpServer::new(move || {
-                    App::new().wrap_fn(api::with_trace_id).configure(|cfg| api::configure_metrics(cfg, &state))
-                })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .listen(listener)?
-                .run();
-                tracing::info!(port = metrics_port, "metrics are served on their own listener");
-                Some((metrics_port, server))
-            }
+            Some(address) => Some(side_listener("metrics", address, &state, api::configure_metrics)?),
             None => None,
+        };
+        let admin_server = match settings.admin.own_listener() {
+            Some(address) if settings.server.role.serves_api() => {
+                Some(side_listener("the admin API", address, &state, api::configure_admin)?)
+            }
+            _ => None,
         };
         let mut server = HttpServer::new(move || {
             App::new().wrap_fn(api::with_trace_id).configure(|cfg| api::configure(cfg, &state))
@@ -102,7 +101,7 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         tracing::info!(port, config = %settings.summary(), "verigram is listening");
-        Ok(Self { port, server: server.run(), metrics_server, services })
+        Ok(Self { port, server: server.run(), metrics_server, admin_server, services })
     }
 
     pub fn port(&self) -> u16 {
@@ -116,6 +115,11 @@ impl Application {
 
     pub fn services(&self) -> Arc<Services> {
         Arc::clone(&self.services)
+    }
+
+    /// The port of the separate admin listener, when `admin.listen` set one.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_server.as_ref().map(|(port, _)| *port)
     }
 
     /// Serves (and runs the delivery workers, by role) until SIGINT/SIGTERM or until stopped
@@ -139,7 +143,11 @@ impl Application {
                 workers.spawn(worker.run(stopped.clone()));
             }
         }
-        let metrics = self.metrics_server.map(|(_, server)| (server.handle(), tokio::spawn(server)));
+        let side: Vec<_> = [self.metrics_server, self.admin_server]
+            .into_iter()
+            .flatten()
+            .map(|(_, server)| (server.handle(), tokio::spawn(server)))
+            .collect();
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         let served = tokio::select! {
@@ -167,7 +175,7 @@ impl Application {
             tracing::warn!("the grace period ended with work in hand; its leases will hand it to another process");
         }
         services.sender.release_accounts().await;
-        if let Some((handle, server)) = metrics {
+        for (handle, server) in side {
             handle.stop(false).await;
             let _ = server.await;
         }
@@ -179,6 +187,45 @@ impl Application {
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// Whether the sandbox inbox, served on `ip`, must ask for the admin token; an error when it
+/// would show every code on a non-loopback address without the operator having said so.
+fn sandbox_exposure(settings: &Settings, ip: std::net::IpAddr) -> anyhow::Result<bool> {
+    let inbox = settings.sender.kind == SenderKind::Sandbox && settings.server.role.runs_workers();
+    if !inbox || ip.is_loopback() {
+        return Ok(false);
+    }
+    if !settings.sandbox.public {
+        anyhow::bail!(
+            "the sandbox sender shows every code at /sandbox, and this process listens on {ip}, not on loopback: \
+             use sender.kind = \"telegram\" (deploy/README.md), listen on 127.0.0.1, or, for a shared demo, set \
+             sandbox.public = true (the inbox then asks for the admin token)"
+        );
+    }
+    tracing::warn!(%ip, "sandbox.public: the sandbox inbox is served on a non-loopback address, behind the admin token");
+    Ok(true)
+}
+
+/// A listener of its own for part of the routes (`metrics.listen`, `admin.listen`).
+fn side_listener(
+    what: &str,
+    address: std::net::SocketAddr,
+    state: &web::Data<AppState>,
+    configure: fn(&mut web::ServiceConfig, &web::Data<AppState>),
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(address).with_context(|| format!("cannot listen for {what} on {address}"))?;
+    let port = listener.local_addr()?.port();
+    let state = state.clone();
+    let server =
+        HttpServer::new(move || App::new().wrap_fn(api::with_trace_id).configure(|cfg| configure(cfg, &state)))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
+    tracing::info!(port, "{what} is served on its own listener");
+    Ok((port, server))
 }
 
 /// Waits for SIGTERM (orchestrators, systemd) or SIGINT (Ctrl-C); answers which came.
@@ -257,6 +304,7 @@ async fn build_services(
         Role::Worker => "worker",
     };
     metrics.describe(env!("CARGO_PKG_VERSION"), store.kind(), kind.as_str(), role);
+    metrics.store_ops(crate::store::OPERATIONS);
     if kind == AccountKind::Sandbox {
         for id in &settings.sandbox.accounts {
             if store.add_account(&SenderAccount::new(id.clone(), AccountKind::Sandbox)).await? {
@@ -279,6 +327,7 @@ async fn build_services(
             receipts_tx,
         ))),
     };
+    let auth_throttle = crate::service::throttle::AuthThrottle::new(settings.limits.auth_failures, Arc::clone(&clock));
     Ok(Services {
         store,
         hasher: CodeHasher::new(HashScheme::from(&settings.codes), pepper.clone(), concurrency),
@@ -292,6 +341,8 @@ async fn build_services(
         report_slots: Arc::new(tokio::sync::Semaphore::new(REPORTS_IN_FLIGHT)),
         wake: Arc::new(tokio::sync::Notify::new()),
         read_receipts: parking_lot::Mutex::new(Some(receipts_rx)),
+        gauge_reads: Default::default(),
+        auth_throttle,
         settings: Arc::new(settings),
     })
 }

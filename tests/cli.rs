@@ -262,7 +262,11 @@ async fn a_server_sends_through_the_dev_telegram_peer() {
     let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
     let addr = peer.addr().to_string();
 
-    let server = serve(&[("VERIGRAM__SENDER__KIND", "telegram"), ("VERIGRAM__POOL__INTERVAL_MS", "0")]);
+    let server = serve(&[
+        ("VERIGRAM__SENDER__KIND", "telegram"),
+        ("VERIGRAM__SENDER__DEV_PEERS", "true"),
+        ("VERIGRAM__POOL__INTERVAL_MS", "0"),
+    ]);
     let account =
         admin_json(&server, &["sender", "add-dev", "dev1", "--phone-number", "+447700900001", "--peer", &addr]);
     assert_eq!(account["state"], "active", "{account}");

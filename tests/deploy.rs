@@ -93,3 +93,34 @@ fn names_are_read_whole() {
     let names = names_in(r#"rate(verigram_api_requests_total{x="y"}[5m]) / job_verigram_x + verigram_store_up"#);
     assert_eq!(names, BTreeSet::from(["verigram_api_requests_total".to_owned(), "verigram_store_up".to_owned()]));
 }
+
+/// The TOML inside the Kubernetes ConfigMap (`data.verigram.toml: |`, indented by four).
+fn configmap_toml() -> String {
+    let text = read("deploy/kubernetes/configmap.yaml");
+    let (_, block) = text.split_once("verigram.toml: |\n").expect("the ConfigMap holds verigram.toml");
+    block.lines().map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn the_shipped_configurations_send_through_telegram_and_trust_no_network_by_default() {
+    use verigram::config::{SenderKind, Settings};
+    // What the files leave to the environment: the pepper.
+    let with_pepper = |toml: &str| format!("{toml}\n[codes]\npepper = \"deploy-test-pepper-of-at-least-32-bytes\"\n");
+    let example = Settings::from_toml(&with_pepper(&read("deploy/verigram.example.toml")));
+    let example = example.unwrap_or_else(|e| panic!("the example loads: {e}"));
+    assert_eq!(example.sender.kind, SenderKind::Telegram);
+    assert!(!example.metrics.listen.is_empty(), "metrics on their own port");
+
+    // The Kubernetes example names no proxy until the operator fills in the ingress's
+    // addresses: the placeholder stops start-up with a message that names the key.
+    let toml = configmap_toml();
+    let toml = with_pepper(&toml);
+    let refused = Settings::from_toml(&toml).expect_err("the placeholder is refused").to_string();
+    assert!(refused.contains("limits.trusted_proxies"), "{refused}");
+    let filled = toml.replace("FILL-IN-INGRESS-CONTROLLER-POD-ADDRESSES", "10.244.1.17/32");
+    let settings = Settings::from_toml(&filled).unwrap_or_else(|e| panic!("the filled-in ConfigMap loads: {e}"));
+    assert_eq!(settings.sender.kind, SenderKind::Telegram);
+    for net in &settings.limits.trusted_proxies {
+        assert!(net.prefix_len() >= 24, "{net}: trust the ingress, not a network");
+    }
+}

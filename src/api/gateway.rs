@@ -2,13 +2,14 @@
 
 use super::error::GatewayError;
 use super::params::{GatewayParams, Param};
-use super::{envelope, AppState};
+use super::{auth, envelope, AppState};
 use crate::domain::{
     CallbackUrl, Code, CodeLength, Payload, PhoneNumber, RequestId, RequestStatusView, SenderUsername, Ttl,
 };
 use crate::secrets::ApiToken;
+use crate::service::throttle::Surface;
 use crate::service::{Caller, CodeSpec, EnteredCode, SendCommand};
-use actix_web::http::{header, Method};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::time::Duration;
 
@@ -135,56 +136,38 @@ async fn handle(
     Ok(result)
 }
 
-/// `Authorization: Bearer <token>` or `access_token`. Both given and different: invalid.
+/// `Authorization: Bearer <token>` or `access_token`. Both given and different: invalid. An
+/// address whose failed attempts used up `limits.auth_failures` is refused before its token is
+/// hashed or looked up.
 async fn authenticate(req: &HttpRequest, params: &GatewayParams, state: &AppState) -> Result<Caller, GatewayError> {
-    let from_header = req.headers().get(header::AUTHORIZATION).map(|value| {
-        let text = value.to_str().ok()?;
-        let (scheme, token) = text.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-    });
+    let client = auth::client_address(req, &state.services.settings.limits.trusted_proxies);
+    if let Some(refusal) = auth::throttled(state, Surface::Gateway, client) {
+        return Err(GatewayError::FloodWait(refusal));
+    }
+    let result = async {
+        let text = presented_token(req, params)?;
+        let token = ApiToken::parse(text).ok_or(GatewayError::AccessTokenInvalid)?;
+        Ok(state.services.authenticate(&token, client).await?)
+    }
+    .await;
+    if matches!(result, Err(GatewayError::AccessTokenRequired | GatewayError::AccessTokenInvalid)) {
+        auth::failed(state, Surface::Gateway, client);
+    }
+    result
+}
+
+fn presented_token<'a>(req: &'a HttpRequest, params: &'a GatewayParams) -> Result<&'a str, GatewayError> {
     let from_param = match params.get("access_token") {
         Param::Absent => None,
         Param::Text(t) => Some(Some(t)),
         Param::Invalid => Some(None),
     };
-    let text = match (from_header, from_param) {
-        (None, None) => return Err(GatewayError::AccessTokenRequired),
-        (Some(Some(h)), Some(Some(p))) if h != p => return Err(GatewayError::AccessTokenInvalid),
-        (Some(Some(t)), _) | (None, Some(Some(t))) => t,
-        _ => return Err(GatewayError::AccessTokenInvalid),
-    };
-    let token = ApiToken::parse(text).ok_or(GatewayError::AccessTokenInvalid)?;
-    let client = client_address(req, &state.services.settings.limits.trusted_proxies);
-    Ok(state.services.authenticate(&token, client).await?)
-}
-
-/// The client's address: the connection's, or, when that is a trusted proxy, the nearest
-/// address in `X-Forwarded-For` that is not one (read from the right: the left part is the
-/// client's own claim and could be anything). A hop that cannot be read gives no address (the
-/// per-address limit is then skipped, and a token's address allow-list refuses): never the
-/// proxy's own, which would put everyone behind it in one bucket.
-fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
-    let peer = req.peer_addr()?.ip().to_canonical();
-    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return Some(peer);
+    match (auth::bearer(req), from_param) {
+        (None, None) => Err(GatewayError::AccessTokenRequired),
+        (Some(Some(h)), Some(Some(p))) if h != p => Err(GatewayError::AccessTokenInvalid),
+        (Some(Some(t)), _) | (None, Some(Some(t))) => Ok(t),
+        _ => Err(GatewayError::AccessTokenInvalid),
     }
-    let lines: Vec<_> = req.headers().get_all("x-forwarded-for").collect();
-    let mut nearest = peer;
-    for value in lines.into_iter().rev() {
-        for hop in value.to_str().ok()?.rsplit(',').map(str::trim) {
-            let ip = hop
-                .parse::<std::net::IpAddr>()
-                .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()))
-                .ok()?
-                .to_canonical();
-            nearest = ip;
-            if !is_trusted(&ip) {
-                return Some(ip);
-            }
-        }
-    }
-    Some(nearest)
 }
 
 fn parse_phone(params: &GatewayParams) -> Result<PhoneNumber, GatewayError> {

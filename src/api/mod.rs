@@ -1,6 +1,7 @@
 //! HTTP: the Gateway methods, the admin API, the sandbox inbox and health probes.
 
 mod admin;
+mod auth;
 mod envelope;
 pub mod error;
 mod gateway;
@@ -26,6 +27,10 @@ pub struct AppState {
     pub body_limit: usize,
     /// `None`: the admin API is off.
     pub admin_token: Option<secrecy::SecretString>,
+    /// `None`: `/metrics` asks for no token.
+    pub metrics_token: Option<secrecy::SecretString>,
+    /// The sandbox inbox asks for the admin token (it is served on a non-loopback address).
+    pub sandbox_guarded: bool,
     pub role: Role,
 }
 
@@ -44,7 +49,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
     if state.services.settings.metrics.own_listener().is_none() {
         cfg.route("/metrics", web::get().to(metrics::scrape));
     }
-    if state.admin_token.is_some() && state.role.serves_api() {
+    if state.admin_token.is_some() && state.role.serves_api() && state.services.settings.admin.own_listener().is_none()
+    {
         cfg.service(admin::scope());
     }
     // The sandbox inbox lives where messages are sent: in processes that run workers.
@@ -69,6 +75,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
 /// The OpenAPI document of the HTTP API, as pretty JSON (`verigram openapi`).
 pub fn openapi_json() -> Result<String, serde_json::Error> {
     openapi::document().to_pretty_json()
+}
+
+/// The separate admin listener's routes (`admin.listen`): the admin API and the probes.
+pub fn configure_admin(cfg: &mut web::ServiceConfig, state: &web::Data<AppState>) {
+    cfg.app_data(state.clone()).route("/healthz", web::get().to(health::healthz));
+    if state.admin_token.is_some() {
+        cfg.service(admin::scope());
+    }
+    cfg.default_service(web::route().to(admin::not_found_here));
 }
 
 /// The separate metrics listener's routes (`metrics.listen`).

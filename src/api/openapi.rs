@@ -179,10 +179,15 @@ fn admin_errors() -> Vec<AdminError> {
         Conflict(String::new()),
         Unavailable,
         Internal,
+        Throttled(crate::domain::Refusal {
+            kind: crate::domain::LimitKind::AuthFailures,
+            rate: crate::domain::Rate { rate: 1, per: 1, burst: 1 },
+            retry_after: std::time::Duration::from_secs(1),
+        }),
     ];
     for e in &all {
         match e {
-            Unauthorized | NotFound(_) | Invalid(_) | Conflict(_) | Unavailable | Internal => {}
+            Unauthorized | NotFound(_) | Invalid(_) | Conflict(_) | Unavailable | Internal | Throttled(_) => {}
         }
     }
     all
@@ -236,6 +241,10 @@ fn add_admin_errors(doc: &mut OpenApi) {
             }
             let common = [
                 (StatusCode::UNAUTHORIZED, "The admin token is missing or wrong."),
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed authentications from this address (limits.auth_failures); see Retry-After.",
+                ),
                 (StatusCode::INTERNAL_SERVER_ERROR, "A failure of ours (details in the server log only)."),
                 (StatusCode::SERVICE_UNAVAILABLE, "The store cannot be reached."),
             ];

@@ -1,9 +1,14 @@
 //! The sandbox inbox: what recipients would see on their phones. Exists only while the sandbox
-//! sender is active. Anyone who reaches these routes reads every code: development only.
+//! sender is active. Whoever reaches these routes reads every code: on loopback that is the
+//! developer; on any other address (`sandbox.public`) every route asks for the admin token.
+//! Marking a message read refuses requests forged by other sites in either case.
 
-use super::AppState;
+use super::{auth, AppState};
 use crate::delivery::sandbox::{InboxMessage, InboxStatus, ReadOutcome};
 use crate::domain::{DeliveryStatus, PhoneNumber};
+use crate::service::throttle::Surface;
+use actix_web::http::{header, StatusCode};
+use actix_web::HttpRequest;
 use actix_web::{web, HttpResponse, Scope};
 use serde::{Deserialize, Serialize};
 
@@ -73,9 +78,45 @@ fn error(status: actix_web::http::StatusCode, code: &str, message: &str) -> Http
     HttpResponse::build(status).json(super::admin::ErrorBody { error: code, message })
 }
 
+/// Lets a request in, or answers why not: the admin token on a public address (a Bearer token,
+/// or the password of Basic authentication, which browsers ask for), and no cross-site writes.
+fn guard(req: &HttpRequest, state: &AppState, writes: bool) -> Result<(), Box<HttpResponse>> {
+    if writes && auth::cross_site(req) {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a cross-site request cannot change the sandbox",
+        )));
+    }
+    if !state.sandbox_guarded {
+        return Ok(());
+    }
+    let presented = auth::bearer(req).flatten().map(str::to_owned).or_else(|| auth::basic_password(req));
+    match auth::admit_presented(req, state, &state.admin_token, Surface::Sandbox, presented.as_deref()) {
+        Ok(()) => Ok(()),
+        Err(Some(refusal)) => {
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "too many failed attempts");
+            if let Ok(value) = header::HeaderValue::from_str(&refusal.retry_after_secs().to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            Err(Box::new(response))
+        }
+        Err(None) => {
+            let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "the sandbox asks for the admin token");
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"verigram sandbox\""));
+            Err(Box::new(response))
+        }
+    }
+}
+
 /// `GET /sandbox/v1/messages?phone_number=DIGITS`: messages to that number, newest first
 /// (without the parameter: the newest messages to anyone).
-async fn messages(query: web::Query<MessagesQuery>, state: web::Data<AppState>) -> HttpResponse {
+async fn messages(req: HttpRequest, query: web::Query<MessagesQuery>, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(refused) = guard(&req, &state, false) {
+        return *refused;
+    }
     let Some(inbox) = state.services.sender.sandbox() else {
         return error(actix_web::http::StatusCode::NOT_FOUND, "not_found", "the sandbox sender is off");
     };
@@ -96,8 +137,10 @@ async fn messages(query: web::Query<MessagesQuery>, state: web::Data<AppState>) 
 }
 
 /// `POST /sandbox/v1/messages/{request_id}/read`: the recipient reads the message.
-async fn read(path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
-    use actix_web::http::StatusCode;
+async fn read(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(refused) = guard(&req, &state, true) {
+        return *refused;
+    }
     let Some(inbox) = state.services.sender.sandbox() else {
         return error(StatusCode::NOT_FOUND, "not_found", "the sandbox sender is off");
     };
@@ -118,7 +161,10 @@ async fn read(path: web::Path<String>, state: web::Data<AppState>) -> HttpRespon
 }
 
 /// `GET /sandbox`: the inbox as a page a person can read.
-async fn page(state: web::Data<AppState>) -> HttpResponse {
+async fn page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(refused) = guard(&req, &state, false) {
+        return *refused;
+    }
     let messages = state.services.sender.sandbox().map(|i| i.recent(PAGE_SIZE)).unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -149,7 +195,7 @@ h1{{font-size:1.3rem}} .note{{color:#57606a;font-size:.9rem}}
 .status{{font-weight:600}} button{{font:inherit;padding:.2rem .7rem;cursor:pointer}}
 </style></head><body>
 <h1>verigram sandbox inbox</h1>
-<p class=note>Messages the sandbox sender delivered instead of Telegram, newest first. Anyone who can open this page can read every code: never expose the sandbox.
+<p class=note>Messages the sandbox sender delivered instead of Telegram, newest first. Whoever can open this page reads every code: a development tool, never production.
 <a href="">Refresh</a></p>
 {rows}
 <script>

@@ -394,7 +394,7 @@ async fn sender_login(id: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
     let (store, pepper) = crate::startup::connect_store(&settings).await?;
     let api_hash = match std::env::var("VERIGRAM_TELEGRAM_API_HASH") {
         Ok(hash) if !hash.is_empty() => hash,
-        _ => ask("api_hash of the app (my.telegram.org): ")?,
+        _ => ask_secret("api_hash of the app (my.telegram.org): ")?,
     };
     crate::delivery::telegram::login::sign_in(std::sync::Arc::new(store), &pepper, id, &api_hash, &mut TerminalPrompt)
         .await?;
@@ -411,7 +411,21 @@ impl crate::delivery::telegram::login::Prompt for TerminalPrompt {
     }
 
     fn password(&mut self, hint: Option<&str>) -> anyhow::Result<String> {
-        ask(&format!("two-step verification password{}: ", hint.map(|h| format!(" (hint: {h})")).unwrap_or_default()))
+        ask_secret(&format!(
+            "two-step verification password{}: ",
+            hint.map(|h| format!(" (hint: {h})")).unwrap_or_default()
+        ))
+    }
+}
+
+/// Asks for a secret: on a terminal without echoing what is typed (nor leaving it in the
+/// scrollback); from a pipe (scripts, tests) as a line.
+fn ask_secret(question: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        Ok(rpassword::prompt_password(question)?.trim().to_owned())
+    } else {
+        ask(question)
     }
 }
 

@@ -20,6 +20,9 @@ pub struct SenderSettings {
     /// Seconds a call to Telegram may take before it counts as failed (a transient failure).
     #[serde(with = "super::duration::seconds")]
     pub call_timeout: Duration,
+    /// Development only: accept accounts of a local `verigram-dev-telegram` peer (on a
+    /// loopback address) through the admin API.
+    pub dev_peers: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,6 +16,8 @@ pub struct LimitSettings {
     pub country: Rate,
     pub ip: Rate,
     pub wrong_checks: Rate,
+    /// Failed authentications per client address, per process (`service::throttle`).
+    pub auth_failures: Rate,
     /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Spend per destination country per hour, each country on its own (0: off).
@@ -59,6 +61,7 @@ impl LimitSettings {
             LimitKind::Country => self.country,
             LimitKind::Ip => self.ip,
             LimitKind::WrongChecks => self.wrong_checks,
+            LimitKind::AuthFailures => self.auth_failures,
             // Spending is budgeted in credits, not rates (`daily_spend`, `country_hourly_spend`).
             LimitKind::DailySpend | LimitKind::CountrySpend => Rate { rate: 0, per: 1, burst: 1 },
         }
@@ -69,6 +72,8 @@ impl LimitSettings {
             let r = self.rate(kind);
             p.check(r.is_off() || r.is_sane(), format!("{key}: per must be 1 s to a year and burst 1 to 100,000"));
         }
+        let r = self.auth_failures;
+        p.check(r.is_off() || r.is_sane(), "limits.auth_failures: per must be 1 s to a year and burst 1 to 100,000");
         p.check(
             self.country_hourly_spend.cap >= Credits::ZERO,
             "limits.country_hourly_spend.cap: must not be negative",

@@ -239,6 +239,12 @@ mod tests {
     }
 
     #[test]
+    fn a_tls_redis_url_is_refused_with_what_to_do_instead() {
+        let e = Settings::from_toml("[store]\nurl = \"rediss://redis.example:6380/0\"").unwrap_err();
+        assert!(e.to_string().contains("rediss:// (TLS) is not supported"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = Settings::from_toml("[codes]\npeper = \"x\"").unwrap_err();
         assert!(e.to_string().contains("codes.peper: unknown key"), "{e}");

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxSettings {
+    /// Serve the sandbox inbox on a non-loopback address (its routes then need the admin
+    /// token). Off: `serve` refuses to start the sandbox sender there.
+    pub public: bool,
     pub accounts: Vec<String>,
     pub recipients: BTreeMap<String, RecipientBehaviour>,
     pub account_behaviour: BTreeMap<String, AccountBehaviour>,

@@ -58,6 +58,8 @@ pub struct ApiSettings {
 pub struct AdminSettings {
     pub token: SecretString,
     pub token_file: String,
+    /// Where the admin API is served on its own; empty: on the API's listener.
+    pub listen: String,
 }
 
 /// The shortest admin token taken: it guards every tenant's money and tokens, so it must be as
@@ -77,6 +79,17 @@ pub enum LogFormat {
 pub struct MetricsSettings {
     /// Where `/metrics` is served on its own; empty: on the API's listener.
     pub listen: String,
+    /// A bearer token `/metrics` requires (or a file holding it); empty: none.
+    pub token: SecretString,
+    pub token_file: String,
+    /// The gauges read from the store (queue, accounts, balances) are read at most this often,
+    /// by one scrape at a time: scrapes never multiply the store's work.
+    #[serde(with = "super::duration::millis")]
+    pub refresh_ms: Duration,
+    /// How long a scrape waits for that read before it answers with what it has (and
+    /// `verigram_store_up 0` when the store did not answer).
+    #[serde(with = "super::duration::millis")]
+    pub store_wait_ms: Duration,
 }
 
 impl MetricsSettings {
@@ -116,19 +129,41 @@ impl AdminSettings {
         }
     }
 
+    /// The separate listener's address, if one is set (validation has read it).
+    pub fn own_listener(&self) -> Option<SocketAddr> {
+        self.listen.parse().ok()
+    }
+
     pub(super) fn validate(&self, p: &mut Problems) {
         if let Err(problem) = self.token() {
             p.push(problem);
         }
+        p.check(
+            self.listen.is_empty() || self.listen.parse::<SocketAddr>().is_ok(),
+            "admin.listen: must be empty or an address such as 127.0.0.1:8081",
+        );
     }
 }
 
 impl MetricsSettings {
+    /// The bearer token `/metrics` requires, if any.
+    pub fn token(&self) -> Result<Option<SecretString>, String> {
+        secret_value(&self.token, &self.token_file, "metrics.token")
+    }
+
     pub(super) fn validate(&self, p: &mut Problems) {
         p.check(
             self.listen.is_empty() || self.listen.parse::<SocketAddr>().is_ok(),
             "metrics.listen: must be empty or an address such as 0.0.0.0:9464",
         );
+        p.check(self.refresh_ms <= Duration::from_secs(60), "metrics.refresh_ms: must be at most 60000");
+        p.check(
+            (Duration::from_millis(10)..=Duration::from_secs(5)).contains(&self.store_wait_ms),
+            "metrics.store_wait_ms: must be from 10 to 5000",
+        );
+        if let Err(problem) = self.token() {
+            p.push(problem);
+        }
     }
 }
 

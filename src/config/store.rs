@@ -32,7 +32,7 @@ impl StoreSettings {
         let url = self.url.as_str();
         if url == "memory://" || url == "memory" {
             Some(StoreKind::Memory)
-        } else if ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|p| url.starts_with(p))
+        } else if ["redis://", "redis+unix://", "unix://"].iter().any(|p| url.starts_with(p))
             || cluster_seeds(url).is_ok()
         {
             Some(StoreKind::Redis)
@@ -48,9 +48,16 @@ impl StoreSettings {
             "store.request_retention: must be at least 7200 seconds",
         );
         p.check(self.ledger_limit >= 1, "store.ledger_limit: must be at least 1");
-        if self.kind().is_none() {
+        if self.url.starts_with("rediss://") {
+            // The Redis client is built without TLS: said here, not as a failure at connect.
+            p.push(
+                "store.url: rediss:// (TLS) is not supported: reach Redis over a private network or a tunnel \
+                 (stunnel, spiped, WireGuard) and use redis://"
+                    .to_owned(),
+            );
+        } else if self.kind().is_none() {
             p.push(format!(
-                "store.url: unsupported URL {:?}: use memory://, redis://, rediss://, redis+unix:// or redis+cluster://host:port,host:port,…",
+                "store.url: unsupported URL {:?}: use memory://, redis://, redis+unix:// or redis+cluster://host:port,host:port,…",
                 redact_url(&self.url)
             ));
         }

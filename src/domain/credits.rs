@@ -17,11 +17,16 @@ pub struct Credits(i64);
 pub const MICROS_PER_CREDIT: i64 = 1_000_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("an amount of credits is a decimal number with at most 6 fractional digits")]
+#[error("an amount of credits is a decimal number with at most 6 fractional digits, at most 1,000,000,000 either way")]
 pub struct InvalidCredits;
 
 impl Credits {
     pub const ZERO: Credits = Credits(0);
+
+    /// The largest amount taken anywhere, and the largest balance: 10^15 micro-credits. Two
+    /// of them added stay below 2^53, so the store's Lua (whose numbers are doubles) computes
+    /// every sum of money exactly.
+    pub const MAX: Credits = Credits(1_000_000_000 * MICROS_PER_CREDIT);
 
     pub const fn from_micros(micros: i64) -> Self {
         Self(micros)
@@ -49,6 +54,9 @@ impl Credits {
         let frac_micros: i64 = format!("{frac:0<6}").parse().map_err(|_| InvalidCredits)?;
         let micros =
             whole.checked_mul(MICROS_PER_CREDIT).and_then(|w| w.checked_add(frac_micros)).ok_or(InvalidCredits)?;
+        if micros > Self::MAX.0 {
+            return Err(InvalidCredits);
+        }
         Ok(Self(if negative { -micros } else { micros }))
     }
 
@@ -141,6 +149,19 @@ impl Credits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_bounded_so_every_sum_stays_exact_in_a_double() {
+        assert_eq!(Credits::parse("1000000000"), Ok(Credits::MAX));
+        assert_eq!(Credits::parse("-1000000000"), Ok(Credits::from_micros(-Credits::MAX.micros())));
+        assert_eq!(Credits::parse("1000000000.000001"), Err(InvalidCredits));
+        assert_eq!(Credits::parse("9223372036854"), Err(InvalidCredits));
+        assert_eq!(serde_json::from_str::<Credits>("1e10").map_err(|_| ()), Err(()));
+        // Two of the largest added: exact as f64 (what Redis's Lua computes with).
+        let sum = 2 * Credits::MAX.micros();
+        assert!(sum < 1 << 53);
+        assert_eq!(sum as f64 as i64, sum);
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -62,10 +62,12 @@ pub enum LimitKind {
     DailySpend,
     /// What the tenant spent on one destination country in an hour.
     CountrySpend,
+    /// Failed authentications from one client address (per process, before any store work).
+    AuthFailures,
 }
 
 impl LimitKind {
-    pub const ALL: [LimitKind; 9] = [
+    pub const ALL: [LimitKind; 10] = [
         LimitKind::Tenant,
         LimitKind::TenantDaily,
         LimitKind::Token,
@@ -75,6 +77,7 @@ impl LimitKind {
         LimitKind::WrongChecks,
         LimitKind::DailySpend,
         LimitKind::CountrySpend,
+        LimitKind::AuthFailures,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +91,7 @@ impl LimitKind {
             LimitKind::WrongChecks => "wrong_checks",
             LimitKind::DailySpend => "daily_spend",
             LimitKind::CountrySpend => "country_spend",
+            LimitKind::AuthFailures => "auth_failures",
         }
     }
 }

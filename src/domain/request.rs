@@ -171,6 +171,9 @@ pub enum ContinueError {
 pub enum CodeMatch {
     Correct,
     Wrong,
+    /// Wrong, and the request's last guess: entered while the number's budget of wrong codes
+    /// was used up (`docs/security.md`, "Wrong codes").
+    WrongAndLast,
 }
 
 impl RequestRecord {
@@ -304,6 +307,10 @@ impl RequestRecord {
         let mut next = self.clone();
         let status = match (&mut next.code, outcome) {
             (Some(_), CodeMatch::Correct) => VerificationStatus::CodeValid,
+            (Some(code), CodeMatch::WrongAndLast) => {
+                code.attempts = code.max_attempts;
+                VerificationStatus::CodeMaxAttemptsExceeded
+            }
             (Some(code), CodeMatch::Wrong) => {
                 code.attempts = code.attempts.saturating_add(1);
                 if code.attempts >= code.max_attempts {
@@ -480,6 +487,9 @@ mod tests {
         }
         assert_eq!(r.verification.unwrap().status, VerificationStatus::CodeMaxAttemptsExceeded);
         assert!(r.record_check(CodeMatch::Correct, now).is_none());
+        let last = record(5).record_check(CodeMatch::WrongAndLast, now).unwrap();
+        assert_eq!(last.verification.unwrap().status, VerificationStatus::CodeMaxAttemptsExceeded);
+        assert!(!last.accepts_checks(now), "a last guess ends the request");
     }
 
     #[test]

@@ -157,23 +157,36 @@ impl Services {
         };
         // The number's budget of wrong codes (over all its requests) is taken before the code
         // is looked at, so guesses made at once cannot all slip past it; a right code gives it
-        // back. A request that takes no more checks only looks at it.
+        // back. A request that takes no more checks only looks at it. Once the budget is used
+        // up, checks are not refused (that would lock the real user out): each request gets
+        // one last guess, taken as atomically, and a wrong one ends it (docs/security.md).
         let budget = self.wrong_check_limit(&caller.tenant, &current.phone);
         let counts = current.accepts_checks(now);
-        self.admit(&caller.tenant, &budget, counts).await?;
+        let last = match self.admit(&caller.tenant, &budget, counts).await {
+            Ok(()) => false,
+            // A request that takes no more checks, or has no code yet (made by
+            // checkSendAbility), has nothing to guess at.
+            Err(ServiceError::RateLimited(_)) if !counts || current.code.is_none() => false,
+            Err(ServiceError::RateLimited(_)) => {
+                self.admit(&caller.tenant, &self.last_guess_limit(id), true).await?;
+                true
+            }
+            Err(e) => return Err(e),
+        };
         // Hash only when the answer can still change: a terminal request costs no CPU.
+        let wrong = if last { CodeMatch::WrongAndLast } else { CodeMatch::Wrong };
         let outcome = match (&current.code, &entered) {
             (Some(state), EnteredCode::Digits(code)) if current.accepts_checks(now) => {
                 let binding = CodeBinding { tenant: tenant.clone(), request: id };
                 if self.hasher.verify(&binding, code, &state.hash).await? {
                     CodeMatch::Correct
                 } else {
-                    CodeMatch::Wrong
+                    wrong
                 }
             }
-            _ => CodeMatch::Wrong,
+            _ => wrong,
         };
-        if counts && outcome == CodeMatch::Correct {
+        if counts && !last && outcome == CodeMatch::Correct {
             if let Err(e) = self.store.give_back_limits(tenant, &budget, self.clock.now()).await {
                 tracing::warn!(error = &e as &dyn std::error::Error, "could not give back a right code's budget");
             }

@@ -3,7 +3,7 @@
 
 use super::{Caller, ServiceError, Services};
 use crate::config::SpendMode;
-use crate::domain::{Credits, LimitCheck, LimitKind, PhoneNumber, Rate, Refusal, SpendCheck, Tenant};
+use crate::domain::{Credits, LimitCheck, LimitKind, PhoneNumber, Rate, Refusal, RequestId, SpendCheck, Tenant};
 use std::net::IpAddr;
 
 /// What the per-address limit keys an address by: an IPv4 address, or the /64 an IPv6 one is
@@ -88,6 +88,14 @@ impl Services {
         }
         let key = self.token_keys.limit_key(&format!("phone:{}", phone.digits()));
         vec![LimitCheck { kind: LimitKind::WrongChecks, key, rate }]
+    }
+
+    /// A request's one last guess, once its number's budget of wrong codes is used up: one
+    /// check per request for as long as a request lives.
+    pub(crate) fn last_guess_limit(&self, request: RequestId) -> Vec<LimitCheck> {
+        let per = self.settings.store.request_retention.as_secs().max(1);
+        let once = Rate { rate: 1, per, burst: 1 };
+        vec![LimitCheck { kind: LimitKind::WrongChecks, key: format!("last:{request}"), rate: once }]
     }
 
     /// Counts the call against `checks`, or refuses it with the limit that fired (and then

@@ -8,6 +8,7 @@ mod observe;
 mod reports;
 mod senders;
 mod tenants;
+pub mod throttle;
 
 pub use callers::CallerCache;
 pub use gateway::{Caller, CodeSpec, EnteredCode, SendCommand};
@@ -76,6 +77,10 @@ pub struct Services {
     pub read_receipts:
         parking_lot::Mutex<Option<tokio::sync::mpsc::Receiver<crate::delivery::telegram::transport::ReadReceipt>>>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// When `/metrics` last read the store's gauges.
+    pub gauge_reads: observe::GaugeReads,
+    /// Failed authentications per client address.
+    pub auth_throttle: throttle::AuthThrottle,
 }
 
 impl Services {

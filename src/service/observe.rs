@@ -1,17 +1,75 @@
-//! What `/metrics` reads from the store at each scrape: the queue, the sender pool, balances.
+//! What `/metrics` reads from the store: the queue, the sender pool, tenants and balances.
+//!
+//! Scrapes do not read the store themselves. The first scrape after `metrics.refresh_ms`
+//! starts one read (a task of its own) and waits for it at most `metrics.store_wait_ms`;
+//! scrapes meanwhile answer from the last read. So a loop of scrapes costs the store one read
+//! per interval, and a hung store costs a scrape the short wait, not `store.timeout_ms`.
 
 use super::Services;
 use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// When the gauges were last read from the store, and whether a read is under way.
+#[derive(Default)]
+pub struct GaugeReads {
+    state: parking_lot::Mutex<ReadState>,
+}
+
+#[derive(Default)]
+struct ReadState {
+    started: Option<Instant>,
+    running: bool,
+}
+
+impl GaugeReads {
+    /// Takes the right to start a read: none is running and the last one began at least
+    /// `interval` ago.
+    fn begin(&self, interval: std::time::Duration) -> bool {
+        let mut state = self.state.lock();
+        let due = state.started.is_none_or(|at| at.elapsed() >= interval);
+        if state.running || !due {
+            return false;
+        }
+        *state = ReadState { started: Some(Instant::now()), running: true };
+        true
+    }
+
+    fn end(&self) {
+        self.state.lock().running = false;
+    }
+}
 
 impl Services {
-    /// Brings the gauges read from the store up to date, then renders every metric. When the
-    /// store does not answer, `verigram_store_up` is 0 and the store's gauges keep their last
-    /// values.
-    pub async fn metrics_text(&self) -> Result<String, prometheus::Error> {
+    /// Brings the store's gauges up to date when it is time (see the module's note), then
+    /// renders every metric.
+    pub async fn metrics_text(self: &Arc<Self>) -> Result<String, prometheus::Error> {
         let m = &self.metrics;
         if let Some(telegram) = self.sender.telegram() {
             Metrics::catch_up(&m.telegram_updates_dropped, telegram.dropped_updates());
         }
+        let settings = &self.settings.metrics;
+        if self.gauge_reads.begin(settings.refresh_ms) {
+            let services = Arc::clone(self);
+            let read = tokio::spawn(async move {
+                services.read_gauges().await;
+                services.gauge_reads.end();
+            });
+            if tokio::time::timeout(settings.store_wait_ms, read).await.is_err() {
+                tracing::warn!(
+                    wait_ms = settings.store_wait_ms.as_millis() as u64,
+                    "metrics: the store did not answer in time; answering with the last values"
+                );
+                m.store_up.set(0);
+            }
+        }
+        m.render()
+    }
+
+    /// One read of everything the gauges show. When the store does not answer,
+    /// `verigram_store_up` is 0 and the gauges keep their last values.
+    async fn read_gauges(&self) {
+        let m = &self.metrics;
         let now = self.clock.now();
         let read = async {
             let backlog = self.store.delivery_backlog().await?;
@@ -24,13 +82,29 @@ impl Services {
                 m.store_up.set(1);
                 m.backlog(&backlog, now);
                 m.accounts(&accounts, now);
-                m.balances(&tenants);
+                m.tenants(&tenants);
             }
             Err(e) => {
                 tracing::warn!(error = &e as &dyn std::error::Error, "metrics: the store did not answer");
                 m.store_up.set(0);
             }
         }
-        m.render()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn one_read_at_a_time_and_at_most_once_an_interval() {
+        let reads = GaugeReads::default();
+        assert!(reads.begin(Duration::ZERO));
+        assert!(!reads.begin(Duration::ZERO), "a read is under way");
+        reads.end();
+        assert!(reads.begin(Duration::ZERO), "with no interval, the next scrape reads again");
+        reads.end();
+        assert!(!reads.begin(Duration::from_secs(60)), "the last read is too recent");
     }
 }

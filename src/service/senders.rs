@@ -70,7 +70,10 @@ impl Services {
 
     /// Adds a Telegram account of a local development peer (`verigram-dev-telegram` at
     /// `peer`): its session is seeded with the peer's key for the number, so it is active at
-    /// once, with no login.
+    /// once, with no login. Only with `sender.dev_peers` on, and only to a loopback peer.
+    ///
+    /// The account is created first (disabled, so no worker takes it up half-made) and its
+    /// session seeded after: an id that is taken is refused before any session is touched.
     pub async fn add_dev_telegram_account(
         &self,
         id: &str,
@@ -80,6 +83,14 @@ impl Services {
         let telegram = self.sender.telegram().ok_or(SenderError::Invalid(
             "development peer accounts need the Telegram sender (sender.kind = \"telegram\")",
         ))?;
+        if !self.settings.sender.dev_peers {
+            return Err(SenderError::Invalid(
+                "development peer accounts are off: they need sender.dev_peers = true (development only)",
+            ));
+        }
+        if !peer.ip().is_loopback() {
+            return Err(SenderError::Invalid("a development peer must be on a loopback address (127.0.0.1, ::1)"));
+        }
         if !SenderAccount::valid_id(id) {
             return Err(SenderError::Invalid("an account id is 1-64 of A-Z a-z 0-9 _ -"));
         }
@@ -87,16 +98,25 @@ impl Services {
             telegram: Some(TelegramIdentity { api_id: DEV_API_ID, phone: phone.digits().to_owned() }),
             ..SenderAccount::new(id.to_owned(), AccountKind::Telegram)
         };
-        // Seeded before the account exists, so no worker takes it up half-made.
-        let key = crate::delivery::telegram::dev_key::dev_auth_key(phone.digits());
-        telegram.seed_session(id, peer, key).await.map_err(|e| match e {
-            crate::delivery::telegram::session::SessionError::Store(e) => SenderError::Store(e),
-            _ => SenderError::Invalid("the account's stored session cannot be read"),
-        })?;
-        if !self.store.add_account(&account).await? {
+        let seeding =
+            SenderAccount { state: AccountState::Disabled, reason: Some("SEEDING".into()), ..account.clone() };
+        if !self.store.add_account(&seeding).await? {
             return Err(SenderError::Exists);
         }
-        Ok(account)
+        let key = crate::delivery::telegram::dev_key::dev_auth_key(phone.digits());
+        if let Err(e) = telegram.seed_session(id, peer, key).await {
+            // Nobody else's: this call made the account a moment ago.
+            self.store.remove_account(id).await?;
+            return Err(match e {
+                crate::delivery::telegram::session::SessionError::Store(e) => SenderError::Store(e),
+                _ => SenderError::Invalid("the account's stored session cannot be read"),
+            });
+        }
+        let active = self
+            .store
+            .update_account(id, |a| Some(SenderAccount { state: AccountState::Active, reason: None, ..a.clone() }))
+            .await?;
+        active.ok_or(SenderError::NotFound)
     }
 
     pub async fn pause_account(&self, id: &str, note: Option<String>) -> Result<SenderAccount, SenderError> {

@@ -21,6 +21,8 @@ pub enum TenantError {
     Invalid(&'static str),
     #[error("the balance would go below zero (it is {balance})")]
     WouldGoNegative { balance: Credits },
+    #[error("the balance would pass the largest one held, 1,000,000,000 credits (it is {balance})")]
+    WouldPassMax { balance: Credits },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -162,6 +164,7 @@ impl Services {
         match outcome {
             AdjustOutcome::Applied { balance } => Ok(balance),
             AdjustOutcome::WouldGoNegative { balance } => Err(TenantError::WouldGoNegative { balance }),
+            AdjustOutcome::WouldPassMax { balance } => Err(TenantError::WouldPassMax { balance }),
             AdjustOutcome::TenantNotFound => Err(TenantError::NotFound),
         }
     }

@@ -27,6 +27,10 @@ pub enum AdjustOutcome {
     WouldGoNegative {
         balance: Credits,
     },
+    /// The balance would pass `Credits::MAX`; nothing changed.
+    WouldPassMax {
+        balance: Credits,
+    },
     TenantNotFound,
 }
 

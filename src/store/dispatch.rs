@@ -39,6 +39,49 @@ impl From<RedisStore> for Store {
     }
 }
 
+/// The name of every operation, as `verigram_store_…{op}` labels it (each error counter is
+/// made at 0 at start-up, so an outage's first errors count).
+pub const OPERATIONS: &[&str] = &[
+    "ping",
+    "create_tenant",
+    "tenant",
+    "tenants",
+    "set_settings",
+    "adjust_balance",
+    "ledger",
+    "put_token",
+    "find_token",
+    "tokens",
+    "create_request",
+    "request",
+    "update_request",
+    "update_known_request",
+    "limit",
+    "give_back_limits",
+    "admit",
+    "spend",
+    "dead_reports",
+    "remove_dead_report",
+    "claim_jobs",
+    "ack_job",
+    "defer_job",
+    "claim_due",
+    "reschedule_due",
+    "finish_due",
+    "delivery_backlog",
+    "accounts",
+    "add_account",
+    "update_account",
+    "remove_account",
+    "lease_account",
+    "release_account",
+    "telegram_session",
+    "put_telegram_session",
+    "remember_sent",
+    "take_read",
+    "repair_indexes",
+];
+
 /// Forwards a call to whichever backend is configured, timing it as operation `$op`.
 macro_rules! on_backend {
     ($self:ident, $op:literal, $s:ident => $call:expr) => {{
@@ -317,5 +360,26 @@ impl Store {
 
     pub async fn repair_indexes(&self) -> StoreResult<u64> {
         on_backend!(self, "repair_indexes", s => s.repair_indexes().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_timed_operation_is_listed() {
+        let source = include_str!("dispatch.rs");
+        let marker = concat!("on_backend!(self, ", "\"");
+        let timed: Vec<&str> = source
+            .split(marker)
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            // (this test's own marker is followed by no name)
+            .filter(|op| !op.is_empty() && op.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .collect();
+        assert!(timed.len() > 30, "{timed:?}");
+        for op in &timed {
+            assert!(super::OPERATIONS.contains(op), "{op} is not in OPERATIONS");
+        }
+        assert_eq!(timed.len(), super::OPERATIONS.len());
     }
 }

@@ -17,7 +17,7 @@ mod work;
 
 pub use self::change::{AdjustOutcome, Change, CreateOutcome, Retention};
 pub use self::contract::{AccountStore, LimitStore, QueueStore, RequestStore, StoreBackend, TenantStore};
-pub use self::dispatch::{Backend, Store};
+pub use self::dispatch::{Backend, Store, OPERATIONS};
 pub(crate) use self::limits::{limit_state, spend_key};
 pub use self::memory::MemoryStore;
 pub use self::redis::{Conn as RedisConnection, RedisStore};

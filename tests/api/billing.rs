@@ -13,6 +13,7 @@ verigram_testkit::on_every_backend!(
     country_prices_apply_per_destination,
     ledger_lists_each_charge,
     operator_credit_and_debit,
+    money_is_bounded_so_every_store_stays_exact,
 );
 
 const SEND: &str = "sendVerificationMessage";
@@ -266,4 +267,27 @@ async fn operator_credit_and_debit(backend: Backend) {
     let credits: Vec<i64> = ledger.iter().filter(|e| e["kind"] == "credit").map(|e| micros(&e["amount"])).collect();
     assert_eq!(credits, [10_000, -1_500_000, -1_010_000, 2_500_000, 10_000], "newest first, the refused one absent");
     assert!(ledger.iter().any(|e| e["note"] == "top-up"));
+}
+
+/// Amounts and balances stay at most 10^9 credits (10^15 micro-credits): the sum of two is
+/// exact in Lua's doubles, so the Redis stores count money as exactly as the memory one.
+async fn money_is_bounded_so_every_store_stays_exact(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (status, body) =
+        app.admin(Method::POST, "/tenants", Some(json!({"name": "Big", "balance": "1000000001"}))).await;
+    assert_eq!(status, 400, "an opening balance past the largest: {body}");
+    let t = app.create_tenant("999999999.999999", None).await;
+    let path = format!("/tenants/{}/balance", t.id);
+    let (status, body) = app.admin(Method::POST, &path, Some(json!({"amount": "0.000001"}))).await;
+    assert_eq!((status, micros(&body["balance"])), (200, 1_000_000_000_000_000), "{body}");
+    let (status, body) = app.admin(Method::POST, &path, Some(json!({"amount": "0.000001"}))).await;
+    assert_eq!(status, 409, "past the largest balance: {body}");
+    for amount in [json!("1000000000.000001"), json!(1e12), json!("-9007199254.740993")] {
+        let (status, body) = app.admin(Method::POST, &path, Some(json!({"amount": amount}))).await;
+        assert_eq!(status, 400, "{amount}: {body}");
+    }
+    assert_eq!(app.balance(&t).await, 1_000_000_000_000_000, "exactly, to the micro-credit");
+    let (status, body) =
+        app.admin(Method::PATCH, &format!("/tenants/{}", t.id), Some(json!({"price": "1000000000.5"}))).await;
+    assert_eq!(status, 400, "a price past the largest amount: {body}");
 }

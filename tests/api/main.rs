@@ -30,4 +30,5 @@ mod secrets;
 mod send;
 mod send_ability;
 mod telegram;
+mod throttle;
 mod transport;

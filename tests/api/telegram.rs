@@ -8,7 +8,10 @@ use crate::helpers::*;
 use reqwest::Method;
 use verigram_dev_telegram::{Fault, Injection, PeerConfig, Received, SimUser, TelegramPeer};
 
-verigram_testkit::on_every_backend!(a_code_travels_over_mtproto_is_read_and_verifies,);
+verigram_testkit::on_every_backend!(
+    a_code_travels_over_mtproto_is_read_and_verifies,
+    dev_peer_accounts_need_the_switch_and_never_touch_another_account,
+);
 
 mod on_redis {
     use super::*;
@@ -56,6 +59,7 @@ impl Setup {
         let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
         let app = spawn_app_with(backend, |c| {
             set_key(c, "sender.kind", r#""telegram""#);
+            set_key(c, "sender.dev_peers", "true");
             set_key(c, "sender.call_timeout", "2");
             set_key(c, "pool.interval_ms", "0");
             configure(c);
@@ -136,6 +140,29 @@ async fn a_code_travels_over_mtproto_is_read_and_verifies(backend: Backend) {
     let checked = s.app.check(&s.tenant, &id, Some(&code)).await;
     assert_eq!(checked.result()["verification_status"]["status"], "code_valid", "{checked:?}");
     assert_eq!(s.account("tg0").await["sent"], 1);
+}
+
+async fn dev_peer_accounts_need_the_switch_and_never_touch_another_account(backend: Backend) {
+    let setup = Setup::new(backend, &[ACCOUNT], vec![SimUser::new(PHONE)], |_| {}).await;
+    let add = |id: &str, peer: &str| json!({"id": id, "kind": "telegram", "phone_number": ACCOUNT, "dev_peer": peer});
+    // Adding under a taken id is refused before anything is written: tg0's session still
+    // points at the peer (the old order seeded it with the new address, then said 409).
+    let (status, body) = setup.app.admin(Method::POST, "/senders", Some(add("tg0", "127.0.0.9:9"))).await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = setup.app.admin(Method::POST, "/senders", Some(add("far", "192.0.2.10:4430"))).await;
+    assert_eq!(status, 400, "a peer off loopback: {body}");
+    assert!(body["message"].as_str().unwrap().contains("loopback"), "{body}");
+    let id = setup.send(PHONE).await;
+    setup.wait_status(&id, "delivered").await;
+    assert_eq!(setup.wait_inbox(PHONE, 1).await.len(), 1);
+
+    // Without the development switch no such account is taken, whatever the address.
+    let app = spawn_app_with(backend, |c| set_key(c, "sender.kind", r#""telegram""#)).await;
+    let (status, body) = app.admin(Method::POST, "/senders", Some(add("dev", &setup.peer.addr().to_string()))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("sender.dev_peers"), "{body}");
+    let (_, list) = app.admin(Method::GET, "/senders", None).await;
+    assert_eq!(list, json!([]), "nothing was added");
 }
 
 async fn revoke_and_ttl_delete_the_message_at_the_peer(backend: Backend) {

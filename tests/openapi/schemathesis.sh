@@ -105,6 +105,7 @@ phone = $off
 country = $off
 ip = $off
 wrong_checks = $off
+auth_failures = $off
 EOF
 
 "$BIN" serve --config "$work/verigram.toml" >"$work/server.log" 2>&1 &

@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let peer = TelegramPeer::start(args.listen, config).await?;
     let addr = peer.addr();
     println!("verigram-dev-telegram is listening on {addr}");
-    println!("add its accounts to a server running with sender.kind = \"telegram\":");
+    println!("add its accounts to a server running with sender.kind = \"telegram\" and sender.dev_peers = true:");
     for (i, phone) in accounts.iter().enumerate() {
         println!("  verigram sender add-dev dev{} --phone-number {phone} --peer {addr}", i + 1);
     }

@@ -7,6 +7,7 @@
 pub mod http;
 pub mod keyspace;
 pub mod process;
+pub mod prometheus;
 mod redis;
 mod wait;
 

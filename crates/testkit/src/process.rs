@@ -80,8 +80,16 @@ impl Drop for Server {
 /// Starts `verigram serve --listen 127.0.0.1:0 <args>` with JSON logs, HMAC code hashes and
 /// `env`, and waits (at most 30 s) for the line that names its port.
 pub fn serve(path: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Server {
+    serve_on(path, "127.0.0.1:0", args, env).unwrap_or_else(|printed| {
+        panic!("verigram serve {args:?} did not start; it printed:\n{printed}");
+    })
+}
+
+/// As `serve`, listening on `listen` (port 0 for a free one); `Err` holds what the process
+/// printed when it did not start (it exited, or named no port within 30 s).
+pub fn serve_on(path: &str, listen: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Result<Server, String> {
     let mut child = verigram(path)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .args(args)
         .env("VERIGRAM__LOG__FORMAT", "json")
         .env("VERIGRAM__CODES__HASH", "hmac-sha256")
@@ -101,16 +109,21 @@ pub fn serve(path: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Ser
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else { continue };
+        let line = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            // Its output ended: the process exited.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         if let Ok(v) = serde_json::from_str::<Value>(&line) {
             if v["message"] == "verigram is listening" {
                 let port = v["port"].as_u64().expect("the start-up line names the port");
-                return Server { child, url: format!("http://127.0.0.1:{port}"), log: rx };
+                return Ok(Server { child, url: format!("http://127.0.0.1:{port}"), log: rx });
             }
         }
         seen.push(line);
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("verigram serve {args:?} did not start; it printed:\n{}", seen.join("\n"));
+    Err(seen.join("\n"))
 }

@@ -62,6 +62,21 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
+    /// Stops the server without closing its connections (SIGSTOP): Redis hangs, every call
+    /// waits for its timeout (fault injection). `resume` lets it go on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill {signal} redis-server");
+    }
+
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), RedisServerError> {
         let deadline = Instant::now() + timeout;
         loop {

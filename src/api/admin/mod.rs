@@ -3,6 +3,7 @@
 //! The route table, the token check and what every resource shares live here, so the table
 //! reads as one list; each resource's handlers and bodies are in a file of their own.
 
+mod audit;
 mod balance;
 mod limits;
 mod reports;
@@ -18,19 +19,27 @@ pub(super) use senders::{AddAccount, PauseAccount, Removed};
 pub(super) use tenants::{CreateTenant, Created, PutSender, TenantView, UpdateTenant};
 pub(super) use tokens::{IpAllow, IssueToken, IssuedToken, RotateToken, Rotated, TokenView};
 
-use super::AppState;
+use super::{auth, AppState};
 use crate::domain::{PhoneNumber, TenantId};
+use crate::service::throttle::Surface;
 use crate::service::{ReportError, SenderError, TenantError};
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError, Scope};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::future::{ready, Ready};
-use subtle::ConstantTimeEq;
 
-pub fn scope() -> Scope {
+pub fn scope() -> Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     web::scope("/admin/v1")
+        .wrap_fn(audit::record)
         .app_data(web::PayloadConfig::new(64 * 1024))
         // A query string that does not parse is the client's mistake, answered like the rest.
         .app_data(web::QueryConfig::default().error_handler(|e, _| AdminError::Invalid(e.to_string()).into()))
@@ -63,6 +72,8 @@ pub fn scope() -> Scope {
 pub enum AdminError {
     #[error("missing or wrong admin token")]
     Unauthorized,
+    #[error("too many failed authentications from this address: retry in {} s", .0.retry_after_secs())]
+    Throttled(crate::domain::Refusal),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -79,6 +90,7 @@ impl AdminError {
     pub(super) fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
+            Self::Throttled(_) => "too_many_requests",
             Self::NotFound(_) => "not_found",
             Self::Invalid(_) => "invalid",
             Self::Conflict(_) => "conflict",
@@ -92,6 +104,7 @@ impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -101,7 +114,11 @@ impl ResponseError for AdminError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody { error: self.code(), message: &self.to_string() })
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Throttled(refusal) = self {
+            response.insert_header((header::RETRY_AFTER, refusal.retry_after_secs()));
+        }
+        response.json(ErrorBody { error: self.code(), message: &self.to_string() })
     }
 }
 
@@ -120,7 +137,9 @@ impl From<TenantError> for AdminError {
             TenantError::NotFound => Self::NotFound("no such tenant".into()),
             TenantError::TokenNotFound => Self::NotFound("no such token".into()),
             TenantError::Invalid(msg) => Self::Invalid(msg.into()),
-            e @ TenantError::WouldGoNegative { .. } => Self::Conflict(e.to_string()),
+            e @ (TenantError::WouldGoNegative { .. } | TenantError::WouldPassMax { .. }) => {
+                Self::Conflict(e.to_string())
+            }
             TenantError::Store(e) if e.is_transient() => {
                 tracing::warn!(error = &e as &dyn std::error::Error, "store unavailable");
                 Self::Unavailable
@@ -155,8 +174,10 @@ impl From<ReportError> for AdminError {
     }
 }
 
-/// Proof that the request carries the admin token (compared in constant time, over hashes so
-/// the length does not leak either).
+/// Proof that the request carries the admin token. A wrong or missing token is logged (with
+/// the client's address, never what was presented) and counts against the address's
+/// `limits.auth_failures` budget; once that is used up, the address is answered 429 before its
+/// token is compared.
 pub struct Admin;
 
 impl FromRequest for Admin {
@@ -164,22 +185,15 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, AdminError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let expected = req.app_data::<web::Data<AppState>>().and_then(|s| s.admin_token.as_ref());
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
-        let ok = match (expected, presented) {
-            (Some(e), Some(p)) => {
-                let e = secrecy::ExposeSecret::expose_secret(e);
-                bool::from(Sha256::digest(e.as_bytes()).ct_eq(&Sha256::digest(p.as_bytes())))
-            }
-            _ => false,
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(AdminError::Unauthorized));
         };
-        ready(if ok { Ok(Admin) } else { Err(AdminError::Unauthorized) })
+        ready(auth::admit(req, state, &state.admin_token, Surface::Admin).map(|()| Admin).map_err(|refused| {
+            match refused {
+                Some(refusal) => AdminError::Throttled(refusal),
+                None => AdminError::Unauthorized,
+            }
+        }))
     }
 }
 
@@ -211,6 +225,11 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
         return Ok(T::default());
     }
     json_object(body)
+}
+
+/// Anything else on the admin listener.
+pub(super) async fn not_found_here() -> AdminResult {
+    Err(AdminError::NotFound("no such admin resource".into()))
 }
 
 async fn not_found(_: Admin) -> AdminResult {

@@ -261,11 +261,19 @@ pub(super) fn resume_account() {}
 pub(super) fn remove_account() {}
 
 #[utoipa::path(get, path = "/sandbox", tag = "Sandbox", operation_id = "sandboxPage",
-    responses((status = 200, description = "The inbox as a page a person can read (newest 100 messages).", body = String, content_type = "text/html")))]
+    responses(
+        (status = 200, description = "The inbox as a page a person can read (newest 100 messages).", body = String, content_type = "text/html"),
+        (status = 401, description = "Served on a non-loopback address (`sandbox.public`) and the admin token (Bearer, or the password of Basic authentication) is missing or wrong (`unauthorized`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`too_many_requests`); see Retry-After.", body = ErrorBody),
+    ))]
 pub(super) fn sandbox_page() {}
 
 #[utoipa::path(get, path = "/sandbox/", tag = "Sandbox", operation_id = "sandboxPageSlash",
-    responses((status = 200, description = "The same page as `/sandbox`.", body = String, content_type = "text/html")))]
+    responses(
+        (status = 200, description = "The same page as `/sandbox`.", body = String, content_type = "text/html"),
+        (status = 401, description = "Served on a non-loopback address (`sandbox.public`) and the admin token (Bearer, or the password of Basic authentication) is missing or wrong (`unauthorized`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`too_many_requests`); see Retry-After.", body = ErrorBody),
+    ))]
 pub(super) fn sandbox_page_slash() {}
 
 #[utoipa::path(get, path = "/sandbox/v1/messages", tag = "Sandbox", operation_id = "sandboxMessages",
@@ -273,6 +281,8 @@ pub(super) fn sandbox_page_slash() {}
     responses(
         (status = 200, description = "Messages, newest first (without `phone_number`: the newest 100 to anyone).", body = Vec<InboxMessageDoc>),
         (status = 400, description = "`phone_number` is not E.164 (`phone_number_invalid`), or the query string does not parse (`invalid`).", body = ErrorBody),
+        (status = 401, description = "Served on a non-loopback address (`sandbox.public`) and the admin token (Bearer, or the password of Basic authentication) is missing or wrong (`unauthorized`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`too_many_requests`); see Retry-After.", body = ErrorBody),
     ))]
 pub(super) fn sandbox_messages() {}
 
@@ -281,6 +291,9 @@ pub(super) fn sandbox_messages() {}
     params(("request_id" = String, Path, description = "The message's request.")),
     responses(
         (status = 200, description = "Read (now, or already).", body = ReadAnswer),
+        (status = 401, description = "Served on a non-loopback address (`sandbox.public`) and the admin token (Bearer, or the password of Basic authentication) is missing or wrong (`unauthorized`).", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`too_many_requests`); see Retry-After.", body = ErrorBody),
+        (status = 403, description = "Sent by a page of another site (`Sec-Fetch-Site` or `Origin` says so): refused (`forbidden`).", body = ErrorBody),
         (status = 404, description = "No such message in the inbox (`not_found`).", body = ErrorBody),
         (status = 409, description = "The message was deleted (`deleted`).", body = ErrorBody),
         (status = 503, description = "The read could not be recorded (`unavailable`).", body = ErrorBody),

@@ -8,7 +8,9 @@
 -- ARGV[2] ledger entry JSON
 -- ARGV[3] ledger length cap
 -- ARGV[4] how long the receipt is kept, milliseconds
+-- ARGV[5] the largest balance (10^15: sums of two stay exact in Lua's doubles)
 -- Returns {1, balance_after} | {0, balance} (would go negative) | {-1, 0} (no tenant)
+--       | {2, balance} (would pass the largest balance)
 local receipt = redis.call('GET', KEYS[3])
 if receipt then
   return {1, tonumber(receipt)}
@@ -22,6 +24,9 @@ local balance = tonumber(stored)
 local amount = tonumber(ARGV[1])
 if balance + amount < 0 then
   return {0, balance}
+end
+if balance + amount > tonumber(ARGV[5]) then
+  return {2, balance}
 end
 balance = redis.call('HINCRBY', KEYS[1], 'balance', amount)
 push_ledger(KEYS[2], balance, ARGV[2], ARGV[3])

@@ -3,13 +3,16 @@
 -- worker dies) and returned.
 -- KEYS[1] task set        {t:<tenant>}:due
 -- KEYS[2] job stream      {t:<tenant>}:jobs
+-- KEYS[3] put-off count   {t:<tenant>}:waiting
 -- ARGV[1] now (unix ms), ARGV[2] end of the lease (unix ms), ARGV[3] at most this many
 -- Returns {leased members, earliest remaining due time or nil}
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local leased = {}
 for _, member in ipairs(items) do
   if string.sub(member, 1, 5) == 'send:' then
-    redis.call('ZREM', KEYS[1], member)
+    if redis.call('ZREM', KEYS[1], member) == 1 then
+      redis.call('DECR', KEYS[3])
+    end
     queue_job(KEYS[2], string.sub(member, 6))
   else
     redis.call('ZADD', KEYS[1], ARGV[2], member)

@@ -44,6 +44,7 @@ impl TenantStore for MemoryStore {
         };
         let balance = state.tenant.balance;
         match balance.checked_add(entry.amount) {
+            Some(after) if after > Credits::MAX => Ok(AdjustOutcome::WouldPassMax { balance }),
             Some(after) if after >= Credits::ZERO => {
                 state.tenant.balance = after;
                 push_ledger(&mut state.ledger, entry, after, self.ledger_limit);

@@ -154,6 +154,11 @@ fn dead_key(t: &TenantId) -> String {
 fn due_key(t: &TenantId) -> String {
     format!("{{t:{t}}}:due")
 }
+/// How many deliveries of the tenant are put off (members `send:…` of its task set), kept as
+/// they come and go so the backlog is read without a scan.
+fn waiting_key(t: &TenantId) -> String {
+    format!("{{t:{t}}}:waiting")
+}
 fn account_key(id: &str) -> String {
     format!("{{s:{id}}}")
 }

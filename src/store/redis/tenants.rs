@@ -133,12 +133,14 @@ impl RedisStore {
             .arg(encode_ledger(entry))
             .arg(self.ledger_limit)
             .arg(RECEIPT_KEPT.as_millis() as u64)
+            .arg(Credits::MAX.micros())
             .invoke_async(&mut self.conn())
             .await?;
         let balance = Credits::from_micros(balance);
         Ok(match status {
             1 => AdjustOutcome::Applied { balance },
             0 => AdjustOutcome::WouldGoNegative { balance },
+            2 => AdjustOutcome::WouldPassMax { balance },
             _ => AdjustOutcome::TenantNotFound,
         })
     }

@@ -42,6 +42,8 @@ pub struct TestApp {
     pub error_status: ErrorStatus,
     /// The port of `/metrics` when `metrics.listen` gives it a listener of its own.
     pub metrics_port: Option<u16>,
+    /// The port of the admin API when `admin.listen` gives it a listener of its own.
+    pub admin_port: Option<u16>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -93,9 +95,11 @@ pub async fn spawn_app_with_resolver(
     set_key(&mut toml, "codes.hash", "\"hmac-sha256\"");
     set_key(&mut toml, "store.url", &format!("{store_url:?}"));
     // Rate limits off unless a test is about them (many tests send to one number).
-    for limit in ["tenant", "tenant_daily", "token", "phone", "country", "ip", "wrong_checks"] {
+    for limit in ["tenant", "tenant_daily", "token", "phone", "country", "ip", "wrong_checks", "auth_failures"] {
         set_key(&mut toml, &format!("limits.{limit}"), "{ rate = 0, per = 1, burst = 1 }");
     }
+    // Every scrape reads the store's gauges afresh (one read at a time still).
+    set_key(&mut toml, "metrics.refresh_ms", "0");
     configure(&mut toml);
     let settings = Settings::from_toml(&toml).unwrap_or_else(|e| panic!("test settings are invalid: {e}\n{toml}"));
     let error_status = settings.api.error_status;
@@ -106,6 +110,7 @@ pub async fn spawn_app_with_resolver(
         .expect("build the application");
     let port = app.port();
     let metrics_port = app.metrics_port();
+    let admin_port = app.admin_port();
     let services = app.services();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -127,6 +132,7 @@ pub async fn spawn_app_with_resolver(
         backend,
         error_status,
         metrics_port,
+        admin_port,
         handle,
     }
 }
