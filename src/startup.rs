@@ -32,7 +32,8 @@ pub struct Application {
     services: Arc<Services>,
 }
 
-use crate::callbacks::dispatch::{HostResolver, SystemResolver};
+use crate::callbacks::dispatch::HostResolver;
+use crate::callbacks::resolver::DnsResolver;
 
 /// Delivery reports one process sends at once (each host also has its own, lower limit).
 const REPORTS_IN_FLIGHT: usize = 1024;
@@ -46,7 +47,9 @@ impl Application {
 
     /// Builds on a listener that is already bound (tests bind port 0) and a given clock.
     pub async fn build_with(settings: Settings, clock: Arc<dyn Clock>, listener: TcpListener) -> anyhow::Result<Self> {
-        Self::build_with_resolver(settings, clock, listener, Arc::new(SystemResolver)).await
+        let resolver = DnsResolver::new(&settings.callbacks)
+            .context("cannot set up the DNS resolver for callback hosts (callbacks.dns_servers)")?;
+        Self::build_with_resolver(settings, clock, listener, Arc::new(resolver)).await
     }
 
     /// As `build_with`, with the resolver that callback hosts are looked up with (tests script
@@ -324,6 +327,7 @@ async fn build_services(
             Arc::clone(&store),
             pepper.clone(),
             settings.sender.call_timeout,
+            settings.sender.dev_peers,
             receipts_tx,
         ))),
     };
@@ -343,6 +347,7 @@ async fn build_services(
         read_receipts: parking_lot::Mutex::new(Some(receipts_rx)),
         gauge_reads: Default::default(),
         auth_throttle,
+        unanswered_lookups: Default::default(),
         settings: Arc::new(settings),
     })
 }

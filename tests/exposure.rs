@@ -150,3 +150,45 @@ async fn the_sandbox_is_never_public_by_accident() {
     let same_origin = client().post(&read).bearer_auth(ADMIN_TOKEN).header("sec-fetch-site", "same-origin");
     assert_eq!(same_origin.send().await.unwrap().status(), 200);
 }
+
+/// A development peer's account added while `sender.dev_peers` was on sends nothing once a
+/// process runs with it off: the pool disables it (`DEV_PEERS_OFF`) at its first send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_accounts_stop_when_the_switch_is_off() {
+    use verigram_dev_telegram::{PeerConfig, TelegramPeer};
+    let config = PeerConfig { accounts: vec!["+447700900001".into()], auto_users: true, ..Default::default() };
+    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    let env = |dev_peers: &'static str| {
+        vec![
+            ("VERIGRAM__STORE__URL", url.clone()),
+            ("VERIGRAM__CODES__PEPPER", PEPPER.to_owned()),
+            ("VERIGRAM__ADMIN__TOKEN", ADMIN_TOKEN.to_owned()),
+            ("VERIGRAM__SENDER__KIND", "telegram".to_owned()),
+            ("VERIGRAM__SENDER__DEV_PEERS", dev_peers.to_owned()),
+        ]
+    };
+    let start = |env: Vec<(&'static str, String)>| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        process::serve(BIN, &[], &env)
+    };
+    let mut developing = start(env("true"));
+    let body =
+        json!({"id": "dev1", "kind": "telegram", "phone_number": "+447700900001", "dev_peer": peer.addr().to_string()});
+    let added = post_json(&format!("{}/admin/v1/senders", developing.url), ADMIN_TOKEN, body).await;
+    assert_eq!(added["state"], "active", "{added}");
+    developing.terminate(Duration::from_secs(30)).expect("the first process stops");
+
+    let production = start(env("false"));
+    tenant_with_a_code(&production).await;
+    let account = verigram_testkit::wait_for("the development account to be disabled", || async {
+        let list = client().get(format!("{}/admin/v1/senders", production.url)).bearer_auth(ADMIN_TOKEN).send();
+        let list: Value = list.await.unwrap().json().await.unwrap();
+        list.as_array().and_then(|l| l.first()).filter(|a| a["state"] == "disabled").cloned()
+    })
+    .await;
+    assert_eq!(account["reason"], "DEV_PEERS_OFF", "{account}");
+    assert!(peer.inbox(PHONE).is_empty(), "no code went to the development peer");
+    peer.stop().await;
+}

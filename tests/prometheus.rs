@@ -132,16 +132,9 @@ async fn the_shipped_rules_and_dashboard_hold_against_a_real_prometheus() {
     let target = server.url.trim_start_matches("http://").to_owned();
     let rules = repo("deploy/prometheus/alerts.yml");
     let prometheus = Prometheus::start(&[target], &[&rules]).unwrap_or_else(|e| panic!("{e}"));
-    let created: Value = client()
-        .post(format!("{}/admin/v1/tenants", server.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"name": "Acme", "balance": "100000"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = client().post(format!("{}/admin/v1/tenants", server.url)).bearer_auth(ADMIN_TOKEN);
+    let created = created.json(&json!({"name": "Acme", "balance": "100000"})).send().await.unwrap();
+    let created: Value = created.json().await.unwrap();
     let token = created["token"].as_str().unwrap().to_owned();
     let (callback, _reports) = http::receiver(200, Duration::ZERO);
     let stop = Arc::new(AtomicBool::new(false));

@@ -42,6 +42,9 @@ fn target_baseline<'a>(row: &Row, rows: &'a [Row]) -> Option<(&'a Row, f64)> {
         }
         Target::Hashing(goal, HashOp::Hash) => (base("argon2id hash alone")?, goal),
         Target::Hashing(goal, HashOp::Verify) => (base("argon2id verify alone")?, goal),
+        // Measured beside the row (`Row::beside`); the memory store's plain sends stand in
+        // when a row has none.
+        Target::Sends(goal) => (base("memory: send, hmac-sha256")?, goal),
     };
     Some((baseline, goal))
 }

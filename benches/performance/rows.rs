@@ -33,6 +33,8 @@ pub enum Target {
     OneCall(f64),
     /// At least this fraction of the hashing alone (hash for sends, verify for checks).
     Hashing(f64, HashOp),
+    /// At least this fraction of the same instance's sends without a callback.
+    Sends(f64),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -98,17 +100,13 @@ impl Bench {
         let last = limit.map_or(usize::MAX, |l| warm.next + l.saturating_sub(warm.next) / 2);
         let mut beside_errors = 0;
         let (beside_call, hashing, server_rt) = (self.beside.as_ref(), self.hashing.as_ref(), &self.server_rt);
+        let beside_sends = self.beside_sends.as_ref();
         // The row's baseline, measured now for as long as the row's capacity phase.
         let mut baseline_rps = |rt: &Runtime| match target {
-            Target::OneCall(_) => {
-                let run = rt.block_on(closed_loop(
-                    client,
-                    beside_call?,
-                    0..usize::MAX,
-                    opts.concurrency,
-                    opts.phase,
-                    Expect::Ok,
-                ));
+            Target::OneCall(_) | Target::Sends(_) => {
+                let call = if matches!(target, Target::Sends(_)) { beside_sends? } else { beside_call? };
+                let expect = if matches!(target, Target::Sends(_)) { Expect::NewRequest } else { Expect::Ok };
+                let run = rt.block_on(closed_loop(client, call, 0..usize::MAX, opts.concurrency, opts.phase, expect));
                 beside_errors += run.errors;
                 Some(run.completed() as f64 / run.elapsed.as_secs_f64().max(1e-9))
             }

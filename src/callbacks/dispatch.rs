@@ -18,6 +18,16 @@ use tokio::sync::Semaphore;
 /// How much of a receiver's answer is read (it only matters that it was 200).
 const ANSWER_READ_LIMIT: usize = 4096;
 
+/// What a send-time look-up of a callback host found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostCheck {
+    Acceptable,
+    /// The host has an internal address: refused.
+    Internal,
+    /// DNS did not answer within the send's budget: let through, checked at each report.
+    Unanswered,
+}
+
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -37,6 +47,8 @@ pub struct Dispatcher {
     allow_private: bool,
     per_host: usize,
     hosts: Mutex<Hosts>,
+    /// How long a send waits for its callback host's addresses (`callbacks.send_lookup_ms`).
+    send_lookup: Duration,
 }
 
 /// The hosts reports went to, each with its slots. Idle ones are dropped once the map grows
@@ -77,6 +89,7 @@ impl Dispatcher {
             allow_private: settings.allow_private_networks,
             per_host: settings.per_host_concurrency.max(1),
             hosts: Mutex::new(Hosts { by_name: HashMap::new(), prune_at: HOSTS_KEPT }),
+            send_lookup: settings.send_lookup_ms,
         })
     }
 
@@ -150,16 +163,18 @@ impl Dispatcher {
         }
     }
 
-    /// At `sendVerificationMessage` time: `false` when the callback host resolves to any
-    /// internal address. A name that cannot be resolved now is let through: it is checked
-    /// again when each report goes.
-    pub async fn acceptable_host(&self, host: &str) -> bool {
+    /// At `sendVerificationMessage` time, within `callbacks.send_lookup_ms`: whether the
+    /// callback host resolves to an internal address. What is not known by then is let
+    /// through: it is checked again when each report goes.
+    pub async fn check_host(&self, host: &str) -> HostCheck {
         if self.allow_private || host.parse::<IpAddr>().is_ok() || host.starts_with('[') {
-            return true; // IP literals were checked when the URL was parsed
+            return HostCheck::Acceptable; // IP literals were checked when the URL was parsed
         }
-        match tokio::time::timeout(SEND_TIME_LOOKUP, self.lookup.lookup(host)).await {
-            Ok(Ok(found)) => found.iter().all(|ip| address::is_public(*ip)),
-            _ => true,
+        match tokio::time::timeout(self.send_lookup, self.lookup.lookup(host)).await {
+            Ok(Ok(found)) if found.iter().any(|ip| !address::is_public(*ip)) => HostCheck::Internal,
+            // Found, or "not found" (the report's own lookup may find it later).
+            Ok(_) => HostCheck::Acceptable,
+            Err(_) => HostCheck::Unanswered,
         }
     }
 
@@ -217,26 +232,13 @@ fn connect_error(e: &reqwest::Error) -> String {
 
 const REFUSED_BY_RESOLVER: &str = "resolves to an internal address";
 
-/// Looks host names up: the system's resolver in production; tests put a scripted one in its
+/// Looks host names up: `resolver::DnsResolver` in production; tests put a scripted one in its
 /// place (e.g. a name that resolves differently the second time: DNS rebinding).
 pub trait HostResolver: Send + Sync {
     fn lookup(
         &self,
         host: &str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'static>>;
-}
-
-/// The operating system's resolver.
-pub struct SystemResolver;
-
-impl HostResolver for SystemResolver {
-    fn lookup(
-        &self,
-        host: &str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'static>> {
-        let host = host.to_owned();
-        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect()) })
-    }
 }
 
 /// Resolves each host once and hands reqwest only addresses that passed the check, so the
@@ -264,10 +266,6 @@ impl Resolve for CheckedResolver {
     }
 }
 
-/// How long a send waits for the callback host's addresses before accepting it unchecked (it
-/// is checked again, address by address, whenever a report goes).
-const SEND_TIME_LOOKUP: Duration = Duration::from_secs(2);
-
 /// The wait before retry `attempts` (1 for the first retry), jittered by ±20% so reports that
 /// failed together do not come back together; `None` once the schedule is used up.
 pub fn retry_delay(schedule: &[Duration], attempts: u32) -> Option<Duration> {
@@ -288,12 +286,20 @@ mod tests {
             timeout_ms: Duration::from_millis(2000),
             per_host_concurrency: 1,
             retry_schedule: vec![Duration::from_secs(10), Duration::from_secs(60)],
+            dns_servers: Vec::new(),
+            lookup_timeout_ms: Duration::from_secs(2),
+            send_lookup_ms: Duration::from_millis(50),
         }
+    }
+
+    /// The system's resolver, as `serve` makes it.
+    fn system(settings: &CallbackSettings) -> Arc<dyn HostResolver> {
+        Arc::new(crate::callbacks::resolver::DnsResolver::new(settings).unwrap())
     }
 
     #[tokio::test]
     async fn only_https_to_public_hosts_unless_allowed() {
-        let strict = Dispatcher::new(&settings(false, false), Arc::new(SystemResolver)).unwrap();
+        let strict = Dispatcher::new(&settings(false, false), system(&settings(true, true))).unwrap();
         for (url, why) in [
             ("http://example.com/cb", "not https"),
             ("https://127.0.0.1/cb", "internal address refused"),
@@ -312,16 +318,16 @@ mod tests {
             assert_eq!(strict.checked_url(url).err(), Some(why), "{url}");
         }
         assert!(strict.checked_url("https://example.com/cb").is_ok());
-        let dev = Dispatcher::new(&settings(true, true), Arc::new(SystemResolver)).unwrap();
+        let dev = Dispatcher::new(&settings(true, true), system(&settings(true, true))).unwrap();
         assert!(dev.checked_url("http://127.0.0.1:8080/cb").is_ok());
     }
 
     #[tokio::test]
     async fn the_resolver_refuses_names_with_internal_addresses() {
-        let resolver = CheckedResolver { lookup: Arc::new(SystemResolver), allow_private: false };
+        let resolver = CheckedResolver { lookup: system(&settings(true, true)), allow_private: false };
         let refused = resolver.resolve("localhost".parse::<Name>().unwrap()).await;
         assert!(refused.is_err_and(|e| e.to_string() == REFUSED_BY_RESOLVER));
-        let allowed = CheckedResolver { lookup: Arc::new(SystemResolver), allow_private: true }
+        let allowed = CheckedResolver { lookup: system(&settings(true, true)), allow_private: true }
             .resolve("localhost".parse::<Name>().unwrap())
             .await;
         assert!(allowed.unwrap().all(|a| a.ip().is_loopback()));
@@ -345,7 +351,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(600)).await;
         });
         let patient = CallbackSettings { timeout_ms: Duration::from_secs(600), ..settings(true, true) };
-        let d = Dispatcher::new(&patient, Arc::new(SystemResolver)).unwrap();
+        let d = Dispatcher::new(&patient, system(&settings(true, true))).unwrap();
         let answered = tokio::time::timeout(
             Duration::from_secs(30),
             d.post(&url, &"00".repeat(32), "{}", &crate::domain::SystemClock),
@@ -367,7 +373,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_host_at_its_limit_makes_a_few_wait_and_turns_the_rest_away() {
-        let d = Arc::new(Dispatcher::new(&settings(true, true), Arc::new(SystemResolver)).unwrap());
+        let d = Arc::new(Dispatcher::new(&settings(true, true), system(&settings(true, true))).unwrap());
         let held = d.host_slot("example.com:443").await.unwrap();
         // One slot: sixteen may wait for it.
         let mut waiting = Vec::new();
@@ -390,7 +396,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_hosts_are_forgotten_busy_ones_kept() {
-        let d = Dispatcher::new(&settings(true, true), Arc::new(SystemResolver)).unwrap();
+        let d = Dispatcher::new(&settings(true, true), system(&settings(true, true))).unwrap();
         let held = d.host_slot("busy.example:443").await.unwrap();
         for i in 0..3 * HOSTS_KEPT {
             drop(d.host_slot(&format!("host{i}.example:443")).await.unwrap());

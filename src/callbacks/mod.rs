@@ -3,4 +3,5 @@
 //! reports (`domain::PendingReport`); workers run it as the `Report` task.
 
 pub mod dispatch;
+pub mod resolver;
 pub mod sign;

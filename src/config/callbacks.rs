@@ -25,6 +25,15 @@ pub struct CallbackSettings {
     /// (dead-lettered).
     #[serde(with = "super::duration::seconds_list")]
     pub retry_schedule: Vec<Duration>,
+    /// DNS servers callback hosts are looked up with; empty: the system's.
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// The hard limit of one lookup of a callback host.
+    #[serde(with = "super::duration::millis")]
+    pub lookup_timeout_ms: Duration,
+    /// How long a send waits for its callback host's addresses before it is let through
+    /// unchecked (each report checks them again).
+    #[serde(with = "super::duration::millis")]
+    pub send_lookup_ms: Duration,
 }
 
 impl CallbackSettings {
@@ -48,6 +57,15 @@ impl CallbackSettings {
                     .iter()
                     .all(|s| (Duration::from_secs(1)..=Duration::from_secs(604_800)).contains(s)),
             "callbacks.retry_schedule: at most 50 waits of 1 s to 7 days",
+        );
+        p.check(
+            (Duration::from_millis(100)..=Duration::from_secs(10)).contains(&self.lookup_timeout_ms),
+            "callbacks.lookup_timeout_ms: must be from 100 to 10000",
+        );
+        p.check(
+            (Duration::from_millis(1)..=Duration::from_millis(1000)).contains(&self.send_lookup_ms)
+                && self.send_lookup_ms <= self.lookup_timeout_ms,
+            "callbacks.send_lookup_ms: must be from 1 to 1000, and at most callbacks.lookup_timeout_ms",
         );
     }
 }

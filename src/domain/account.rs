@@ -57,6 +57,17 @@ pub struct TelegramIdentity {
     pub phone: String,
 }
 
+impl TelegramIdentity {
+    /// The `api_id` accounts of a local development peer present (the peer does not check it;
+    /// my.telegram.org never gives it out).
+    pub const DEV_API_ID: i32 = 1;
+
+    /// An account of a local development peer (`sender.dev_peers`).
+    pub fn is_dev_peer(&self) -> bool {
+        self.api_id == Self::DEV_API_ID
+    }
+}
+
 /// A sender account of the pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SenderAccount {

@@ -1,6 +1,7 @@
 //! The four Gateway methods.
 
 use super::{ServiceError, Services};
+use crate::callbacks::dispatch::HostCheck;
 use crate::domain::{
     CallbackUrl, Code, CodeLength, CodeMatch, CodeState, ContinueError, Credits, DeliveryStatus, LedgerEntry,
     LedgerKind, Payload, PhoneNumber, RequestId, RequestRecord, RequestStatusView, SenderUsername, Tenant, TenantId,
@@ -98,9 +99,7 @@ impl Services {
     /// The rest of a send, once its limits and budgets let it through.
     async fn send_counted(&self, caller: &Caller, cmd: SendCommand) -> Result<RequestStatusView, ServiceError> {
         if let Some(url) = &cmd.callback_url {
-            if !self.reports.acceptable_host(url.host()).await {
-                return Err(ServiceError::CallbackUrlInvalid);
-            }
+            self.check_callback_host(&caller.tenant.id, url.host()).await?;
         }
         let code = match &cmd.code {
             CodeSpec::Given(code) => code.clone(),
@@ -138,6 +137,22 @@ impl Services {
             Err(e) => {
                 self.give_back_spend(tenant, &counted).await;
                 Err(e)
+            }
+        }
+    }
+
+    /// Refuses a callback host with an internal address, as far as DNS tells within the send's
+    /// budget; a tenant whose look-ups go unanswered skips them for a while (`lookups.rs`).
+    async fn check_callback_host(&self, tenant: &TenantId, host: &str) -> Result<(), ServiceError> {
+        if self.unanswered_lookups.skip(tenant) {
+            return Ok(());
+        }
+        match self.reports.check_host(host).await {
+            HostCheck::Acceptable => Ok(()),
+            HostCheck::Internal => Err(ServiceError::CallbackUrlInvalid),
+            HostCheck::Unanswered => {
+                self.unanswered_lookups.unanswered(tenant);
+                Ok(())
             }
         }
     }

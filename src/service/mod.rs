@@ -4,6 +4,7 @@
 mod callers;
 mod gateway;
 mod limits;
+mod lookups;
 mod observe;
 mod reports;
 mod senders;
@@ -81,6 +82,8 @@ pub struct Services {
     pub gauge_reads: observe::GaugeReads,
     /// Failed authentications per client address.
     pub auth_throttle: throttle::AuthThrottle,
+    /// Tenants whose callback hosts' DNS did not answer lately.
+    pub unanswered_lookups: lookups::UnansweredLookups,
 }
 
 impl Services {

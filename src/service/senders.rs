@@ -17,9 +17,6 @@ pub enum SenderError {
     Store(#[from] StoreError),
 }
 
-/// The `api_id` development accounts present (the peer does not check it).
-const DEV_API_ID: i32 = 1;
-
 impl Services {
     pub async fn sender_accounts(&self) -> Result<Vec<SenderAccount>, SenderError> {
         Ok(self.store.accounts().await?)
@@ -95,7 +92,7 @@ impl Services {
             return Err(SenderError::Invalid("an account id is 1-64 of A-Z a-z 0-9 _ -"));
         }
         let account = SenderAccount {
-            telegram: Some(TelegramIdentity { api_id: DEV_API_ID, phone: phone.digits().to_owned() }),
+            telegram: Some(TelegramIdentity { api_id: TelegramIdentity::DEV_API_ID, phone: phone.digits().to_owned() }),
             ..SenderAccount::new(id.to_owned(), AccountKind::Telegram)
         };
         let seeding =

@@ -15,6 +15,7 @@ mod billing;
 mod check;
 mod concurrency;
 mod delivery;
+mod dns;
 mod failover;
 mod hashing;
 mod health;

@@ -4,6 +4,7 @@
 //! macro that runs a behavioural test on every store backend.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod dns;
 pub mod http;
 pub mod keyspace;
 pub mod process;

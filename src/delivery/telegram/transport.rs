@@ -5,7 +5,7 @@
 
 use super::classify::{classify, Failure};
 use super::session::StoreSession;
-use crate::domain::{PhoneNumber, SenderAccount};
+use crate::domain::{AccountFailure, PhoneNumber, SenderAccount};
 use crate::secrets::Pepper;
 use crate::store::Store;
 use grammers_client::message::InputMessage;
@@ -52,6 +52,8 @@ pub struct ReadReceipt {
 
 /// The Telegram accounts this process has connected.
 pub struct TelegramAccounts {
+    /// `sender.dev_peers`: whether accounts of a local development peer may send.
+    dev_peers: bool,
     store: Arc<Store>,
     call_timeout: Duration,
     pepper: Pepper,
@@ -74,9 +76,11 @@ impl TelegramAccounts {
         store: Arc<Store>,
         pepper: Pepper,
         call_timeout: Duration,
+        dev_peers: bool,
         receipts: tokio::sync::mpsc::Sender<ReadReceipt>,
     ) -> Self {
         Self {
+            dev_peers,
             store,
             call_timeout,
             pepper,
@@ -119,6 +123,11 @@ impl TelegramAccounts {
             return Ok(c.client.clone());
         }
         let identity = account.telegram.as_ref().ok_or_else(|| Failure::Transient("not a Telegram account".into()))?;
+        if identity.is_dev_peer() && !self.dev_peers {
+            // Added while sender.dev_peers was on: with it off, codes never go to a host that
+            // knows only a key derived from a number. The pool disables the account.
+            return Err(Failure::Account(AccountFailure::Dead("DEV_PEERS_OFF".into())));
+        }
         let session = StoreSession::load(Arc::clone(&self.store), &self.pepper, &account.id)
             .await
             .map_err(|e| Failure::Transient(e.to_string()))?;

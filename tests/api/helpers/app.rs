@@ -63,7 +63,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// holds dotted keys only (`codes.hash = "…"`), so `configure` may append keys or replace
 /// them with `set_key`.
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut String)) -> TestApp {
-    spawn_app_with_resolver(backend, configure, Arc::new(verigram::callbacks::dispatch::SystemResolver)).await
+    spawn_app_on(backend, configure, None).await
 }
 
 /// As `spawn_app_with`, with the resolver callback hosts are looked up with.
@@ -71,6 +71,15 @@ pub async fn spawn_app_with_resolver(
     backend: Backend,
     configure: impl FnOnce(&mut String),
     resolver: Arc<dyn verigram::callbacks::dispatch::HostResolver>,
+) -> TestApp {
+    spawn_app_on(backend, configure, Some(resolver)).await
+}
+
+/// The app with a scripted resolver, or (`None`) the one `serve` makes from the settings.
+async fn spawn_app_on(
+    backend: Backend,
+    configure: impl FnOnce(&mut String),
+    resolver: Option<Arc<dyn verigram::callbacks::dispatch::HostResolver>>,
 ) -> TestApp {
     let redis = match backend {
         Backend::Memory | Backend::Cluster => None,
@@ -105,9 +114,11 @@ pub async fn spawn_app_with_resolver(
     let error_status = settings.api.error_status;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let clock = Arc::new(ManualClock::starting_now());
-    let app = Application::build_with_resolver(settings, clock.clone(), listener, resolver)
-        .await
-        .expect("build the application");
+    let app = match resolver {
+        Some(resolver) => Application::build_with_resolver(settings, clock.clone(), listener, resolver).await,
+        None => Application::build_with(settings, clock.clone(), listener).await,
+    }
+    .expect("build the application");
     let port = app.port();
     let metrics_port = app.metrics_port();
     let admin_port = app.admin_port();
