@@ -347,7 +347,7 @@ async fn build_services(
         read_receipts: parking_lot::Mutex::new(Some(receipts_rx)),
         gauge_reads: Default::default(),
         auth_throttle,
-        unanswered_lookups: Default::default(),
+        fruitless_lookups: Default::default(),
         settings: Arc::new(settings),
     })
 }

@@ -62,7 +62,8 @@ pub fn render(rows: &[Row], opts: &Options, took: Duration) -> String {
          CPU µs/req over the capacity phase: server = this process minus the load generator's thread (10 ms \
          ticks), client = the load generator, redis = redis-server(s) `INFO cpu`. Ratio: capacity over the \
          baseline the target names (one script call on the same Redis or cluster; the argon2id hashing alone \
-         for argon2id rows), measured again right before and after the row: the mean of the two is `beside` \
+         for argon2id rows; the same instance's sends without a callback for the callback-DNS rows), measured \
+         again right before and after the row: the mean of the two is `beside` \
          (the memory store's hmac rows use the single Redis's first measurement). CPU ratio: the one-call baseline's \
          server + client + redis µs/req over the row's; ceiling: the same with the row's server µs replaced \
          by the baseline's (the most a row could reach if verigram's own work were free).\n",

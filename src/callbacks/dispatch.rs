@@ -24,8 +24,9 @@ pub enum HostCheck {
     Acceptable,
     /// The host has an internal address: refused.
     Internal,
-    /// DNS did not answer within the send's budget: let through, checked at each report.
-    Unanswered,
+    /// DNS gave no address within the send's budget ("not found", or no answer): let
+    /// through, checked at each report.
+    Unknown,
 }
 
 /// What became of one attempt.
@@ -172,9 +173,10 @@ impl Dispatcher {
         }
         match tokio::time::timeout(self.send_lookup, self.lookup.lookup(host)).await {
             Ok(Ok(found)) if found.iter().any(|ip| !address::is_public(*ip)) => HostCheck::Internal,
-            // Found, or "not found" (the report's own lookup may find it later).
-            Ok(_) => HostCheck::Acceptable,
-            Err(_) => HostCheck::Unanswered,
+            Ok(Ok(found)) if !found.is_empty() => HostCheck::Acceptable,
+            // "Not found", no answer in time, or trouble on the way: the report's own look-up
+            // may find it later.
+            _ => HostCheck::Unknown,
         }
     }
 

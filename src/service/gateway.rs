@@ -142,16 +142,16 @@ impl Services {
     }
 
     /// Refuses a callback host with an internal address, as far as DNS tells within the send's
-    /// budget; a tenant whose look-ups go unanswered skips them for a while (`lookups.rs`).
+    /// budget; a tenant whose look-ups find no address skips them for a while (`lookups.rs`).
     async fn check_callback_host(&self, tenant: &TenantId, host: &str) -> Result<(), ServiceError> {
-        if self.unanswered_lookups.skip(tenant) {
+        if self.fruitless_lookups.skip(tenant) {
             return Ok(());
         }
         match self.reports.check_host(host).await {
             HostCheck::Acceptable => Ok(()),
             HostCheck::Internal => Err(ServiceError::CallbackUrlInvalid),
-            HostCheck::Unanswered => {
-                self.unanswered_lookups.unanswered(tenant);
+            HostCheck::Unknown => {
+                self.fruitless_lookups.found_nothing(tenant);
                 Ok(())
             }
         }

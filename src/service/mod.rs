@@ -82,8 +82,8 @@ pub struct Services {
     pub gauge_reads: observe::GaugeReads,
     /// Failed authentications per client address.
     pub auth_throttle: throttle::AuthThrottle,
-    /// Tenants whose callback hosts' DNS did not answer lately.
-    pub unanswered_lookups: lookups::UnansweredLookups,
+    /// Tenants whose callback hosts DNS found no address for lately.
+    pub fruitless_lookups: lookups::FruitlessLookups,
 }
 
 impl Services {
