@@ -35,7 +35,7 @@ pub async fn rich_caller(services: &Arc<Services>, client: Option<std::net::IpAd
         settings: Default::default(),
     };
     let (_, token, _) = services.create_tenant(new).await?;
-    Ok(services.authenticate(&token, client).await?)
+    Ok(services.authenticate(&token, client, client).await?)
 }
 
 /// Prints the table and, on a full run, keeps it in `target/bench-results/<name>.md`.

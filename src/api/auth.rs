@@ -18,26 +18,41 @@ use subtle::ConstantTimeEq;
 /// last address that could: the proxy that passed the unreadable hop on answers for it (its
 /// own per-address budget pays), so garbage in the header never escapes the limits.
 pub fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    client(req, trusted).map(|c| c.address)
+}
+
+/// The client's address, and whether it is the client's own (read through every proxy) or
+/// only the proxy that passed an unreadable hop on: good enough to count against, never to
+/// grant anything by (a token's `ip_allow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    pub address: IpAddr,
+    pub vouched: bool,
+}
+
+pub fn client(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<Client> {
     let peer = req.peer_addr()?.ip().to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let unvouched = |address| Some(Client { address, vouched: false });
     if !is_trusted(&peer) {
-        return Some(peer);
+        return Some(Client { address: peer, vouched: true });
     }
     let lines: Vec<_> = req.headers().get_all("x-forwarded-for").collect();
     let mut nearest = peer;
     for value in lines.into_iter().rev() {
-        let Ok(value) = value.to_str() else { return Some(nearest) };
+        let Ok(value) = value.to_str() else { return unvouched(nearest) };
         for hop in value.rsplit(',').map(str::trim) {
             let parsed = hop.parse::<IpAddr>().or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()));
-            let Ok(ip) = parsed else { return Some(nearest) };
+            let Ok(ip) = parsed else { return unvouched(nearest) };
             let ip = ip.to_canonical();
             nearest = ip;
             if !is_trusted(&ip) {
-                return Some(ip);
+                return Some(Client { address: ip, vouched: true });
             }
         }
     }
-    Some(nearest)
+    // Every hop is a trusted proxy: the client is the farthest one.
+    Some(Client { address: nearest, vouched: true })
 }
 
 /// The token of an `Authorization: Bearer <token>` header: `None` without one, `Some(None)`
@@ -76,6 +91,17 @@ pub fn cross_site(req: &HttpRequest) -> bool {
         (Some(_), None) => true,
         _ => false,
     }
+}
+
+/// Whether the request names this host by a loopback name (`localhost`, `127.x.y.z`, `[::1]`),
+/// or names none.
+pub fn loopback_host(req: &HttpRequest) -> bool {
+    let Some(host) = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()) else { return true };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether `presented` is the secret: compared in constant time, over hashes so that the

@@ -140,14 +140,16 @@ async fn handle(
 /// address whose failed attempts used up `limits.auth_failures` is refused before its token is
 /// hashed or looked up.
 async fn authenticate(req: &HttpRequest, params: &GatewayParams, state: &AppState) -> Result<Caller, GatewayError> {
-    let client = auth::client_address(req, &state.services.settings.limits.trusted_proxies);
+    let found = auth::client(req, &state.services.settings.limits.trusted_proxies);
+    let client = found.map(|c| c.address);
     if let Some(refusal) = auth::throttled(state, Surface::Gateway, client) {
         return Err(GatewayError::FloodWait(refusal));
     }
     let result = async {
         let text = presented_token(req, params)?;
         let token = ApiToken::parse(text).ok_or(GatewayError::AccessTokenInvalid)?;
-        Ok(state.services.authenticate(&token, client).await?)
+        let vouched = found.filter(|c| c.vouched).map(|c| c.address);
+        Ok(state.services.authenticate(&token, client, vouched).await?)
     }
     .await;
     if matches!(result, Err(GatewayError::AccessTokenRequired | GatewayError::AccessTokenInvalid)) {

@@ -89,6 +89,12 @@ fn guard(req: &HttpRequest, state: &AppState, writes: bool) -> Result<(), Box<Ht
         )));
     }
     if !state.sandbox_guarded {
+        // On loopback the developer is the only one who can connect, unless a page of another
+        // site gets a name of its own pointed at 127.0.0.1 (DNS rebinding): its requests carry
+        // that name as Host.
+        if !auth::loopback_host(req) {
+            return Err(Box::new(error(StatusCode::FORBIDDEN, "forbidden", "the sandbox answers loopback names only")));
+        }
         return Ok(());
     }
     let presented = auth::bearer(req).flatten().map(str::to_owned).or_else(|| auth::basic_password(req));

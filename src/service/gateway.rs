@@ -50,8 +50,15 @@ pub enum EnteredCode {
 }
 
 impl Services {
-    /// Finds the caller of a Gateway method by its token.
-    pub async fn authenticate(&self, token: &ApiToken, client: Option<IpAddr>) -> Result<Caller, ServiceError> {
+    /// Finds the caller of a Gateway method by its token. `client` is what the per-address
+    /// limits count against; `vouched` the address a token's `ip_allow` may admit (`None` when
+    /// it is only a proxy's, standing in for a hop that could not be read).
+    pub async fn authenticate(
+        &self,
+        token: &ApiToken,
+        client: Option<IpAddr>,
+        vouched: Option<IpAddr>,
+    ) -> Result<Caller, ServiceError> {
         let now = self.clock.now();
         let key = self.token_keys.lookup_key(token);
         let (record, tenant) = match self.callers.get(&key) {
@@ -65,7 +72,7 @@ impl Services {
             }
         };
         // Checked on every call, cached or not: an expiry takes effect on time.
-        if !record.is_usable(now, client) {
+        if !record.is_usable(now, vouched) {
             return Err(ServiceError::AccessTokenInvalid);
         }
         Ok(Caller { tenant, token: record, client })

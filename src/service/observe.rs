@@ -4,6 +4,8 @@
 //! starts one read (a task of its own) and waits for it at most `metrics.store_wait_ms`;
 //! scrapes meanwhile answer from the last read. So a loop of scrapes costs the store one read
 //! per interval, and a hung store costs a scrape the short wait, not `store.timeout_ms`.
+//! `verigram_store_up` comes from a ping that opens each read: a store that answers it is up,
+//! however long the gauges' own read then takes (it grows with the tenants).
 
 use super::Services;
 use crate::metrics::Metrics;
@@ -40,6 +42,15 @@ impl GaugeReads {
     }
 }
 
+/// Ends the read however its task ends (a panic too), so the next one can start.
+struct Ending(Arc<Services>);
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.0.gauge_reads.end();
+    }
+}
+
 impl Services {
     /// Brings the store's gauges up to date when it is time (see the module's note), then
     /// renders every metric.
@@ -51,26 +62,42 @@ impl Services {
         let settings = &self.settings.metrics;
         if self.gauge_reads.begin(settings.refresh_ms) {
             let services = Arc::clone(self);
+            let (pinged, ping) = tokio::sync::oneshot::channel();
             let read = tokio::spawn(async move {
-                services.read_gauges().await;
-                services.gauge_reads.end();
+                let ending = Ending(services);
+                ending.0.read_gauges(pinged).await;
             });
-            if tokio::time::timeout(settings.store_wait_ms, read).await.is_err() {
-                tracing::warn!(
-                    wait_ms = settings.store_wait_ms.as_millis() as u64,
-                    "metrics: the store did not answer in time; answering with the last values"
-                );
-                m.store_up.set(0);
+            let deadline = tokio::time::Instant::now() + settings.store_wait_ms;
+            match tokio::time::timeout_at(deadline, ping).await {
+                Ok(Ok(())) => {
+                    // Up; fresh gauges if the rest of the read fits in the wait, else the last.
+                    let _ = tokio::time::timeout_at(deadline, read).await;
+                }
+                _ => {
+                    tracing::warn!(
+                        wait_ms = settings.store_wait_ms.as_millis() as u64,
+                        "metrics: the store did not answer in time; answering with the last values"
+                    );
+                    m.store_up.set(0);
+                }
             }
         }
         m.render()
     }
 
-    /// One read of everything the gauges show. When the store does not answer,
-    /// `verigram_store_up` is 0 and the gauges keep their last values.
-    async fn read_gauges(&self) {
+    /// One read of everything the gauges show, opened by a ping (`pinged` once it answered).
+    /// When the store does not answer, `verigram_store_up` is 0 and the gauges keep their last
+    /// values.
+    async fn read_gauges(&self, pinged: tokio::sync::oneshot::Sender<()>) {
         let m = &self.metrics;
         let now = self.clock.now();
+        if let Err(e) = self.store.ping().await {
+            tracing::warn!(error = &e as &dyn std::error::Error, "metrics: the store did not answer");
+            m.store_up.set(0);
+            return;
+        }
+        m.store_up.set(1);
+        let _ = pinged.send(());
         let read = async {
             let backlog = self.store.delivery_backlog().await?;
             let accounts = self.store.accounts().await?;
@@ -79,7 +106,6 @@ impl Services {
         };
         match read.await {
             Ok((backlog, accounts, tenants)) => {
-                m.store_up.set(1);
                 m.backlog(&backlog, now);
                 m.accounts(&accounts, now);
                 m.tenants(&tenants);

@@ -189,6 +189,15 @@ async fn the_client_address_comes_from_a_trusted_proxy_only(backend: Backend) {
     }
     let refused = send_raw(&app, &t, "+15550000013", &from("203.0.113.9, unknown")).await;
     assert_eq!(refused.headers()["ratelimit-policy"], "\"ip\";q=1;w=3600", "the proxy's own budget");
+    // But the proxy's address stands in only to be counted against: a token allowed from the
+    // proxy's network is not let in by a client whose own hop cannot be read.
+    let path = format!("/tenants/{}/tokens/{}/ip_allow", t.id, t.token_id);
+    let (put, _) = app.admin(Method::PUT, &path, Some(json!({"ip_allow": ["127.0.0.0/8", "203.0.113.7/32"]}))).await;
+    assert_eq!(put, 200);
+    app.advance(Duration::from_secs(3600));
+    assert_eq!(status(send_raw(&app, &t, "+15550000021", &from("203.0.113.7")).await).await, None, "allowed");
+    let forged = send_raw(&app, &t, "+15550000022", &from("garbage")).await;
+    assert_eq!(status(forged).await.as_deref(), Some("ACCESS_TOKEN_INVALID"), "not vouched for");
     drop(app);
 
     // Without a trusted proxy the header is the client's own claim and is ignored.

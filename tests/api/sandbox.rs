@@ -11,6 +11,7 @@ verigram_testkit::on_every_backend!(
     sandbox_page_is_escaped_html,
     messages_speak_the_recipients_language,
     inbox_refuses_a_bad_phone,
+    the_inbox_answers_loopback_names_only,
 );
 
 async fn inbox_shows_each_message_with_its_code(backend: Backend) {
@@ -150,5 +151,17 @@ async fn inbox_refuses_a_bad_phone(backend: Backend) {
         assert_eq!(r.status(), 400, "{bad}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "phone_number_invalid");
+    }
+}
+
+/// A page of another site that points a name of its own at 127.0.0.1 (DNS rebinding) reaches
+/// the loopback listener with that name as Host: the inbox does not answer it.
+async fn the_inbox_answers_loopback_names_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = app.url("/sandbox/v1/messages");
+    for (host, status) in [("rebound.attacker.example", 403), ("localhost", 200), ("127.0.0.1", 200), ("[::1]", 200)] {
+        let port = url.split(':').nth(2).and_then(|rest| rest.split('/').next()).unwrap();
+        let reply = app.client.get(&url).header("host", format!("{host}:{port}")).send().await.unwrap();
+        assert_eq!(reply.status(), status, "Host: {host}");
     }
 }

@@ -10,7 +10,8 @@ local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 
 local leased = {}
 for _, member in ipairs(items) do
   if string.sub(member, 1, 5) == 'send:' then
-    if redis.call('ZREM', KEYS[1], member) == 1 then
+    -- (Never below 0: deliveries put off before the count was kept were never counted.)
+    if redis.call('ZREM', KEYS[1], member) == 1 and tonumber(redis.call('GET', KEYS[3]) or '0') > 0 then
       redis.call('DECR', KEYS[3])
     end
     queue_job(KEYS[2], string.sub(member, 6))

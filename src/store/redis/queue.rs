@@ -179,7 +179,6 @@ impl QueueStore for RedisStore {
                 backlog.queued += n;
                 let queued_at = first.ids.first().and_then(|entry| crate::store::queued_at(&entry.id));
                 backlog.oldest = backlog.oldest.into_iter().chain(queued_at).min();
-                // Below 0 only for deliveries put off before the count was kept (an upgrade).
                 backlog.waiting += waiting.unwrap_or(0).max(0) as u64;
             }
         }
