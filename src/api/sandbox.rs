@@ -3,12 +3,14 @@
 //! developer; on any other address (`sandbox.public`) every route asks for the admin token.
 //! Marking a message read refuses requests forged by other sites in either case.
 
+use super::admin::AdminError;
 use super::{auth, AppState};
 use crate::delivery::sandbox::{InboxMessage, InboxStatus, ReadOutcome};
 use crate::domain::{DeliveryStatus, PhoneNumber};
 use crate::service::throttle::Surface;
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpRequest;
+use actix_web::ResponseError;
 use actix_web::{web, HttpResponse, Scope};
 use serde::{Deserialize, Serialize};
 
@@ -100,13 +102,7 @@ fn guard(req: &HttpRequest, state: &AppState, writes: bool) -> Result<(), Box<Ht
     let presented = auth::bearer(req).flatten().map(str::to_owned).or_else(|| auth::basic_password(req));
     match auth::admit_presented(req, state, &state.admin_token, Surface::Sandbox, presented.as_deref()) {
         Ok(()) => Ok(()),
-        Err(Some(refusal)) => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "too many failed attempts");
-            if let Ok(value) = header::HeaderValue::from_str(&refusal.retry_after_secs().to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            Err(Box::new(response))
-        }
+        Err(Some(refusal)) => Err(Box::new(AdminError::Throttled(refusal).error_response())),
         Err(None) => {
             let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "the sandbox asks for the admin token");
             response

@@ -19,16 +19,19 @@ where
     S::Future: 'static,
 {
     let changes = req.method() != Method::GET && req.method() != Method::HEAD;
-    let client = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| auth::client_address(req.request(), &state.services.settings.limits.trusted_proxies))
-        .map(|ip| ip.to_string())
-        .unwrap_or_default();
-    let (method, path) = (req.method().to_string(), req.path().to_owned());
+    // Read only for what is recorded: reads (GET, HEAD) cost nothing here.
+    let seen = changes.then(|| {
+        let client = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| auth::client_address(req.request(), &state.services.settings.limits.trusted_proxies))
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
+        (client, req.method().to_string(), req.path().to_owned())
+    });
     let fut = srv.call(req);
     async move {
         let res = fut.await?;
-        if changes {
+        if let Some((client, method, path)) = seen {
             tracing::info!(
                 target: "verigram::audit",
                 client,

@@ -227,11 +227,11 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Resul
     json_object(body)
 }
 
-/// Anything else on the admin listener.
+/// Anything else on the admin listener (which needs no token to say so: nothing is there).
 pub(super) async fn not_found_here() -> AdminResult {
     Err(AdminError::NotFound("no such admin resource".into()))
 }
 
 async fn not_found(_: Admin) -> AdminResult {
-    Err(AdminError::NotFound("no such admin resource".into()))
+    not_found_here().await
 }
