@@ -104,6 +104,8 @@ async fn drain_with(services: &Arc<Services>, caller: &Caller, jobs: usize, work
             loop {
                 match worker.run_once().await {
                     Ok(Outcome::Worked) => {}
+                    // Another worker is sending through the account (unpaced: free within a send).
+                    Ok(Outcome::AccountsBusy(_)) => tokio::task::yield_now().await,
                     Ok(Outcome::Idle) => return Ok::<(), anyhow::Error>(()),
                     Err(e) => return Err(anyhow::anyhow!("{e}")),
                 }

@@ -9,8 +9,8 @@ use crate::domain::{
     AccountState, Backlog, DeliveryStatus, LimitKind, SenderAccount, Tenant, Timestamp, VerificationStatus,
 };
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::time::Instant;
 
@@ -53,13 +53,17 @@ pub struct Metrics {
     /// Delivery jobs in the queue (`queued`) and put off (`waiting`); the oldest queued one.
     pub queue_jobs: IntGaugeVec,
     pub queue_oldest_age: Gauge,
+    /// The same for each tenant: what its codes wait behind.
+    pub tenant_queue_jobs: IntGaugeVec,
+    pub tenant_queue_oldest_age: GaugeVec,
     /// Jobs taken over from a worker whose lease ran out.
     pub jobs_reclaimed: IntCounter,
     /// Delivery attempts by `outcome`: sent, deferred (no account free), retry (trouble on
     /// the way), unreachable (the recipient cannot get messages).
     pub deliveries: IntCounterVec,
-    /// From the accepted send to the message handed to Telegram: what the user waits for.
-    pub send_delay: Histogram,
+    /// From the accepted send to the message handed to Telegram, by tenant: what the user
+    /// waits for.
+    pub send_delay: HistogramVec,
     /// Sender accounts by state (`active`, `flood_wait`, `quarantined`, `disabled`, `paused`).
     pub accounts: IntGaugeVec,
     pub account_sends: IntCounterVec,
@@ -166,20 +170,30 @@ impl Metrics {
                 r,
                 Gauge::new("verigram_queue_oldest_job_age_seconds", "Age of the oldest queued delivery job"),
             )?,
+            tenant_queue_jobs: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("verigram_tenant_queue_jobs", "A tenant's delivery jobs not yet done"),
+                    &["tenant", "state"],
+                ),
+            )?,
+            tenant_queue_oldest_age: register(
+                r,
+                GaugeVec::new(
+                    Opts::new("verigram_tenant_queue_oldest_job_age_seconds", "Age of a tenant's oldest queued job"),
+                    &["tenant"],
+                ),
+            )?,
             jobs_reclaimed: register(
                 r,
                 IntCounter::new("verigram_jobs_reclaimed_total", "Jobs taken over after a worker's lease ran out"),
             )?,
             deliveries: counter_vec!(r, "verigram_deliveries_total", "Delivery attempts by outcome", &["outcome"]),
-            send_delay: register(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "verigram_send_delay_seconds",
-                        "Time from an accepted send to its message going out",
-                    )
-                    .buckets(SEND_DELAY_BUCKETS.to_vec()),
-                ),
+            send_delay: latency(
+                "verigram_send_delay_seconds",
+                "Time from an accepted send to its message going out",
+                &["tenant"],
+                SEND_DELAY_BUCKETS,
             )?,
             accounts: register(
                 r,
@@ -343,10 +357,20 @@ impl Metrics {
     }
 
     pub fn backlog(&self, backlog: &Backlog, now: Timestamp) {
+        let age =
+            |oldest: Option<Timestamp>| oldest.map_or(0, |at| (now.millis() - at.millis()).max(0)) as f64 / 1000.0;
         self.queue_jobs.with_label_values(&["queued"]).set(clamp(backlog.queued));
         self.queue_jobs.with_label_values(&["waiting"]).set(clamp(backlog.waiting));
-        let age = backlog.oldest.map_or(0, |at| (now.millis() - at.millis()).max(0));
-        self.queue_oldest_age.set(age as f64 / 1000.0);
+        self.queue_oldest_age.set(age(backlog.oldest));
+        // Tenants whose jobs are done drop back to 0 (`tenants` gives every tenant its series).
+        self.tenant_queue_jobs.reset();
+        self.tenant_queue_oldest_age.reset();
+        for t in &backlog.tenants {
+            let id = t.tenant.as_str();
+            self.tenant_queue_jobs.with_label_values(&[id, "queued"]).set(clamp(t.queued));
+            self.tenant_queue_jobs.with_label_values(&[id, "waiting"]).set(clamp(t.waiting));
+            self.tenant_queue_oldest_age.with_label_values(&[id]).set(age(t.oldest));
+        }
     }
 
     pub fn accounts(&self, accounts: &[SenderAccount], now: Timestamp) {
@@ -379,6 +403,11 @@ impl Metrics {
             {
                 counter.with_label_values(&[id]);
             }
+            self.send_delay.with_label_values(&[id]);
+            for state in ["queued", "waiting"] {
+                self.tenant_queue_jobs.with_label_values(&[id, state]);
+            }
+            self.tenant_queue_oldest_age.with_label_values(&[id]);
         }
     }
 

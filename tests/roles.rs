@@ -323,15 +323,16 @@ async fn explain_stuck_job(redis: &redis::aio::MultiplexedConnection, jobs: &str
         .await
         .unwrap();
     let length: u64 = redis::cmd("XLEN").arg(jobs).query_async(&mut redis).await.unwrap();
-    let due: Vec<String> = redis::cmd("ZRANGE")
-        .arg("{verigram}:due")
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    let work: Vec<String> = redis::cmd("SMEMBERS").arg("{verigram}:work").query_async(&mut redis).await.unwrap();
+    let whole = |key: &'static str| {
+        let mut redis = redis.clone();
+        async move {
+            let all: Vec<String> =
+                redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).arg("WITHSCORES").query_async(&mut redis).await.unwrap();
+            all
+        }
+    };
+    let due = whole("{verigram}:due").await;
+    let work = whole("{verigram}:turns").await;
     let keys: Vec<String> = redis::cmd("KEYS").arg("{s:*").query_async(&mut redis).await.unwrap();
     let mut leases = Vec::new();
     for key in keys.iter().filter(|k| k.ends_with(":lease")) {
@@ -340,7 +341,7 @@ async fn explain_stuck_job(redis: &redis::aio::MultiplexedConnection, jobs: &str
         leases.push(format!("{key}={holder:?} ({ttl} ms)"));
     }
     eprintln!("stream {jobs}: {length} entries, pending {pending:?}");
-    eprintln!("due index: {due:?}; work index: {work:?}; account leases: {leases:?}");
+    eprintln!("due index: {due:?}; turns: {work:?}; account leases: {leases:?}");
     for line in log.iter().filter(|l| !l.contains("request finished")) {
         eprintln!("worker log: {line}");
     }

@@ -461,14 +461,13 @@ async fn a_lost_work_index_entry_is_repaired() {
     store.create_request(&t.id, &change, RETENTION, NOW).await.unwrap();
     let client = ::redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let _: () = ::redis::cmd("DEL").arg("{verigram}:work").arg("{verigram}:due").query_async(&mut conn).await.unwrap();
-    assert!(store.claim_jobs("w", 10, Duration::from_secs(60), NOW).await.unwrap().is_empty(), "lost from the index");
+    let _: () = ::redis::cmd("DEL").arg("{verigram}:turns").arg("{verigram}:due").query_async(&mut conn).await.unwrap();
+    assert!(store.claim_next("w", Duration::from_secs(60), NOW).await.unwrap().is_none(), "lost from the index");
     assert!(store.claim_due(NOW, NOW.plus(Duration::from_secs(30)), 10).await.unwrap().is_empty());
     assert_eq!(store.repair_indexes().await.unwrap(), 2);
     assert_eq!(store.repair_indexes().await.unwrap(), 0, "nothing left to repair");
-    let jobs = store.claim_jobs("w", 10, Duration::from_secs(60), NOW).await.unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(jobs[0].request, r.id);
+    let job = store.claim_next("w", Duration::from_secs(60), NOW).await.unwrap().expect("the job, found again");
+    assert_eq!(job.request, r.id);
     let due = store.claim_due(NOW, NOW.plus(Duration::from_secs(30)), 10).await.unwrap();
     assert_eq!(due.len(), 1);
 }

@@ -9,7 +9,9 @@ pub mod templates;
 
 use crate::domain::{AccountFailure, PhoneNumber, RequestId, RequestRecord, TenantId, Timestamp};
 use crate::metrics::Metrics;
-use pool::{NoAccount, Pool};
+use crate::store::StoreError;
+use pool::Pool;
+pub use pool::{Leased, NoAccount};
 use sandbox::{SandboxInbox, TransmitError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,30 +87,47 @@ impl Sender {
         Self { pool, transport, metrics }
     }
 
-    /// Hands a message over. Sending the same request twice gives the same message (the
+    /// An account that can send now, leased to this process (a worker claims a job only with
+    /// one in hand), or when one will be.
+    pub async fn ready_account(&self) -> Result<Result<Leased, NoAccount>, StoreError> {
+        self.pool.pick(&[]).await
+    }
+
+    /// Hands a message over through `account`, or through another one when that account
+    /// fails (a flood wait, a ban). Sending the same request twice gives the same message (the
     /// sandbox keeps one message per request), so a job taken over after a crash between
     /// sending and recording does not show the user a second message.
-    pub async fn send(&self, message: OutgoingMessage, now: Timestamp) -> Result<SentMessage, SendError> {
+    pub async fn send(
+        &self,
+        account: Leased,
+        message: OutgoingMessage,
+        now: Timestamp,
+    ) -> Result<SentMessage, SendError> {
         let mut tried: Vec<String> = Vec::new();
+        let mut next = Some(account);
         loop {
-            let account = match self.pool.pick(&tried).await {
-                Ok(Ok(account)) => account,
-                Ok(Err(NoAccount::Until(at))) => {
-                    let after = Duration::from_millis((at.millis() - now.millis()).max(0) as u64);
-                    return Err(SendError::WaitForAccount { after });
-                }
-                Ok(Err(NoAccount::Never)) => {
-                    tracing::warn!("no sender account can send: every one is quarantined, disabled or paused");
-                    return Err(SendError::WaitForAccount { after: NO_ACCOUNT_RETRY });
-                }
-                Err(e) => {
-                    tracing::warn!(error = &e as &dyn std::error::Error, "cannot read the sender pool");
-                    return Err(SendError::Transient);
-                }
+            let leased = match next.take() {
+                Some(leased) => leased,
+                None => match self.pool.pick(&tried).await {
+                    Ok(Ok(leased)) => leased,
+                    Ok(Err(NoAccount::Until(at))) => {
+                        let after = Duration::from_millis((at.millis() - now.millis()).max(0) as u64);
+                        return Err(SendError::WaitForAccount { after });
+                    }
+                    Ok(Err(NoAccount::Never)) => {
+                        tracing::warn!("no sender account can send: every one is quarantined, disabled or paused");
+                        return Err(SendError::WaitForAccount { after: NO_ACCOUNT_RETRY });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = &e as &dyn std::error::Error, "cannot read the sender pool");
+                        return Err(SendError::Transient);
+                    }
+                },
             };
+            let account = &leased.account;
             let outcome = match &self.transport {
-                Transport::Sandbox(inbox) => inbox.transmit(&account, message.clone(), now).await.map(|id| (id, None)),
-                Transport::Telegram(telegram) => match telegram.send(&account, &message.phone, &message.text).await {
+                Transport::Sandbox(inbox) => inbox.transmit(account, message.clone(), now).await.map(|id| (id, None)),
+                Transport::Telegram(telegram) => match telegram.send(account, &message.phone, &message.text).await {
                     Ok(sent) => Ok(sent),
                     Err(telegram::classify::Failure::Account(f)) => Err(TransmitError::Account(f)),
                     Err(telegram::classify::Failure::Recipient(_)) => Err(TransmitError::Recipient),
@@ -118,7 +137,8 @@ impl Sender {
                     }
                 },
             };
-            self.pool.done(&account.id);
+            // `leased` lives on until the send is counted: until then, the account's pacing
+            // does not show the send, and another worker of this process must not take it.
             match outcome {
                 Ok((message_id, recipient)) => {
                     self.metrics.account_sends.with_label_values(&[&account.id]).inc();
@@ -127,7 +147,7 @@ impl Sender {
                     }
                     // Telegram user accounts get no device receipt: the accepted send is the delivery.
                     let delivered = matches!(self.transport, Transport::Telegram(_));
-                    return Ok(SentMessage { account: account.id, message_id, delivered, recipient });
+                    return Ok(SentMessage { account: account.id.clone(), message_id, delivered, recipient });
                 }
                 Err(TransmitError::Recipient) => return Err(SendError::RecipientUnavailable),
                 Err(TransmitError::Transient) => return Err(SendError::Transient),
@@ -142,7 +162,7 @@ impl Sender {
                         tracing::warn!(error = &e as &dyn std::error::Error, "could not record an account failure");
                     }
                     // Never retry a flood wait early on the same account: the message goes to another.
-                    tried.push(account.id);
+                    tried.push(account.id.clone());
                 }
             }
         }
@@ -172,10 +192,10 @@ impl Sender {
         match &self.transport {
             Transport::Sandbox(inbox) => inbox.can_reach(phone),
             Transport::Telegram(telegram) => match self.pool.pick(&[]).await {
-                Ok(Ok(account)) => match telegram.can_reach(&account, phone).await {
+                Ok(Ok(leased)) => match telegram.can_reach(&leased.account, phone).await {
                     Ok(reachable) => reachable,
                     Err(failure) => {
-                        tracing::warn!(account = %account.id, ?failure, "could not look a number up");
+                        tracing::warn!(account = %leased.account.id, ?failure, "could not look a number up");
                         true
                     }
                 },

@@ -22,6 +22,23 @@ pub struct Pool {
     busy: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
 }
 
+/// An account this process sends one message through now. Dropping it frees the account for
+/// the process's other workers (whatever became of the message), so no path can leave a
+/// paced account marked busy.
+pub struct Leased {
+    pub account: SenderAccount,
+    /// The process's busy set, for a paced account (marked in it while leased).
+    busy: Option<Arc<parking_lot::Mutex<std::collections::HashSet<String>>>>,
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        if let Some(busy) = &self.busy {
+            busy.lock().remove(&self.account.id);
+        }
+    }
+}
+
 /// Why no account can send now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoAccount {
@@ -57,7 +74,7 @@ impl Pool {
 
     /// An account that can send now, leased to this process; accounts in `skip` (tried already
     /// for this message) are passed over. The least recently used account goes first.
-    pub async fn pick(&self, skip: &[String]) -> StoreResult<Result<SenderAccount, NoAccount>> {
+    pub async fn pick(&self, skip: &[String]) -> StoreResult<Result<Leased, NoAccount>> {
         let mut accounts = self.store.accounts().await?;
         // After the read: accounts updated just before it are judged by a clock at least as late.
         let now = self.clock.now();
@@ -75,10 +92,12 @@ impl Pool {
                     if paced && !self.busy.lock().insert(account.id.clone()) {
                         continue;
                     }
-                    if self.store.lease_account(&account.id, &self.holder, self.lease, now).await? {
-                        return Ok(Ok(account));
+                    // From here a paced account is marked busy: the guard unmarks it.
+                    let leased = Leased { account, busy: paced.then(|| Arc::clone(&self.busy)) };
+                    if self.store.lease_account(&leased.account.id, &self.holder, self.lease, now).await? {
+                        return Ok(Ok(leased));
                     }
-                    self.busy.lock().remove(&account.id);
+                    drop(leased);
                     // Driven by another process: it will be free when that lease ends at the latest.
                     soonest = Some(soonest.map_or(now.plus(self.lease), |s| s.min(now.plus(self.lease))));
                 }
@@ -96,11 +115,6 @@ impl Pool {
             self.store.release_account(&account.id, &self.holder).await?;
         }
         Ok(())
-    }
-
-    /// This process is done sending through the account (whatever the outcome).
-    pub fn done(&self, id: &str) {
-        self.busy.lock().remove(id);
     }
 
     /// The account sent a message.
@@ -141,12 +155,16 @@ mod tests {
         let clock = Arc::new(ManualClock::starting_now());
         let pool = pool(&store, Arc::clone(&clock) as Arc<ManualClock>);
         let first = pool.pick(&[]).await.unwrap().unwrap();
-        assert_eq!(first.id, "tg", "only accounts of the pool's kind");
+        assert_eq!(first.account.id, "tg", "only accounts of the pool's kind");
         assert!(pool.pick(&[]).await.unwrap().is_err(), "busy in this process: another worker must not use it");
         pool.sent("tg").await.unwrap();
-        pool.done("tg");
+        drop(first);
         assert!(pool.pick(&[]).await.unwrap().is_err(), "paced: two seconds between sends");
         clock.advance(Duration::from_secs(2));
-        assert_eq!(pool.pick(&[]).await.unwrap().unwrap().id, "tg");
+        let again = pool.pick(&[]).await.unwrap().unwrap();
+        assert_eq!(again.account.id, "tg");
+        drop(again);
+        // Picked and never used (a look-up, a job that needed no message): free again at once.
+        assert_eq!(pool.pick(&[]).await.unwrap().unwrap().account.id, "tg");
     }
 }

@@ -15,7 +15,7 @@ mod tenant;
 mod time;
 
 pub use account::{AccountFailure, AccountKind, AccountState, Pacing, SenderAccount, TelegramIdentity};
-pub use backlog::Backlog;
+pub use backlog::{turns, Backlog, TenantBacklog};
 pub use code::{Code, CodeLength, InvalidCode, InvalidCodeLength};
 pub use credits::{Credits, InvalidCredits, MICROS_PER_CREDIT};
 pub use limits::{gcra, Gcra, LimitCheck, LimitKind, LimitState, Rate, Refusal, SpendCheck};

@@ -80,6 +80,12 @@ pub struct TenantSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub daily_spend_cap: Option<Credits>,
+    /// The tenant's share of the sender pool while several tenants have messages waiting,
+    /// 1–1000 (1 when absent): a tenant of weight 3 sends three messages for each one of a
+    /// tenant of weight 1. Set by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, maximum = 1000)]
+    pub delivery_weight: Option<u16>,
 }
 
 /// Destination countries by calling code: only these, or all but these.
@@ -107,6 +113,11 @@ pub struct SenderRegistration {
 
 impl TenantSettings {
     pub const MAX_ATTEMPTS_RANGE: std::ops::RangeInclusive<u8> = 1..=10;
+
+    /// What one of the tenant's messages costs it in delivery turns.
+    pub fn turn_cost(&self) -> u64 {
+        super::turns::cost(self.delivery_weight.unwrap_or(super::turns::DEFAULT_WEIGHT))
+    }
 
     pub fn is_own_number(&self, phone: &PhoneNumber) -> bool {
         self.phone_number.as_ref() == Some(phone)

@@ -15,7 +15,7 @@ pub use callers::CallerCache;
 pub use gateway::{Caller, CodeSpec, EnteredCode, SendCommand};
 pub use limits::{Explanation, LimitExplained};
 pub use reports::{ReportError, ReportRound};
-pub use senders::SenderError;
+pub use senders::{DeliveryBacklog, SenderError, TenantWork};
 pub use tenants::{NewTenant, SettingsPatch, TenantError};
 
 use crate::config::Settings;

@@ -1,9 +1,10 @@
 //! Operator use cases for the pool of sender accounts.
 
 use super::Services;
-use crate::domain::Backlog;
+use crate::domain::{turns, TenantId, Timestamp};
 use crate::domain::{AccountKind, AccountState, PhoneNumber, SenderAccount, TelegramIdentity};
 use crate::store::StoreError;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SenderError {
@@ -17,14 +18,60 @@ pub enum SenderError {
     Store(#[from] StoreError),
 }
 
+/// The delivery backlog as operators read it (`GET /admin/v1/delivery/backlog`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryBacklog {
+    pub queued: u64,
+    pub waiting: u64,
+    /// How long the oldest queued job has waited (zero with none).
+    pub oldest_age: Duration,
+    /// Each tenant with jobs.
+    pub tenants: Vec<TenantWork>,
+}
+
+/// One tenant's jobs not yet done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantWork {
+    pub tenant: TenantId,
+    pub name: String,
+    pub delivery_weight: u16,
+    pub queued: u64,
+    pub waiting: u64,
+    pub oldest_age: Duration,
+}
+
 impl Services {
     pub async fn sender_accounts(&self) -> Result<Vec<SenderAccount>, SenderError> {
         Ok(self.store.accounts().await?)
     }
 
-    /// The delivery jobs not yet done: queued, and put off (no account could send, or a retry).
-    pub async fn delivery_backlog(&self) -> Result<Backlog, SenderError> {
-        Ok(self.store.delivery_backlog().await?)
+    /// The delivery jobs not yet done, in all and for each tenant with any: queued (waiting
+    /// for an account, or in a worker's hands), and put off (a retry after a failure).
+    pub async fn delivery_backlog(&self) -> Result<DeliveryBacklog, SenderError> {
+        let backlog = self.store.delivery_backlog().await?;
+        let now = self.clock.now();
+        let age = |oldest: Option<Timestamp>| {
+            Duration::from_millis(oldest.map_or(0, |at| (now.millis() - at.millis()).max(0)) as u64)
+        };
+        let mut tenants = Vec::with_capacity(backlog.tenants.len());
+        for work in &backlog.tenants {
+            // A tenant removed meanwhile still shows its jobs, nameless.
+            let tenant = self.store.tenant(&work.tenant).await?;
+            tenants.push(TenantWork {
+                tenant: work.tenant.clone(),
+                name: tenant.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+                delivery_weight: tenant.and_then(|t| t.settings.delivery_weight).unwrap_or(turns::DEFAULT_WEIGHT),
+                queued: work.queued,
+                waiting: work.waiting,
+                oldest_age: age(work.oldest),
+            });
+        }
+        Ok(DeliveryBacklog {
+            queued: backlog.queued,
+            waiting: backlog.waiting,
+            oldest_age: age(backlog.oldest),
+            tenants,
+        })
     }
 
     /// Adds a simulated account to the sandbox pool.

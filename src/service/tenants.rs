@@ -44,6 +44,7 @@ pub struct SettingsPatch {
     pub limits: Option<std::collections::BTreeMap<crate::domain::LimitKind, crate::domain::Rate>>,
     pub countries: Option<Option<crate::domain::CountryRule>>,
     pub daily_spend_cap: Option<Option<Credits>>,
+    pub delivery_weight: Option<Option<u16>>,
 }
 
 impl Services {
@@ -99,6 +100,9 @@ impl Services {
             }
             if let Some(cap) = patch.daily_spend_cap {
                 s.daily_spend_cap = cap;
+            }
+            if let Some(weight) = patch.delivery_weight {
+                s.delivery_weight = weight;
             }
             if let Some(templates) = patch.templates {
                 s.templates = templates;
@@ -258,6 +262,9 @@ impl Services {
 fn validate_settings(s: &TenantSettings) -> Result<(), TenantError> {
     if s.max_attempts.is_some_and(|m| !TenantSettings::MAX_ATTEMPTS_RANGE.contains(&m)) {
         return Err(TenantError::Invalid("max_attempts must be from 1 to 10"));
+    }
+    if s.delivery_weight.is_some_and(|w| !crate::domain::turns::WEIGHT_RANGE.contains(&w)) {
+        return Err(TenantError::Invalid("delivery_weight must be from 1 to 1000"));
     }
     if s.price.is_some_and(|p| p < Credits::ZERO) {
         return Err(TenantError::Invalid("price must not be negative"));

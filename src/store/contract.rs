@@ -96,15 +96,16 @@ pub trait RequestStore {
 /// The durable queue of delivery jobs and the timed tasks, each held by one worker under a
 /// lease.
 pub trait QueueStore {
-    /// Claims up to `max` delivery jobs for `consumer`: new ones, and ones whose worker held
-    /// them longer than `lease` (it died or hung). Tenants with work are served in turn.
-    fn claim_jobs(
+    /// Claims the next delivery job for `consumer`, from the tenant whose turn it is
+    /// (`domain::turns`: tenants with jobs take weighted turns, shared by every worker of
+    /// every process): a job whose worker held it longer than `lease` (it died or hung)
+    /// first, else the tenant's oldest. `None` when no tenant has a job to claim.
+    fn claim_next(
         &self,
         consumer: &str,
-        max: usize,
         lease: Duration,
         now: Timestamp,
-    ) -> impl Future<Output = StoreResult<Vec<Job>>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<Job>>> + Send;
 
     /// The job is done (sent, or nothing left to send): it leaves the queue.
     fn ack_job(&self, job: &Job) -> impl Future<Output = StoreResult<()>> + Send;

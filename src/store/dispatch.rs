@@ -62,7 +62,7 @@ pub const OPERATIONS: &[&str] = &[
     "spend",
     "dead_reports",
     "remove_dead_report",
-    "claim_jobs",
+    "claim_next",
     "ack_job",
     "defer_job",
     "claim_due",
@@ -267,14 +267,9 @@ impl Store {
         on_backend!(self, "remove_dead_report", s => s.remove_dead_report(tenant, id).await)
     }
 
-    pub async fn claim_jobs(
-        &self,
-        consumer: &str,
-        max: usize,
-        lease: Duration,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Job>> {
-        on_backend!(self, "claim_jobs", s => s.claim_jobs(consumer, max, lease, now).await)
+    /// The next delivery job, from the tenant whose turn it is (see `QueueStore::claim_next`).
+    pub async fn claim_next(&self, consumer: &str, lease: Duration, now: Timestamp) -> StoreResult<Option<Job>> {
+        on_backend!(self, "claim_next", s => s.claim_next(consumer, lease, now).await)
     }
 
     /// The job is done (sent, or nothing left to send): it leaves the queue.

@@ -1,34 +1,39 @@
 //! One delivery job: the message rendered and handed to the sender, then what its outcome
 //! means for the request and the job, each outcome in its own function.
 
-use crate::delivery::{templates, OutgoingMessage, SendError, SentMessage};
+use crate::delivery::{templates, Leased, OutgoingMessage, SendError, SentMessage};
 use crate::domain::{DeliveryStatus, LedgerEntry, LedgerKind, RequestRecord, Timestamp};
 use crate::service::Services;
 use crate::store::{Change, Job, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Sends the message of one job, records it, then acknowledges the job. Recording comes first,
-/// so a job taken over later finds the message recorded and sends nothing.
-pub(super) async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError> {
+/// Sends the message of one job through `account`, records it, then acknowledges the job.
+/// Recording comes first, so a job taken over later finds the message recorded and sends
+/// nothing. A job with nothing to send gives the account back for the next job.
+pub(super) async fn deliver(s: Arc<Services>, job: Job, account: Leased) -> Result<Option<Leased>, StoreError> {
     let now = s.clock.now();
     let Some(record) = s.store.request(&job.tenant, job.request, now).await? else {
-        return s.store.ack_job(&job).await;
+        s.store.ack_job(&job).await?;
+        return Ok(Some(account));
     };
     // Sent already, revoked, expired, or nothing to send: the job is done.
     let Some(sealed) = record.code.as_ref().and_then(|c| c.sealed.clone()).filter(|_| record.delivery.is_none()) else {
-        return s.store.ack_job(&job).await;
+        s.store.ack_job(&job).await?;
+        return Ok(Some(account));
     };
     if record.ttl_passed(now) {
         // Too late to send (its ttl task may not have run yet): it expires and is refunded.
-        return expire(&s, &job, record, now).await;
+        expire(&s, &job, record, now).await?;
+        return Ok(Some(account));
     }
     let code = match s.sealer.open(&job.tenant, job.request, &sealed) {
         Ok(code) => code,
         Err(e) => {
             // Sealed under another pepper: it can never be sent. Expire and refund.
             tracing::error!(tenant = %job.tenant, error = &e as &dyn std::error::Error, "cannot open a sealed code");
-            return expire(&s, &job, record, now).await;
+            expire(&s, &job, record, now).await?;
+            return Ok(Some(account));
         }
     };
     let tenant = s.store.tenant(&job.tenant).await?;
@@ -43,7 +48,7 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError
         phone: record.phone.clone(),
         text: templates::render(&s.settings.templates, &tenant_templates, &record.phone, &service_name, &code),
     };
-    let sent = s.sender.send(message, now).await;
+    let sent = s.sender.send(account, message, now).await;
     let outcome = match &sent {
         Ok(_) => "sent",
         Err(SendError::RecipientUnavailable) => "unreachable",
@@ -52,12 +57,13 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job) -> Result<(), StoreError
     };
     s.metrics.deliveries.with_label_values(&[outcome]).inc();
     match sent {
-        Ok(sent) => on_sent(&s, &job, record, sent).await,
+        Ok(sent) => on_sent(&s, &job, record, sent).await?,
         // The recipient cannot get messages: it will not get this one later either.
-        Err(SendError::RecipientUnavailable) => expire(&s, &job, record, now).await,
-        Err(SendError::WaitForAccount { after }) => on_no_account(&s, &job, after, now).await,
-        Err(SendError::Transient) => on_failure(&s, &job, record, now).await,
+        Err(SendError::RecipientUnavailable) => expire(&s, &job, record, now).await?,
+        Err(SendError::WaitForAccount { after }) => on_no_account(&s, &job, after, now).await?,
+        Err(SendError::Transient) => on_failure(&s, &job, record, now).await?,
     }
+    Ok(None)
 }
 
 /// The sender accepted the message: it is recorded on the request (unless the request was
@@ -80,7 +86,7 @@ async fn on_sent(s: &Services, job: &Job, record: RequestRecord, sent: SentMessa
     }
     if mine {
         let waited = (sent_at.millis() - created_at.millis()).max(0);
-        s.metrics.send_delay.observe(waited as f64 / 1000.0);
+        s.metrics.send_delay.with_label_values(&[job.tenant.as_str()]).observe(waited as f64 / 1000.0);
         tracing::info!(account = %sent.account, at_ms = sent_at.millis(), "message sent");
     }
     if let (true, Some(peer)) = (mine, sent.recipient) {
@@ -97,7 +103,9 @@ async fn on_sent(s: &Services, job: &Job, record: RequestRecord, sent: SentMessa
     Ok(())
 }
 
-/// No account can send now: the job waits until one can (within the retry bounds).
+/// The account failed on the way (a flood wait, a ban) and no other can send now: the job
+/// waits until one can (within the retry bounds). Rare: a worker claims a job only with an
+/// account in hand.
 async fn on_no_account(s: &Services, job: &Job, after: Duration, now: Timestamp) -> Result<(), StoreError> {
     let config = &s.settings.delivery;
     let wait = after.clamp(config.retry_initial, config.retry_max);

@@ -11,7 +11,8 @@ mod upkeep;
 pub use deliver::backoff;
 pub use upkeep::{record_reads, repair_indexes};
 
-use crate::domain::DeliveryStatus;
+use crate::delivery::{Leased, NoAccount};
+use crate::domain::{DeliveryStatus, Timestamp};
 use crate::service::{ReportRound, Services};
 use crate::store::{DueTask, StoreError, Task};
 use std::sync::Arc;
@@ -21,15 +22,21 @@ use tokio::sync::watch;
 /// What one round of a worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// It did something: the next round may find more at once.
     Worked,
+    /// Nothing to do.
     Idle,
+    /// Nothing done, and every sender account is busy or paced until this time. Whether jobs
+    /// wait is not known: a job is claimed only with an account in hand, so jobs wait in their
+    /// queue, untouched, rather than being claimed and put off.
+    AccountsBusy(Timestamp),
 }
 
 #[derive(Clone)]
 pub struct Worker {
     name: String,
     services: Arc<Services>,
-    /// Turns true when the process stops: jobs claimed and not started go back to the queue.
+    /// Turns true when the process stops: no new job is claimed.
     stop: Option<watch::Receiver<bool>>,
 }
 
@@ -43,8 +50,10 @@ impl Worker {
         self.stop.as_ref().is_some_and(|stop| *stop.borrow())
     }
 
-    /// One round: run the timed tasks that are due, then deliver a batch of jobs. Tests drive
-    /// workers with this, step by step.
+    /// One round: run the timed tasks that are due, then deliver up to a batch of messages,
+    /// each through an account taken first: with an account in hand, the next job comes from
+    /// the tenant whose turn it is (`Store::claim_next`). Tests drive workers with this, step
+    /// by step.
     pub async fn run_once(&self) -> Result<Outcome, StoreError> {
         let s = &self.services;
         let config = &s.settings.delivery;
@@ -58,7 +67,6 @@ impl Worker {
             self.isolated(tasks::run(Arc::clone(s), task.clone())).await?;
             s.store.finish_due(task).await?;
         }
-        let jobs = s.store.claim_jobs(&self.name, config.batch, config.lease, now).await?;
         // Sandbox recipients that read on their own.
         let reads = s.sender.sandbox().map(|inbox| inbox.due_reads(now)).unwrap_or_default();
         for (tenant, request) in &reads {
@@ -66,25 +74,54 @@ impl Worker {
                 tracing::warn!(error = &e as &dyn std::error::Error, "could not record a sandbox read");
             }
         }
-        for job in &jobs {
-            if self.stopping() {
-                // The process is stopping: the jobs not started go back for another worker now,
-                // rather than when their lease ends.
-                s.store.defer_job(job, now).await?;
-                continue;
+        let mut outcome = if tasks.is_empty() && reads.is_empty() { Outcome::Idle } else { Outcome::Worked };
+        let mut handled = 0;
+        while handled < config.batch && !self.stopping() {
+            let account = match s.sender.ready_account().await? {
+                Ok(account) => account,
+                Err(NoAccount::Until(at)) => {
+                    if outcome == Outcome::Idle {
+                        outcome = Outcome::AccountsBusy(at);
+                    }
+                    break;
+                }
+                Err(NoAccount::Never) => break,
+            };
+            if !self.deliver_next(account, &mut handled).await? {
+                break;
             }
+            outcome = Outcome::Worked;
+        }
+        Ok(outcome)
+    }
+
+    /// Claims jobs in turn and delivers them through `account` until one is sent through it
+    /// (a job with nothing left to send leaves the account for the next). Answers whether
+    /// there was any job.
+    async fn deliver_next(&self, mut account: Leased, handled: &mut usize) -> Result<bool, StoreError> {
+        let s = &self.services;
+        let config = &s.settings.delivery;
+        let mut any = false;
+        while *handled < config.batch {
+            let Some(job) = s.store.claim_next(&self.name, config.lease, s.clock.now()).await? else {
+                break;
+            };
+            any = true;
+            *handled += 1;
             if job.reclaimed {
                 s.metrics.jobs_reclaimed.inc();
                 tracing::warn!(tenant = %job.tenant, "took over a delivery job whose worker stopped");
             }
-            self.isolated(deliver::deliver(Arc::clone(s), job.clone())).await?;
+            match self.isolated(deliver::deliver(Arc::clone(s), job, account)).await? {
+                Some(unused) => account = unused,
+                None => break,
+            }
         }
-        Ok(if tasks.is_empty() && jobs.is_empty() && reads.is_empty() { Outcome::Idle } else { Outcome::Worked })
+        Ok(any)
     }
 
-    /// Runs until `stop` turns true; finishes the job in hand first and puts the jobs it
-    /// claimed but did not start back in the queue. (A worker that dies instead leaves its jobs
-    /// to be taken over when their lease ends.)
+    /// Runs until `stop` turns true; finishes the job in hand first and claims no other. (A
+    /// worker that dies instead leaves its job to be taken over when its lease ends.)
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         self.stop = Some(stop.clone());
         let poll = self.services.settings.delivery.poll_interval_ms;
@@ -97,6 +134,11 @@ impl Worker {
                     continue;
                 }
                 Ok(Outcome::Idle) => poll,
+                Ok(Outcome::AccountsBusy(at)) => {
+                    // Until the soonest account is ready: the jobs wait in their queue meanwhile.
+                    let wait = (at.millis() - self.services.clock.now().millis()).max(0) as u64;
+                    Duration::from_millis(wait).clamp(MIN_ACCOUNT_WAIT, poll)
+                }
                 Err(e) => {
                     tracing::warn!(worker = %self.name, error = &e as &dyn std::error::Error, "delivery round failed");
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -146,20 +188,24 @@ impl Worker {
     }
 
     /// Runs one job or task in its own task: a panic there is logged and the job is left to be
-    /// taken over, instead of killing the worker.
-    async fn isolated(
+    /// taken over, instead of killing the worker (what it held, an account, is let go).
+    async fn isolated<T: Default + Send + 'static>(
         &self,
-        work: impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static,
-    ) -> Result<(), StoreError> {
+        work: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
         match tokio::spawn(work).await {
             Ok(result) => result,
             Err(e) => {
                 tracing::error!(worker = %self.name, error = %e, "a delivery job panicked; it will be taken over");
-                Ok(())
+                Ok(T::default())
             }
         }
     }
 }
+
+/// The shortest wait for an account: one busy with another worker of this process is free
+/// again within a send.
+const MIN_ACCOUNT_WAIT: Duration = Duration::from_millis(5);
 
 /// A report whose host (or the process's report slots) was busy comes back this soon.
 const BUSY_HOST_RETRY: Duration = Duration::from_millis(250);

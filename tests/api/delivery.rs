@@ -51,10 +51,7 @@ async fn round(w: &Worker) -> Outcome {
 /// What the sandbox inbox shows right now (newest first), without waiting for the queue to
 /// drain as `TestApp::inbox` does (which never ends while nobody works the queue).
 async fn messages_now(app: &TestApp) -> Vec<Value> {
-    let response = app.client.get(app.url("/sandbox/v1/messages")).send().await.expect("the sandbox answers");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("a JSON inbox");
-    body.as_array().expect("an inbox array").clone()
+    app.sandbox_messages().await
 }
 
 /// The sandbox messages of one request, right now.
@@ -95,6 +92,11 @@ async fn queued(app: &TestApp) -> u64 {
 
 async fn refunds(app: &TestApp, tenant: &Tenant) -> Vec<Value> {
     app.ledger(tenant).await.into_iter().filter(|e| e["kind"] == "refund").collect()
+}
+
+/// The next job in turn, claimed for `consumer` as a worker would.
+async fn claim(app: &TestApp, consumer: &str, lease: Duration) -> Option<Job> {
+    app.services.store.claim_next(consumer, lease, app.clock.now()).await.expect("a claim")
 }
 
 fn lease_of(app: &TestApp) -> Duration {
@@ -385,10 +387,9 @@ async fn a_job_held_by_a_dead_worker_is_delivered_once_after_its_lease(backend: 
     let id = send(&app, &t).await;
     let lease = lease_of(&app);
     let held_since = Instant::now();
-    let held = app.services.store.claim_jobs("dead-worker", 10, lease, app.clock.now()).await.unwrap();
-    assert_eq!(held.len(), 1, "{held:?}");
-    assert!(!held[0].reclaimed, "a first claim is not a take-over");
-    assert_eq!(held[0].request.to_string(), id);
+    let held = claim(&app, "dead-worker", lease).await.expect("the job");
+    assert!(!held.reclaimed, "a first claim is not a take-over");
+    assert_eq!(held.request.to_string(), id);
 
     let w = worker(&app, "w1");
     run_until_taken_over(&app, &w, &id, held_since, lease).await;
@@ -411,38 +412,33 @@ async fn a_taken_over_job_is_marked_reclaimed(backend: Backend) {
     let store = &app.services.store;
     let lease = Duration::from_secs(1);
     let held_since = Instant::now();
-    let held = store.claim_jobs("dead-worker", 10, lease, app.clock.now()).await.unwrap();
-    assert_eq!(held.len(), 1);
+    let held = claim(&app, "dead-worker", lease).await.expect("the job");
 
     let taken: Job = match backend {
         Backend::Memory => {
             app.advance(lease - Duration::from_millis(1));
-            assert!(store.claim_jobs("w2", 10, lease, app.clock.now()).await.unwrap().is_empty(), "lease running");
+            assert_eq!(claim(&app, "w2", lease).await, None, "lease running");
             app.advance(Duration::from_millis(1));
-            let mut jobs = store.claim_jobs("w2", 10, lease, app.clock.now()).await.unwrap();
-            assert_eq!(jobs.len(), 1, "{jobs:?}");
-            jobs.remove(0)
+            claim(&app, "w2", lease).await.expect("taken over")
         }
         Backend::Redis | Backend::Cluster => {
-            let (mut jobs, elapsed) = wait_for("the job to be taken over when its lease ends", || async {
-                let jobs = store.claim_jobs("w2", 10, lease, app.clock.now()).await.unwrap();
-                (!jobs.is_empty()).then(|| (jobs, held_since.elapsed()))
+            let (job, elapsed) = wait_for("the job to be taken over when its lease ends", || async {
+                claim(&app, "w2", lease).await.map(|job| (job, held_since.elapsed()))
             })
             .await;
             assert!(elapsed + REDIS_CLOCK_SLACK >= lease, "taken over after {elapsed:?}, lease {lease:?}");
-            assert_eq!(jobs.len(), 1, "{jobs:?}");
-            jobs.remove(0)
+            job
         }
     };
     let taken_since = Instant::now();
     assert!(taken.reclaimed, "a take-over is marked reclaimed: {taken:?}");
-    assert_eq!(taken.id, held[0].id, "the same job");
-    assert_eq!(taken.request, held[0].request);
+    assert_eq!(taken.id, held.id, "the same job");
+    assert_eq!(taken.request, held.request);
     assert_eq!(taken.request.to_string(), id);
 
     // The take-over holds a fresh lease: nobody else gets the job at once.
-    let third = store.claim_jobs("w3", 10, lease, app.clock.now()).await.unwrap();
-    if !third.is_empty() {
+    let third = claim(&app, "w3", lease).await;
+    if third.is_some() {
         let elapsed = taken_since.elapsed();
         assert!(
             backend.is_redis() && elapsed + REDIS_CLOCK_SLACK >= lease,
@@ -452,7 +448,7 @@ async fn a_taken_over_job_is_marked_reclaimed(backend: Backend) {
     store.ack_job(&taken).await.unwrap();
     assert_eq!(queued(&app).await, 0, "an acknowledged job leaves the queue");
     app.advance(Duration::from_secs(3600));
-    assert!(store.claim_jobs("w4", 10, lease, app.clock.now()).await.unwrap().is_empty(), "and never comes back");
+    assert_eq!(claim(&app, "w4", lease).await, None, "and never comes back");
 }
 
 /// Issue 3: "A job records which account sent which Telegram message before it is
@@ -465,8 +461,7 @@ async fn a_message_recorded_before_its_worker_died_is_not_sent_again(backend: Ba
     let id = send(&app, &t).await;
     let lease = lease_of(&app);
     let held_since = Instant::now();
-    let held = app.services.store.claim_jobs("dead-worker", 10, lease, app.clock.now()).await.unwrap();
-    assert_eq!(held.len(), 1);
+    claim(&app, "dead-worker", lease).await.expect("the job");
     let (tid, rid) = keys(&t, &id);
     let retention = Retention(app.services.settings.store.request_retention);
     let now = app.clock.now();
@@ -499,7 +494,7 @@ async fn a_deferred_job_waits_until_its_time(backend: Backend) {
     let id = send(&app, &t).await;
     let store = &app.services.store;
     let now = app.clock.now();
-    let job = store.claim_jobs("w0", 10, lease_of(&app), now).await.unwrap().pop().expect("the job");
+    let job = claim(&app, "w0", lease_of(&app)).await.expect("the job");
     store.defer_job(&job, now.plus(Duration::from_secs(10))).await.unwrap();
     assert_eq!(queued(&app).await, 0, "a deferred job leaves the queue");
     let backlog = store.delivery_backlog().await.unwrap();

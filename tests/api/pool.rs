@@ -86,10 +86,16 @@ async fn jobs_wait_while_every_account_is_parked(backend: Backend) {
         .await
         .unwrap();
     let id = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
-    // The worker finds no account and puts the job off; nothing is lost, nothing is sent.
-    app.settle().await;
-    assert!(app.inbox(PHONE).await.is_empty());
+    // The workers find no account, so they claim nothing: the job waits in its queue, never
+    // taken, put off or rewritten, however many rounds pass.
+    app.wait_store_ops("accounts", 3).await;
+    let (claims, deferrals) = (app.store_ops("claim_next"), app.store_ops("defer_job"));
+    app.wait_store_ops("accounts", 20).await;
+    assert_eq!((app.store_ops("claim_next"), app.store_ops("defer_job")), (claims, deferrals), "the job was touched");
+    assert_eq!(deferrals, 0);
+    assert!(app.sandbox_messages().await.is_empty(), "nothing sent");
     assert_eq!(app.delivery(&t, &id).await, None, "still queued");
+    assert_eq!(app.admin(reqwest::Method::GET, "/delivery/backlog", None).await.1["queued"], 1);
     assert_eq!(app.charges(&t).await.len(), 1, "charged once, and not refunded while waiting");
     // When the account may send again, the job comes back and goes out.
     app.advance(Duration::from_secs(301));
@@ -148,18 +154,26 @@ async fn operators_manage_the_pool(backend: Backend) {
             app.admin(Method::POST, &format!("/senders/{id}/pause"), Some(json!({"note": "maintenance"}))).await;
         assert_eq!((status, a["state"].as_str(), a["reason"].as_str()), (200, Some("paused"), Some("maintenance")));
     }
-    // No account may send: the job waits, and is counted.
+    // No account may send: the job waits in the queue, and is counted, for its tenant too.
     let t = app.create_tenant("1", None).await;
     let id = app.send(&t, PHONE).await["request_id"].as_str().unwrap().to_owned();
-    app.settle().await;
-    assert!(app.inbox(PHONE).await.is_empty());
-    assert_eq!(app.admin(Method::GET, "/delivery/backlog", None).await, (200, json!({"queued": 0, "waiting": 1})));
+    app.wait_store_ops("accounts", 3).await;
+    assert!(app.sandbox_messages().await.is_empty());
+    let (status, backlog) = app.admin(Method::GET, "/delivery/backlog", None).await;
+    assert_eq!((status, &backlog["queued"], &backlog["waiting"]), (200, &json!(1), &json!(0)), "{backlog}");
+    let tenants = backlog["tenants"].as_array().unwrap();
+    assert_eq!(tenants.len(), 1, "{backlog}");
+    assert_eq!(tenants[0]["tenant"], t.id.as_str());
+    assert_eq!(
+        (&tenants[0]["queued"], &tenants[0]["waiting"], &tenants[0]["delivery_weight"]),
+        (&json!(1), &json!(0), &json!(1))
+    );
     let (status, a) = app.admin(Method::POST, "/senders/extra/resume", None).await;
     assert_eq!((status, a["state"].as_str()), (200, Some("active")));
-    // The waiting job comes back when its wait is over.
-    app.advance(Duration::from_secs(61));
+    // The job goes out as soon as an account may send: nothing to wait out.
     app.wait_delivered(&t, &id).await;
-    assert_eq!(app.admin(Method::GET, "/delivery/backlog", None).await, (200, json!({"queued": 0, "waiting": 0})));
+    let (_, backlog) = app.admin(Method::GET, "/delivery/backlog", None).await;
+    assert_eq!((&backlog["queued"], &backlog["waiting"], &backlog["tenants"]), (&json!(0), &json!(0), &json!([])));
     let (_, list) = app.admin(Method::GET, "/senders", None).await;
     let extra = list.as_array().unwrap().iter().find(|a| a["id"] == "extra").unwrap();
     assert_eq!(extra["sent"], 1);

@@ -15,7 +15,7 @@ mod tokens;
 pub(super) use balance::{AddCredit, Balance, LedgerQuery, LedgerView};
 pub(super) use limits::ExplainLimits;
 pub(super) use reports::{DeadReportView, Replayed};
-pub(super) use senders::{AddAccount, PauseAccount, Removed};
+pub(super) use senders::{AddAccount, BacklogView, PauseAccount, Removed};
 pub(super) use tenants::{CreateTenant, Created, PutSender, TenantView, UpdateTenant};
 pub(super) use tokens::{IpAllow, IssueToken, IssuedToken, RotateToken, Rotated, TokenView};
 

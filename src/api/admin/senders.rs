@@ -3,6 +3,7 @@
 
 use super::{json_object, optional_json, parse_phone, Admin, AdminError, AdminResult};
 use crate::api::AppState;
+use crate::service::DeliveryBacklog;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +12,51 @@ pub(super) async fn list_accounts(_: Admin, state: web::Data<AppState>) -> Admin
 }
 
 pub(super) async fn delivery_backlog(_: Admin, state: web::Data<AppState>) -> AdminResult {
-    Ok(HttpResponse::Ok().json(state.services.delivery_backlog().await?))
+    Ok(HttpResponse::Ok().json(BacklogView::from(state.services.delivery_backlog().await?)))
+}
+
+/// The delivery jobs not yet done, in all and per tenant with any.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Backlog)]
+pub(in crate::api) struct BacklogView {
+    /// Jobs in the queue: waiting for a sender account, or in a worker's hands.
+    queued: u64,
+    /// Jobs put off until a later time (a retry after a failure on the way).
+    waiting: u64,
+    /// How long the oldest queued job has waited, in seconds (0 with none).
+    oldest_age_seconds: f64,
+    /// Each tenant with jobs, by tenant id.
+    tenants: Vec<TenantBacklogView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TenantBacklog)]
+pub(in crate::api) struct TenantBacklogView {
+    tenant: String,
+    name: String,
+    /// The tenant's share of the sender pool (`delivery_weight` of its settings, 1 by default).
+    delivery_weight: u16,
+    queued: u64,
+    waiting: u64,
+    oldest_age_seconds: f64,
+}
+
+impl From<DeliveryBacklog> for BacklogView {
+    fn from(b: DeliveryBacklog) -> Self {
+        let tenants = b
+            .tenants
+            .into_iter()
+            .map(|t| TenantBacklogView {
+                tenant: t.tenant.to_string(),
+                name: t.name,
+                delivery_weight: t.delivery_weight,
+                queued: t.queued,
+                waiting: t.waiting,
+                oldest_age_seconds: t.oldest_age.as_secs_f64(),
+            })
+            .collect();
+        Self { queued: b.queued, waiting: b.waiting, oldest_age_seconds: b.oldest_age.as_secs_f64(), tenants }
+    }
 }
 
 /// A sender account to add to the pool.

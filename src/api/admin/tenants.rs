@@ -63,6 +63,10 @@ pub(in crate::api) struct CreateTenant {
     countries: Option<crate::domain::CountryRule>,
     #[serde(default)]
     daily_spend_cap: Option<Credits>,
+    /// The tenant's share of the sender pool when tenants have messages waiting (default 1).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
+    delivery_weight: Option<u16>,
 }
 
 pub(super) async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<AppState>) -> AdminResult {
@@ -76,6 +80,7 @@ pub(super) async fn create_tenant(_: Admin, body: web::Bytes, state: web::Data<A
         limits: body.limits,
         countries: body.countries,
         daily_spend_cap: body.daily_spend_cap,
+        delivery_weight: body.delivery_weight,
     };
     let new = NewTenant { name: body.name, balance: body.balance.unwrap_or_default(), settings };
     let (tenant, token, record) = state.services.create_tenant(new).await?;
@@ -139,6 +144,10 @@ pub(in crate::api) struct UpdateTenant {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Credits>)]
     daily_spend_cap: Option<Option<Credits>>,
+    /// The tenant's share of the sender pool (`null`: back to 1).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u16>, minimum = 1, maximum = 1000)]
+    delivery_weight: Option<Option<u16>>,
 }
 
 pub(super) async fn update_tenant(
@@ -156,6 +165,7 @@ pub(super) async fn update_tenant(
         limits: body.limits.map(Option::unwrap_or_default),
         countries: body.countries,
         daily_spend_cap: body.daily_spend_cap,
+        delivery_weight: body.delivery_weight,
     };
     let tenant = state.services.update_settings(&tenant_id(&id)?, patch).await?;
     Ok(HttpResponse::Ok().json(TenantView::from(tenant)))

@@ -5,24 +5,14 @@
 #![allow(dead_code)]
 
 use crate::api::admin::{
-    AddAccount, AddCredit, Balance, CreateTenant, Created, DeadReportView, ErrorBody, ExplainLimits, IpAllow,
-    IssueToken, IssuedToken, LedgerQuery, LedgerView, PauseAccount, PutSender, Removed, Replayed, RotateToken, Rotated,
-    TenantView, TokenView, UpdateTenant,
+    AddAccount, AddCredit, BacklogView, Balance, CreateTenant, Created, DeadReportView, ErrorBody, ExplainLimits,
+    IpAllow, IssueToken, IssuedToken, LedgerQuery, LedgerView, PauseAccount, PutSender, Removed, Replayed, RotateToken,
+    Rotated, TenantView, TokenView, UpdateTenant,
 };
 use crate::api::health::{Health, Readiness};
 use crate::api::sandbox::{InboxMessageDoc, MessagesQuery, ReadAnswer};
 use crate::domain::SenderAccount;
 use crate::service::Explanation;
-
-/// The delivery queue's backlog (`store::Backlog` as the admin API serializes it).
-#[derive(utoipa::ToSchema)]
-#[schema(as = Backlog)]
-pub(super) struct BacklogDoc {
-    /// Jobs in the queue, or claimed by a worker.
-    queued: u64,
-    /// Jobs put off until a later time (no account could send, or a retry).
-    waiting: u64,
-}
 
 #[utoipa::path(get, path = "/healthz", tag = "Operations", operation_id = "healthz",
     responses((status = 200, description = "The process answers.", body = Health)))]
@@ -216,7 +206,7 @@ pub(super) fn remove_sender() {}
 pub(super) fn list_accounts() {}
 
 #[utoipa::path(get, path = "/admin/v1/delivery/backlog", tag = "Admin", operation_id = "deliveryBacklog",
-    responses((status = 200, description = "The delivery jobs not yet done.", body = BacklogDoc)),
+    responses((status = 200, description = "The delivery jobs not yet done.", body = BacklogView)),
     security(("adminToken" = [])))]
 pub(super) fn delivery_backlog() {}
 

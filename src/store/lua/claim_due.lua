@@ -5,9 +5,10 @@
 -- KEYS[2] job stream      {t:<tenant>}:jobs
 -- KEYS[3] put-off count   {t:<tenant>}:waiting
 -- ARGV[1] now (unix ms), ARGV[2] end of the lease (unix ms), ARGV[3] at most this many
--- Returns {leased members, earliest remaining due time or nil}
+-- Returns {leased members, earliest remaining due time or false, deliveries put back}
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local leased = {}
+local requeued = 0
 for _, member in ipairs(items) do
   if string.sub(member, 1, 5) == 'send:' then
     -- (Never below 0: deliveries put off before the count was kept were never counted.)
@@ -15,6 +16,7 @@ for _, member in ipairs(items) do
       redis.call('DECR', KEYS[3])
     end
     queue_job(KEYS[2], string.sub(member, 6))
+    requeued = requeued + 1
   else
     redis.call('ZADD', KEYS[1], ARGV[2], member)
     table.insert(leased, member)
@@ -22,4 +24,4 @@ for _, member in ipairs(items) do
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 -- (false, not nil: a nil would end the Lua array and drop the element)
-return {leased, first[2] or false}
+return {leased, first[2] or false, requeued}

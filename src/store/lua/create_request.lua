@@ -4,7 +4,7 @@
 -- KEYS[3] ledger list     {t:<tenant>}:ledger   (newest first, `<balance_after>|<json>`)
 -- KEYS[4] job stream      {t:<tenant>}:jobs
 -- KEYS[5] task set        {t:<tenant>}:due
--- KEYS[6], KEYS[7]        on a single Redis only: the advisory indexes {verigram}:work and
+-- KEYS[6], KEYS[7]        on a single Redis only: the advisory indexes {verigram}:turns and
 --                         {verigram}:due, updated here rather than in a second round trip
 --                         (on a cluster they live in another slot: the caller updates them)
 -- ARGV[1] fee in micro-credits (0 for a free request)
@@ -64,7 +64,8 @@ end
 schedule(KEYS[4], KEYS[5], ARGV[7], ARGV[8], 9)
 if #KEYS >= 7 then
   if ARGV[8] == '1' then
-    redis.call('SADD', KEYS[6], ARGV[6])
+    -- NX 0: a tenant new to the queue starts its turns at the clock (`take_turn.lua`).
+    redis.call('ZADD', KEYS[6], 'NX', 0, ARGV[6])
   end
   local first = nil
   for i = 9, #ARGV, 2 do

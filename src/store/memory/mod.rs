@@ -12,8 +12,8 @@ mod tenants;
 
 use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, Scheduled, StoreError, StoreResult, Task};
 use crate::domain::{
-    gcra, Backlog, Credits, DeadReport, Gcra, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
-    SenderAccount, SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    gcra, turns, Backlog, Credits, DeadReport, Gcra, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId,
+    RequestRecord, SenderAccount, SpendCheck, Tenant, TenantBacklog, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -37,8 +37,9 @@ struct Inner {
     expiries: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, (TenantId, RequestId))>>,
     /// Delivery jobs per tenant, served in turn.
     queues: BTreeMap<TenantId, TenantQueue>,
-    /// The tenant served last, so the next claim starts after it.
-    last_served: Option<TenantId>,
+    /// Each queued tenant's turn tag, and the tag of the turn served last (`domain::turns`).
+    turns: HashMap<TenantId, u64>,
+    turn_clock: u64,
     next_job: u64,
     /// Timed tasks in time order, and where each one stands.
     due: BTreeSet<(Timestamp, TenantId, RequestId, Task)>,
@@ -69,6 +70,17 @@ struct TenantQueue {
     ready: VecDeque<(String, RequestId)>,
     /// Claimed jobs: id → (request, since when it is held).
     leased: BTreeMap<String, (RequestId, Timestamp)>,
+}
+
+impl TenantQueue {
+    /// A job held longer than `lease` (its worker died or hung), the oldest first.
+    fn stale(&self, lease: Duration, now: Timestamp) -> Option<String> {
+        self.leased.iter().find(|(_, (_, since))| since.plus(lease) <= now).map(|(id, _)| id.clone())
+    }
+
+    fn claimable(&self, lease: Duration, now: Timestamp) -> bool {
+        !self.ready.is_empty() || self.stale(lease, now).is_some()
+    }
 }
 
 struct TenantState {

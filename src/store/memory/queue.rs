@@ -5,48 +5,39 @@ use super::*;
 use crate::store::QueueStore;
 
 impl QueueStore for MemoryStore {
-    async fn claim_jobs(&self, _consumer: &str, max: usize, lease: Duration, now: Timestamp) -> StoreResult<Vec<Job>> {
-        let mut inner = self.inner.lock();
-        let tenants: Vec<TenantId> = {
-            // Start after the tenant served last, so every tenant gets its turn.
-            let after = inner.last_served.clone();
-            let (later, earlier): (Vec<_>, Vec<_>) =
-                inner.queues.keys().cloned().partition(|t| after.as_ref().is_none_or(|a| t > a));
-            later.into_iter().chain(earlier).collect()
-        };
-        let mut jobs = Vec::new();
-        // Round by round, one job per tenant per round.
-        loop {
-            let before = jobs.len();
-            for tenant in &tenants {
-                if jobs.len() >= max {
-                    break;
-                }
-                let Some(queue) = inner.queues.get_mut(tenant) else { continue };
-                let stale =
-                    queue.leased.iter().find(|(_, (_, since))| since.plus(lease) <= now).map(|(id, _)| id.clone());
-                let job = if let Some(id) = stale {
-                    queue.leased.get_mut(&id).map(|(request, since)| {
-                        *since = now;
-                        Job { tenant: tenant.clone(), request: *request, id: id.clone(), reclaimed: true }
-                    })
-                } else if let Some((id, request)) = queue.ready.pop_front() {
-                    queue.leased.insert(id.clone(), (request, now));
-                    Some(Job { tenant: tenant.clone(), request, id, reclaimed: false })
-                } else {
-                    None
-                };
-                if let Some(job) = job {
-                    inner.last_served = Some(tenant.clone());
-                    jobs.push(job);
-                }
-            }
-            if jobs.len() == before || jobs.len() >= max {
-                break;
-            }
-        }
+    async fn claim_next(&self, _consumer: &str, lease: Duration, now: Timestamp) -> StoreResult<Option<Job>> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
         inner.queues.retain(|_, q| !q.ready.is_empty() || !q.leased.is_empty());
-        Ok(jobs)
+        let queues = &inner.queues;
+        inner.turns.retain(|tenant, _| queues.contains_key(tenant));
+        // The tenant with the lowest turn tag among those with a job to claim (ties by id).
+        let clock = inner.turn_clock;
+        let next = queues
+            .iter()
+            .filter(|(_, q)| q.claimable(lease, now))
+            .map(|(tenant, _)| (turns::start(inner.turns.get(tenant).copied(), clock), tenant))
+            .min();
+        let Some((start, tenant)) = next.map(|(start, tenant)| (start, tenant.clone())) else {
+            return Ok(None);
+        };
+        let cost =
+            inner.tenants.get(&tenant).map_or(turns::cost(turns::DEFAULT_WEIGHT), |t| t.tenant.settings.turn_cost());
+        inner.turns.insert(tenant.clone(), start + cost);
+        inner.turn_clock = clock.max(start);
+        let Some(queue) = inner.queues.get_mut(&tenant) else { return Ok(None) };
+        let job = if let Some(id) = queue.stale(lease, now) {
+            queue.leased.get_mut(&id).map(|(request, since)| {
+                *since = now;
+                Job { tenant: tenant.clone(), request: *request, id: id.clone(), reclaimed: true }
+            })
+        } else {
+            queue.ready.pop_front().map(|(id, request)| {
+                queue.leased.insert(id.clone(), (request, now));
+                Job { tenant: tenant.clone(), request, id, reclaimed: false }
+            })
+        };
+        Ok(job)
     }
 
     async fn ack_job(&self, job: &Job) -> StoreResult<()> {
@@ -112,11 +103,21 @@ impl QueueStore for MemoryStore {
 
     async fn delivery_backlog(&self) -> StoreResult<Backlog> {
         let inner = self.inner.lock();
-        let ids = inner.queues.values().flat_map(|q| q.ready.iter().map(|(id, _)| id).chain(q.leased.keys()));
-        Ok(Backlog {
-            queued: inner.queues.values().map(|q| (q.ready.len() + q.leased.len()) as u64).sum(),
-            waiting: inner.due_at.keys().filter(|(_, _, task)| *task == Task::Deliver).count() as u64,
-            oldest: ids.filter_map(|id| crate::store::queued_at(id)).min(),
-        })
+        let mut waiting: HashMap<&TenantId, u64> = HashMap::new();
+        for (tenant, _, _) in inner.due_at.keys().filter(|(_, _, task)| *task == Task::Deliver) {
+            *waiting.entry(tenant).or_default() += 1;
+        }
+        let mut backlog = Backlog::default();
+        for tenant in inner.tenants.keys() {
+            let queue = inner.queues.get(tenant);
+            let ids = queue.into_iter().flat_map(|q| q.ready.iter().map(|(id, _)| id).chain(q.leased.keys()));
+            backlog.add(TenantBacklog {
+                tenant: tenant.clone(),
+                queued: queue.map_or(0, |q| (q.ready.len() + q.leased.len()) as u64),
+                waiting: waiting.get(tenant).copied().unwrap_or(0),
+                oldest: ids.filter_map(|id| crate::store::queued_at(id)).min(),
+            });
+        }
+        Ok(backlog)
     }
 }

@@ -13,8 +13,12 @@
 //! - `{t:<tenant>}:jobs`     stream of delivery jobs, consumer group `delivery`
 //! - `{t:<tenant>}:due`      sorted set of timed tasks `<task>:<request id>` by due time (ms)
 //! - `verigram:tenants`      set of tenant ids (for listing; admin only)
-//! - `{verigram}:work`       set of tenants with jobs (advisory: written after the atomic step,
-//!   removed only when the stream is seen empty, re-added by producers)
+//! - `{verigram}:turns`      sorted set of tenants with jobs by turn tag (`domain::turns`;
+//!   advisory: written after the atomic step, removed only when the stream is seen empty,
+//!   re-added by producers at 0, which starts at the clock)
+//! - `{verigram}:turn_clock` string: the tag the turn served last started at
+//! - `{verigram}:turn_costs` hash: tenant → cost of one turn, for tenants with a weight set
+//!   (mirrors the tenant's settings; the repair sweep rewrites it)
 //! - `{s:<account>}`         hash: `v` (version), `d` (sender account JSON)
 //! - `{s:<account>}:lease`   string: the process driving the account, expiring
 //! - `{s:<account>}:session` string: the account's Telegram session, sealed
@@ -23,7 +27,8 @@
 //! - `verigram:senders`      set of sender account ids
 //! - `{verigram}:due`        sorted set of tenants by their earliest task (advisory, likewise)
 //!
-//! The two advisory indexes share a hash tag, so one pipeline updates both on Redis Cluster.
+//! The advisory indexes and the turn keys share a hash tag, so one pipeline or script updates
+//! them together on Redis Cluster.
 //!
 //! On Redis Cluster (`redis+cluster://host:port,host:port,…`) nothing changes but the
 //! connection: every script's keys share one hash tag (one slot), and every pipeline's keys
@@ -45,10 +50,9 @@ use super::codec::{
 };
 use super::{AdjustOutcome, Change, CreateOutcome, DueTask, Job, Retention, StoreError, StoreResult, Task};
 use crate::domain::{
-    Backlog, Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
-    SenderAccount, SpendCheck, Tenant, TenantId, TenantSettings, Timestamp, TokenRecord,
+    turns, Backlog, Credits, DeadReport, LedgerEntry, LimitCheck, LimitState, Refusal, RequestId, RequestRecord,
+    SenderAccount, SpendCheck, Tenant, TenantBacklog, TenantId, TenantSettings, Timestamp, TokenRecord,
 };
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -68,6 +72,8 @@ struct Scripts {
     claim_due: Script,
     finish_due: Script,
     ack_job: Script,
+    take_turn: Script,
+    claim_job: Script,
     cas_account: Script,
     lease_account: Script,
     take_read: Script,
@@ -80,9 +86,15 @@ struct Scripts {
 /// means another writer succeeded, so this bounds the wait, not the correctness.
 const MAX_CAS_ATTEMPTS: usize = 64;
 const TENANTS: &str = "verigram:tenants";
-const WORK: &str = "{verigram}:work";
+const TURNS: &str = "{verigram}:turns";
+const TURN_CLOCK: &str = "{verigram}:turn_clock";
+const TURN_COSTS: &str = "{verigram}:turn_costs";
+/// The set of tenants with work that `TURNS` replaced: the repair sweep deletes it.
+const OLD_WORK: &str = "{verigram}:work";
+/// At most this many tenants whose jobs are all in workers' hands are passed over in one
+/// claim.
+const MAX_PASSED_OVER: usize = 64;
 const DUE: &str = "{verigram}:due";
-const GROUP: &str = "delivery";
 const SENDERS: &str = "verigram:senders";
 /// How long the receipt of a call that must not run twice (a balance adjustment, taking read
 /// receipts) is kept: far longer than a client's retries last.
@@ -186,6 +198,8 @@ impl RedisStore {
                 admit: Script::new(include_str!("../lua/admit.lua")),
                 give_back: Script::new(include_str!("../lua/give_back.lua")),
                 ack_job: Script::new(include_str!("../lua/ack_job.lua")),
+                take_turn: Script::new(include_str!("../lua/take_turn.lua")),
+                claim_job: Script::new(include_str!("../lua/claim_job.lua")),
                 cas_account: Script::new(include_str!("../lua/cas_account.lua")),
                 lease_account: Script::new(include_str!("../lua/lease_account.lua")),
                 take_read: Script::new(include_str!("../lua/take_read.lua")),
@@ -215,14 +229,6 @@ fn schedule_args(invocation: &mut redis::ScriptInvocation<'_>, change: &Change) 
     for s in &change.schedule {
         invocation.arg(s.at.millis()).arg(format!("{}:{}", s.task.as_str(), change.record.id));
     }
-}
-
-fn parse_job(tenant: &TenantId, entry: &StreamId, reclaimed: bool) -> Option<Job> {
-    let request = match entry.map.get("request")? {
-        redis::Value::BulkString(bytes) => RequestId::parse(std::str::from_utf8(bytes).ok()?).ok()?,
-        _ => return None,
-    };
-    Some(Job { tenant: tenant.clone(), request, id: entry.id.clone(), reclaimed })
 }
 
 fn settings_json(settings: &TenantSettings) -> String {
@@ -278,17 +284,17 @@ mod tests {
             .unwrap();
         let _: String =
             redis::cmd("XADD").arg(&jobs).arg("*").arg("request").arg("7").query_async(&mut conn).await.unwrap();
-        let () = redis::cmd("SADD").arg(super::WORK).arg(tenant.as_str()).query_async(&mut conn).await.unwrap();
+        let () = redis::cmd("ZADD").arg(super::TURNS).arg(0).arg(tenant.as_str()).query_async(&mut conn).await.unwrap();
         let now = Timestamp::from_millis(1_800_000_000_000);
-        assert_eq!(store.claim_jobs("w1", 10, Duration::from_secs(60), now).await.unwrap().len(), 1);
+        assert!(store.claim_next("w1", Duration::from_secs(60), now).await.unwrap().is_some());
 
         let () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
-        assert!(store.claim_jobs("w2", 10, Duration::from_secs(60), now).await.unwrap().is_empty());
+        assert!(store.claim_next("w2", Duration::from_secs(60), now).await.unwrap().is_none());
         let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-        assert!(!stats.contains("cmdstat_srem"), "the index was written: {stats}");
-        let member: bool =
-            redis::cmd("SISMEMBER").arg(super::WORK).arg(tenant.as_str()).query_async(&mut conn).await.unwrap();
-        assert!(member);
+        assert!(!stats.contains("cmdstat_zrem"), "the index was written: {stats}");
+        let tag: Option<f64> =
+            redis::cmd("ZSCORE").arg(super::TURNS).arg(tenant.as_str()).query_async(&mut conn).await.unwrap();
+        assert_eq!(tag, Some(crate::domain::turns::TURN_UNIT as f64), "in the index, its fruitless turn given back");
     }
 
     /// What a cluster client does after a dropped connection: the same call again. The money

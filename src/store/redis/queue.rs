@@ -5,55 +5,72 @@ use super::*;
 use crate::store::QueueStore;
 
 impl QueueStore for RedisStore {
-    async fn claim_jobs(&self, consumer: &str, max: usize, lease: Duration, _now: Timestamp) -> StoreResult<Vec<Job>> {
-        let raw: Vec<String> = self.conn().smembers(WORK).await?;
-        let mut tenants = Vec::with_capacity(raw.len());
-        for id in raw {
-            match TenantId::parse(&id) {
-                Ok(t) => tenants.push(t),
-                Err(_) => {
-                    let _: () = self.conn().srem(WORK, &id).await?;
-                }
-            }
-        }
-        // A different order each time, so no tenant always goes first.
-        use rand::seq::SliceRandom;
-        tenants.shuffle(&mut rand::thread_rng());
-        let mut jobs = Vec::new();
-        // Pass after pass, each tenant with work takes at most its share of what is left, so
-        // one backlog cannot fill the batch while another tenant waits; later passes fill the
-        // batch from whoever still has jobs.
-        let mut active = tenants;
-        while jobs.len() < max && !active.is_empty() {
-            let share = (max - jobs.len()).div_ceil(active.len()).max(1);
-            let mut still = Vec::with_capacity(active.len());
-            for tenant in active {
-                let room = share.min(max - jobs.len());
-                if room == 0 {
-                    break;
-                }
-                let got = self.claim_from(&tenant, consumer, room, lease).await?;
-                if got.is_empty() {
+    async fn claim_next(&self, consumer: &str, lease: Duration, _now: Timestamp) -> StoreResult<Option<Job>> {
+        let default_cost = turns::cost(turns::DEFAULT_WEIGHT);
+        // Tenants whose turn found nothing to claim this time (every job in a worker's hands):
+        // passed over, their turn given back.
+        let mut passed: Vec<String> = Vec::new();
+        let mut give_back: Option<(String, String)> = None;
+        // Bounded: a tenant is passed over once, and this many at most.
+        while passed.len() < MAX_PASSED_OVER {
+            let (back_tenant, back_start) = give_back.take().unwrap_or_default();
+            let turn: Option<(String, String)> = self
+                .scripts
+                .take_turn
+                .key(TURNS)
+                .key(TURN_CLOCK)
+                .key(TURN_COSTS)
+                .arg(default_cost)
+                .arg(back_tenant)
+                .arg(back_start)
+                .arg(&passed)
+                .invoke_async(&mut self.conn())
+                .await?;
+            let Some((raw, start)) = turn else { return Ok(None) };
+            let Ok(tenant) = TenantId::parse(&raw) else {
+                let _: () = self.conn().zrem(TURNS, &raw).await?;
+                continue;
+            };
+            let claimed: Option<(String, String, u8)> = self
+                .scripts
+                .claim_job
+                .key(jobs_key(&tenant))
+                .arg(consumer)
+                .arg(lease.as_millis() as u64)
+                .invoke_async(&mut self.conn())
+                .await?;
+            match claimed {
+                Some((id, request, reclaimed)) => match RequestId::parse(&request) {
+                    Ok(request) => return Ok(Some(Job { tenant, request, id, reclaimed: reclaimed == 1 })),
+                    // Not a job this version wrote: it leaves the queue rather than block it.
+                    Err(_) => self.finish_job(&tenant, &id, None).await?,
+                },
+                None => {
                     self.retire_idle_tenant(&tenant).await?;
-                    continue;
-                }
-                let full = got.len() == room;
-                jobs.extend(got);
-                if full {
-                    still.push(tenant);
+                    give_back = Some((raw.clone(), start));
+                    passed.push(raw);
                 }
             }
-            active = still;
         }
-        Ok(jobs)
+        if let Some((tenant, start)) = give_back {
+            let () = redis::cmd("ZADD")
+                .arg(TURNS)
+                .arg("XX")
+                .arg("LT")
+                .arg(start)
+                .arg(tenant)
+                .query_async(&mut self.conn())
+                .await?;
+        }
+        Ok(None)
     }
 
     async fn ack_job(&self, job: &Job) -> StoreResult<()> {
-        self.finish_job(job, None).await
+        self.finish_job(&job.tenant, &job.id, None).await
     }
 
     async fn defer_job(&self, job: &Job, until: Timestamp) -> StoreResult<()> {
-        self.finish_job(job, Some(until)).await?;
+        self.finish_job(&job.tenant, &job.id, Some((until, job.request))).await?;
         self.announce_due(&job.tenant, until).await
     }
 
@@ -74,7 +91,7 @@ impl QueueStore for RedisStore {
                 continue;
             };
             let room = max.saturating_sub(tasks.len()).max(1);
-            let (leased, next): (Vec<String>, Option<i64>) = self
+            let (leased, next, requeued): (Vec<String>, Option<i64>, u64) = self
                 .scripts
                 .claim_due
                 .key(due_key(&tenant))
@@ -86,8 +103,10 @@ impl QueueStore for RedisStore {
                 .invoke_async(&mut self.conn())
                 .await?;
             let mut pipe = redis::pipe();
-            // Deliveries that came back to the stream need a worker to notice them.
-            pipe.sadd(WORK, tenant.as_str()).ignore();
+            if requeued > 0 {
+                // Deliveries that came back to the stream need a worker to notice them.
+                pipe.cmd("ZADD").arg(TURNS).arg("NX").arg(0).arg(tenant.as_str()).ignore();
+            }
             match next {
                 Some(at) => pipe.cmd("ZADD").arg(DUE).arg(at).arg(tenant.as_str()).ignore(),
                 None => pipe.zrem(DUE, tenant.as_str()).ignore(),
@@ -135,14 +154,21 @@ impl QueueStore for RedisStore {
     }
 
     async fn repair_indexes(&self) -> StoreResult<u64> {
+        // The set of tenants with work before turns were kept (a sorted set now, `TURNS`).
+        let _: () = self.conn().del(OLD_WORK).await?;
         let tenants: Vec<String> = self.conn().smembers(TENANTS).await?;
         let mut repaired = 0;
         for raw in tenants {
             let Ok(tenant) = TenantId::parse(&raw) else { continue };
             let jobs: u64 = self.conn().xlen(jobs_key(&tenant)).await?;
             if jobs > 0 {
-                let added: u64 = self.conn().sadd(WORK, tenant.as_str()).await?;
-                repaired += added;
+                repaired += self.join_turns(&tenant).await?;
+            }
+            // The turn cost follows the tenant's settings (written beside them, so it may lag
+            // after a failure between the two writes).
+            let settings: Option<String> = self.conn().hget(tenant_key(&tenant), "settings").await?;
+            if let Some(settings) = settings.and_then(|s| serde_json::from_str::<TenantSettings>(&s).ok()) {
+                self.mirror_turn_cost(&tenant, &settings).await?;
             }
             let first: Vec<(String, i64)> = self.conn().zrange_withscores(due_key(&tenant), 0, 0).await?;
             if let Some((_, at)) = first.first() {
@@ -176,10 +202,12 @@ impl QueueStore for RedisStore {
                     .get(waiting_key(&tenant))
                     .query_async(&mut self.conn())
                     .await?;
-                backlog.queued += n;
-                let queued_at = first.ids.first().and_then(|entry| crate::store::queued_at(&entry.id));
-                backlog.oldest = backlog.oldest.into_iter().chain(queued_at).min();
-                backlog.waiting += waiting.unwrap_or(0).max(0) as u64;
+                backlog.add(TenantBacklog {
+                    tenant,
+                    queued: n,
+                    waiting: waiting.unwrap_or(0).max(0) as u64,
+                    oldest: first.ids.first().and_then(|entry| crate::store::queued_at(&entry.id)),
+                });
             }
         }
         Ok(backlog)
@@ -187,57 +215,6 @@ impl QueueStore for RedisStore {
 }
 
 impl RedisStore {
-    /// Up to `room` jobs of one tenant: first those whose worker held them past the lease (it
-    /// died or hung), then new ones.
-    pub(super) async fn claim_from(
-        &self,
-        tenant: &TenantId,
-        consumer: &str,
-        room: usize,
-        lease: Duration,
-    ) -> StoreResult<Vec<Job>> {
-        let mut jobs = Vec::new();
-        let reclaimed: Result<StreamAutoClaimReply, _> = redis::cmd("XAUTOCLAIM")
-            .arg(jobs_key(tenant))
-            .arg(GROUP)
-            .arg(consumer)
-            .arg(lease.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(room)
-            .query_async(&mut self.conn())
-            .await;
-        match reclaimed {
-            Ok(reply) => jobs.extend(reply.claimed.iter().filter_map(|e| parse_job(tenant, e, true))),
-            Err(e) if e.code() == Some("NOGROUP") => return Ok(jobs),
-            Err(e) => return Err(e.into()),
-        }
-        let room = room.saturating_sub(jobs.len());
-        if room == 0 {
-            return Ok(jobs);
-        }
-        let fresh: Result<Option<StreamReadReply>, _> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(room)
-            .arg("STREAMS")
-            .arg(jobs_key(tenant))
-            .arg(">")
-            .query_async(&mut self.conn())
-            .await;
-        match fresh {
-            Ok(Some(reply)) => {
-                jobs.extend(reply.keys.iter().flat_map(|k| k.ids.iter()).filter_map(|e| parse_job(tenant, e, false)))
-            }
-            Ok(None) => {}
-            Err(e) if e.code() == Some("NOGROUP") => {}
-            Err(e) => return Err(e.into()),
-        }
-        Ok(jobs)
-    }
-
     /// Drops a tenant from the work index when its stream is empty. Only an empty stream is
     /// touched: a tenant whose jobs are all in other workers' hands stays, so a process that dies
     /// (or loses Redis) between the two writes below cannot hide jobs that a lease will free
@@ -249,26 +226,43 @@ impl RedisStore {
         if queued > 0 {
             return Ok(());
         }
-        let _: () = self.conn().srem(WORK, tenant.as_str()).await?;
+        let _: () = self.conn().zrem(TURNS, tenant.as_str()).await?;
         let left: u64 = self.conn().xlen(jobs_key(tenant)).await?;
         if left > 0 {
-            let _: () = self.conn().sadd(WORK, tenant.as_str()).await?;
+            self.join_turns(tenant).await?;
         }
         Ok(())
     }
 
-    pub(super) async fn finish_job(&self, job: &Job, retry_at: Option<Timestamp>) -> StoreResult<()> {
+    /// Puts a tenant with jobs in the turns, unless it is there: at 0, so it starts at the
+    /// clock (`take_turn.lua`). Answers 1 when it was added.
+    async fn join_turns(&self, tenant: &TenantId) -> StoreResult<u64> {
+        Ok(redis::cmd("ZADD").arg(TURNS).arg("NX").arg(0).arg(tenant.as_str()).query_async(&mut self.conn()).await?)
+    }
+
+    /// Acknowledges and deletes a job; with `retry`, its request's delivery comes back then.
+    async fn finish_job(&self, tenant: &TenantId, id: &str, retry: Option<(Timestamp, RequestId)>) -> StoreResult<()> {
         let _left: u64 = self
             .scripts
             .ack_job
-            .key(jobs_key(&job.tenant))
-            .key(due_key(&job.tenant))
-            .key(waiting_key(&job.tenant))
-            .arg(&job.id)
-            .arg(retry_at.map(|t| t.millis().to_string()).unwrap_or_default())
-            .arg(job.request.to_string())
+            .key(jobs_key(tenant))
+            .key(due_key(tenant))
+            .key(waiting_key(tenant))
+            .arg(id)
+            .arg(retry.map(|(at, _)| at.millis().to_string()).unwrap_or_default())
+            .arg(retry.map(|(_, request)| request.to_string()).unwrap_or_default())
             .invoke_async(&mut self.conn())
             .await?;
+        Ok(())
+    }
+
+    /// Writes the cost of the tenant's turns where `take_turn.lua` reads it (beside the
+    /// tenant's settings: the turn index's slot, not the tenant's).
+    pub(super) async fn mirror_turn_cost(&self, tenant: &TenantId, settings: &TenantSettings) -> StoreResult<()> {
+        let () = match settings.delivery_weight {
+            Some(_) => self.conn().hset(TURN_COSTS, tenant.as_str(), settings.turn_cost()).await?,
+            None => self.conn().hdel(TURN_COSTS, tenant.as_str()).await?,
+        };
         Ok(())
     }
 

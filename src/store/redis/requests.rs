@@ -28,7 +28,7 @@ impl RequestStore for RedisStore {
         // On one Redis the script also updates the advisory indexes: one round trip a send.
         let single = matches!(self.conn, Conn::Single(_));
         if single {
-            invocation.key(WORK).key(DUE).arg(tenant.as_str());
+            invocation.key(TURNS).key(DUE).arg(tenant.as_str());
         } else {
             invocation.arg("");
         }
@@ -150,7 +150,7 @@ impl RedisStore {
     pub(super) async fn announce_work(&self, tenant: &TenantId, change: &Change) -> StoreResult<()> {
         let mut pipe = redis::pipe();
         if change.enqueue {
-            pipe.sadd(WORK, tenant.as_str()).ignore();
+            pipe.cmd("ZADD").arg(TURNS).arg("NX").arg(0).arg(tenant.as_str()).ignore();
         }
         if let Some(first) = change.schedule.iter().map(|s| s.at.millis()).min() {
             // LT lowers an existing score and adds a missing member (Redis 6.2+).

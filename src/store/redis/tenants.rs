@@ -28,7 +28,7 @@ impl TenantStore for RedisStore {
         // Outside the tenant's slot: written last, so a token never points at a missing tenant.
         let _: () = self.conn().sadd(TENANTS, id.as_str()).await?;
         let _: () = self.conn().set(token_lookup_key(&token.lookup_key), token_json(token)).await?;
-        Ok(())
+        self.mirror_turn_cost(id, &tenant.settings).await
     }
 
     async fn tenant(&self, id: &TenantId) -> StoreResult<Option<Tenant>> {
@@ -60,6 +60,9 @@ impl TenantStore for RedisStore {
             .arg(settings_json(settings))
             .invoke_async(&mut self.conn())
             .await?;
+        if done == 1 {
+            self.mirror_turn_cost(id, settings).await?;
+        }
         Ok(done == 1)
     }
 

@@ -346,6 +346,26 @@ impl TestApp {
         assert_eq!(status, 200, "put sender: {body}");
     }
 
+    /// How many times the store operation `op` ran (its latency histogram's count).
+    pub fn store_ops(&self, op: &str) -> u64 {
+        self.services.metrics.store_duration.with_label_values(&[op]).get_sample_count()
+    }
+
+    /// Waits until the store operation `op` has run `n` more times (workers' rounds, say).
+    pub async fn wait_store_ops(&self, op: &str, n: u64) {
+        let target = self.store_ops(op) + n;
+        super::wait_for(&format!("{n} more {op} operations"), || async { (self.store_ops(op) >= target).then_some(()) })
+            .await
+    }
+
+    /// What the sandbox inbox shows right now, without waiting for the queue to drain.
+    pub async fn sandbox_messages(&self) -> Vec<Value> {
+        let response = self.client.get(self.url("/sandbox/v1/messages")).send().await.expect("the sandbox answers");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("a JSON inbox");
+        body.as_array().expect("an inbox array").clone()
+    }
+
     // ---- sandbox ------------------------------------------------------------------------
 
     /// Waits until the delivery workers have worked off every queued job, so what the sandbox
