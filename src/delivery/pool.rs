@@ -93,9 +93,25 @@ impl Pool {
                         continue;
                     }
                     // From here a paced account is marked busy: the guard unmarks it.
-                    let leased = Leased { account, busy: paced.then(|| Arc::clone(&self.busy)) };
+                    let mut leased = Leased { account, busy: paced.then(|| Arc::clone(&self.busy)) };
                     if self.store.lease_account(&leased.account.id, &self.holder, self.lease, now).await? {
-                        return Ok(Ok(leased));
+                        if !paced {
+                            return Ok(Ok(leased));
+                        }
+                        // The list was read before the mark: a send of another worker of this
+                        // process may have ended in between. Judge it as it is now.
+                        let fresh = self.store.update_account(&leased.account.id, |_| None).await?;
+                        match fresh.as_ref().and_then(|a| a.ready_at(self.pacing_for(a), now)) {
+                            Some(at) if at <= now => {
+                                if let Some(fresh) = fresh {
+                                    leased.account = fresh;
+                                    return Ok(Ok(leased));
+                                }
+                            }
+                            Some(at) => soonest = Some(soonest.map_or(at, |s| s.min(at))),
+                            None => {}
+                        }
+                        continue;
                     }
                     drop(leased);
                     // Driven by another process: it will be free when that lease ends at the latest.
@@ -117,10 +133,10 @@ impl Pool {
         Ok(())
     }
 
-    /// The account sent a message.
-    pub async fn sent(&self, id: &str) -> StoreResult<()> {
-        let now = self.clock.now();
-        self.store.update_account(id, |a| Some(a.after_send(now))).await?;
+    /// The account sent a message, which it began to send at `at`: pacing counts from there,
+    /// however long the send took.
+    pub async fn sent(&self, id: &str, at: Timestamp) -> StoreResult<()> {
+        self.store.update_account(id, |a| Some(a.after_send(at))).await?;
         Ok(())
     }
 
@@ -157,7 +173,7 @@ mod tests {
         let first = pool.pick(&[]).await.unwrap().unwrap();
         assert_eq!(first.account.id, "tg", "only accounts of the pool's kind");
         assert!(pool.pick(&[]).await.unwrap().is_err(), "busy in this process: another worker must not use it");
-        pool.sent("tg").await.unwrap();
+        pool.sent("tg", clock.now()).await.unwrap();
         drop(first);
         assert!(pool.pick(&[]).await.unwrap().is_err(), "paced: two seconds between sends");
         clock.advance(Duration::from_secs(2));

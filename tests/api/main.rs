@@ -17,6 +17,7 @@ mod concurrency;
 mod delivery;
 mod dns;
 mod failover;
+mod fairness;
 mod hashing;
 mod health;
 mod lifecycle;

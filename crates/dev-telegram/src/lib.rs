@@ -113,6 +113,11 @@ impl TelegramPeer {
         self.shared.world.lock().inbox(phone)
     }
 
+    /// The recipient (user id, `SimUser::id`) of every message sent, in the order they arrived.
+    pub fn arrivals(&self) -> Vec<i64> {
+        self.shared.world.lock().arrivals()
+    }
+
     /// Messages sent by all accounts together.
     pub fn messages_sent(&self) -> usize {
         self.shared.world.lock().messages_sent()

@@ -160,6 +160,8 @@ pub struct World {
     users: BTreeMap<String, SimUser>,
     /// Any number not in `users` is a user too (created when first looked up).
     pub auto_users: bool,
+    /// The recipient of every message sent, in the order they arrived.
+    arrivals: Vec<i64>,
     injections: Vec<Injection>,
     /// Every call the peer answered: (account phone, method).
     calls: Vec<(String, &'static str)>,
@@ -239,6 +241,11 @@ impl World {
         all
     }
 
+    /// The recipient (user id) of every message sent, in the order they arrived.
+    pub fn arrivals(&self) -> Vec<i64> {
+        self.arrivals.clone()
+    }
+
     /// Messages sent by every account, in all.
     pub fn messages_sent(&self) -> usize {
         self.accounts.values().map(|a| a.sent.len()).sum()
@@ -307,6 +314,7 @@ impl World {
         a.last_message_id += 1;
         let id = a.last_message_id;
         a.sent.push(Sent { id, to: user, text: text.to_owned(), read: false, deleted: false });
+        self.arrivals.push(user);
         // What the user's phone would show: a person running the dev peer watches this.
         tracing::info!(to = %format!("+{}", target.phone), from = %format!("+{}", a.phone), id, text, "dev-telegram: message received");
         let pts = a.next_pts();
