@@ -521,3 +521,91 @@ async fn a_token_revoked_through_one_process_is_refused_by_another_within_the_ca
     })
     .await;
 }
+
+/// Issue 21 across processes: one API process and three worker processes share three paced
+/// Telegram accounts of the local peer (300 ms apart). Three tenants of weights 1, 2 and 3
+/// with backlogs get 120 messages within 10 % of 20, 40 and 60; then a fourth tenant's one
+/// code goes out behind at most one message of each tenant with work and the messages already
+/// on their way, never behind a backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_worker_processes_serve_tenants_in_weighted_turns() {
+    use verigram_dev_telegram::{PeerConfig, SimUser, TelegramPeer};
+    const MEASURED: usize = 120;
+    let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
+    let store_url = redis_server.url();
+    let accounts: Vec<String> = (0..3).map(|i| format!("+44770090020{i}")).collect();
+    let config = PeerConfig { accounts: accounts.clone(), auto_users: true, ..Default::default() };
+    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let env = [
+        ("VERIGRAM__SENDER__KIND", "telegram"),
+        ("VERIGRAM__SENDER__DEV_PEERS", "true"),
+        ("VERIGRAM__POOL__INTERVAL_MS", "300"),
+        ("VERIGRAM__LIMITS__TENANT__RATE", "0"),
+        ("VERIGRAM__LIMITS__TOKEN__RATE", "0"),
+        ("VERIGRAM__LIMITS__IP__RATE", "0"),
+        ("VERIGRAM__LIMITS__COUNTRY__RATE", "0"),
+    ];
+    let api = serve_with("api", &store_url, &env, None);
+    let _workers: Vec<Server> = (0..3).map(|_| serve_with("worker", &store_url, &env, None)).collect();
+    for (i, phone) in accounts.iter().enumerate() {
+        let body = json!({"id": format!("tg{i}"), "kind": "telegram", "phone_number": phone,
+                          "dev_peer": peer.addr().to_string()});
+        let response =
+            client().post(format!("{}/admin/v1/senders", api.url)).bearer_auth(ADMIN_TOKEN).json(&body).send().await;
+        assert_eq!(response.unwrap().status().as_u16(), 201);
+    }
+    let tenant = |weight: u16| {
+        let api = &api;
+        async move {
+            let body = json!({"name": format!("weight {weight}"), "balance": "10", "delivery_weight": weight});
+            let response = client().post(format!("{}/admin/v1/tenants", api.url)).bearer_auth(ADMIN_TOKEN).json(&body);
+            let tenant: Value = response.send().await.unwrap().json().await.unwrap();
+            tenant["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let weights = [1u16, 2, 3];
+    let phones = ["+15550400001", "+15550400002", "+15550400003"];
+    let send = |token: String, phone: &'static str| {
+        let api = &api;
+        async move {
+            let params = json!({"phone_number": phone, "code_length": 6});
+            let sent = gateway(api, "sendVerificationMessage", &token, params).await;
+            assert_eq!(sent["ok"], true, "{sent}");
+        }
+    };
+    for (weight, phone) in weights.into_iter().zip(phones) {
+        let token = tenant(weight).await;
+        for _ in 0..90 {
+            send(token.clone(), phone).await;
+        }
+    }
+
+    let start = peer.arrivals().len();
+    wait_for_long(&format!("{MEASURED} more messages at the peer"), || async {
+        (peer.arrivals().len() >= start + MEASURED).then_some(())
+    })
+    .await;
+    let arrivals = peer.arrivals();
+    let total: u16 = weights.iter().sum();
+    for (phone, weight) in phones.iter().zip(weights) {
+        let got = arrivals[start..start + MEASURED].iter().filter(|&&to| to == SimUser::new(phone).id()).count();
+        let share = MEASURED as f64 * f64::from(weight) / f64::from(total);
+        assert!((got as f64 - share).abs() <= share * 0.1, "weight {weight}: {got} of {MEASURED}, expected {share}");
+    }
+
+    let lone = "+15550400009";
+    let before = peer.arrivals().len();
+    send(tenant(1).await, lone).await;
+    let arrivals = wait_for_long("the fourth tenant's code at the peer", || async {
+        let arrivals = peer.arrivals();
+        arrivals[before..].contains(&SimUser::new(lone).id()).then_some(arrivals)
+    })
+    .await;
+    let ahead = arrivals[before..].iter().position(|&to| to == SimUser::new(lone).id()).unwrap();
+    // Three tenants with work, and up to three messages claimed before the send.
+    assert!(ahead <= 6, "{ahead} messages went out before the fourth tenant's code");
+    for phone in phones {
+        let served = arrivals[..before + ahead].iter().filter(|&&to| to == SimUser::new(phone).id()).count();
+        assert!(served < 90, "{phone}'s backlog had run out: the fourth tenant waited behind nothing");
+    }
+}
