@@ -148,7 +148,7 @@ async fn a_scripted_scenario_leaves_exact_counts(backend: Backend) {
     expect(&format!(r#"verigram_sends_accepted_total{{tenant="{tenant}"}}"#), 5.0);
     expect(r#"verigram_deliveries_total{outcome="sent"}"#, 3.0);
     expect(r#"verigram_deliveries_total{outcome="unreachable"}"#, 1.0);
-    expect("verigram_send_delay_seconds_count", 3.0);
+    expect(&format!(r#"verigram_send_delay_seconds_count{{tenant="{tenant}"}}"#), 3.0);
     expect(r#"verigram_delivery_status_total{status="sent"}"#, 3.0);
     expect(r#"verigram_delivery_status_total{status="delivered"}"#, 3.0);
     expect(r#"verigram_delivery_status_total{status="read"}"#, 1.0);
@@ -174,7 +174,12 @@ async fn a_scripted_scenario_leaves_exact_counts(backend: Backend) {
     expect(r#"verigram_report_duration_seconds_count{outcome="delivered"}"#, 4.0);
     expect("verigram_reports_retried_total", 0.0);
     expect("verigram_reports_dead_lettered_total", 0.0);
-    expect(r#"verigram_queue_jobs{state="queued"}"#, 0.0);
+    // E's job waits in the queue, untouched, for an account to claim it with (and will then
+    // be done without a message).
+    expect(r#"verigram_queue_jobs{state="queued"}"#, 1.0);
+    expect(&format!(r#"verigram_tenant_queue_jobs{{state="queued",tenant="{tenant}"}}"#), 1.0);
+    expect(&format!(r#"verigram_tenant_queue_jobs{{state="waiting",tenant="{tenant}"}}"#), 0.0);
+    assert!(value(&samples, &format!(r#"verigram_tenant_queue_oldest_job_age_seconds{{tenant="{tenant}"}}"#)) >= 0.0);
     expect("verigram_jobs_reclaimed_total", 0.0);
     expect(r#"verigram_store_operation_duration_seconds_count{op="create_request"}"#, 5.0);
     expect("verigram_store_up", 1.0);
