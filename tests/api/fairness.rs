@@ -16,6 +16,7 @@ verigram_testkit::on_every_backend!(
     a_backlog_never_holds_up_another_tenants_code,
     tenants_with_backlogs_share_the_pool_by_weight,
     a_code_whose_ttl_ends_while_it_waits_expires_once_and_is_never_sent,
+    a_number_looked_up_leaves_the_paced_account_free_to_send,
 );
 
 /// The pacing interval, on the service's clock.
@@ -211,4 +212,19 @@ async fn a_code_whose_ttl_ends_while_it_waits_expires_once_and_is_never_sent(bac
     assert_eq!(refunds.len(), 1, "refunded once: {refunds:?}");
     let (_, backlog) = pool.app.admin(Method::GET, "/delivery/backlog", None).await;
     assert_eq!(backlog["queued"], 3, "B's job is done, A's wait: {backlog}");
+}
+
+/// `checkSendAbility` looks the number up through a paced account: the account is free again
+/// afterwards (it once stayed marked busy in the process for good, and nothing more was sent).
+async fn a_number_looked_up_leaves_the_paced_account_free_to_send(backend: Backend) {
+    let pool = Pool::start(backend, 1).await;
+    let tenant = pool.tenant(1).await;
+    let phone = "+15550500001";
+    let able = pool.app.call(&tenant, "checkSendAbility", json!({"phone_number": phone})).await;
+    assert_eq!(able.result()["request_cost"], 0.01, "{able:?}");
+    let id = pool.send(&tenant, phone, 1).await.remove(0);
+    assert_eq!(pool.wait_arrivals(1).await, [user(phone)]);
+    pool.app.wait_delivered(&tenant, &id).await;
+    pool.send(&tenant, phone, 1).await;
+    assert_eq!(pool.step().await.len(), 2, "the account sends again at its next interval");
 }
