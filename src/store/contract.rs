@@ -107,6 +107,10 @@ pub trait QueueStore {
         now: Timestamp,
     ) -> impl Future<Output = StoreResult<Option<Job>>> + Send;
 
+    /// Whether any tenant has jobs in the queue (claimable or in workers' hands): one cheap
+    /// read, so an idle worker looks for work without taking a sender account first.
+    fn has_jobs(&self) -> impl Future<Output = StoreResult<bool>> + Send;
+
     /// The job is done (sent, or nothing left to send): it leaves the queue.
     fn ack_job(&self, job: &Job) -> impl Future<Output = StoreResult<()>> + Send;
 

@@ -63,6 +63,7 @@ pub const OPERATIONS: &[&str] = &[
     "dead_reports",
     "remove_dead_report",
     "claim_next",
+    "has_jobs",
     "ack_job",
     "defer_job",
     "claim_due",
@@ -270,6 +271,10 @@ impl Store {
     /// The next delivery job, from the tenant whose turn it is (see `QueueStore::claim_next`).
     pub async fn claim_next(&self, consumer: &str, lease: Duration, now: Timestamp) -> StoreResult<Option<Job>> {
         on_backend!(self, "claim_next", s => s.claim_next(consumer, lease, now).await)
+    }
+
+    pub async fn has_jobs(&self) -> StoreResult<bool> {
+        on_backend!(self, "has_jobs", s => s.has_jobs().await)
     }
 
     /// The job is done (sent, or nothing left to send): it leaves the queue.

@@ -75,6 +75,10 @@ impl Worker {
             }
         }
         let mut outcome = if tasks.is_empty() && reads.is_empty() { Outcome::Idle } else { Outcome::Worked };
+        // Idle, no account is taken: a look at the queue is one cheap read.
+        if !s.store.has_jobs().await? {
+            return Ok(outcome);
+        }
         let mut handled = 0;
         while handled < config.batch && !self.stopping() {
             let account = match s.sender.ready_account().await? {

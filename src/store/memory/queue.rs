@@ -40,6 +40,10 @@ impl QueueStore for MemoryStore {
         Ok(job)
     }
 
+    async fn has_jobs(&self) -> StoreResult<bool> {
+        Ok(self.inner.lock().queues.values().any(|q| !q.ready.is_empty() || !q.leased.is_empty()))
+    }
+
     async fn ack_job(&self, job: &Job) -> StoreResult<()> {
         let mut inner = self.inner.lock();
         if let Some(queue) = inner.queues.get_mut(&job.tenant) {

@@ -65,6 +65,12 @@ impl QueueStore for RedisStore {
         Ok(None)
     }
 
+    /// From the index of tenants with jobs (advisory, like every claim's view of the queue).
+    async fn has_jobs(&self) -> StoreResult<bool> {
+        let tenants: u64 = self.conn().zcard(TURNS).await?;
+        Ok(tenants > 0)
+    }
+
     async fn ack_job(&self, job: &Job) -> StoreResult<()> {
         self.finish_job(&job.tenant, &job.id, None).await
     }
