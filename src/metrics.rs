@@ -487,7 +487,7 @@ mod tests {
         let m = Metrics::new().unwrap();
         assert!(m.names().iter().any(|n| n == "verigram_api_requests_total"));
         assert!(m.names().iter().all(|n| n.starts_with("verigram_")));
-        assert_eq!(m.names().len(), 31);
+        assert_eq!(m.names().len(), 33);
     }
 
     #[test]

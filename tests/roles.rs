@@ -573,11 +573,27 @@ async fn three_worker_processes_serve_tenants_in_weighted_turns() {
             assert_eq!(sent["ok"], true, "{sent}");
         }
     };
+    // The accounts are paused while the backlogs are queued, however slowly: the shares are
+    // measured with all three tenants' backlogs in place.
+    let admin = |path: String| {
+        let api = &api;
+        async move {
+            let response = client().post(format!("{}/admin/v1/senders/{path}", api.url)).bearer_auth(ADMIN_TOKEN);
+            assert_eq!(response.send().await.unwrap().status().as_u16(), 200, "{path}");
+        }
+    };
+    for i in 0..accounts.len() {
+        admin(format!("tg{i}/pause")).await;
+    }
     for (weight, phone) in weights.into_iter().zip(phones) {
         let token = tenant(weight).await;
         for _ in 0..90 {
             send(token.clone(), phone).await;
         }
+    }
+    assert!(peer.arrivals().is_empty(), "a paused account sent");
+    for i in 0..accounts.len() {
+        admin(format!("tg{i}/resume")).await;
     }
 
     let start = peer.arrivals().len();
@@ -594,15 +610,16 @@ async fn three_worker_processes_serve_tenants_in_weighted_turns() {
     }
 
     let lone = "+15550400009";
+    let token = tenant(1).await;
+    send(token, lone).await;
     let before = peer.arrivals().len();
-    send(tenant(1).await, lone).await;
     let arrivals = wait_for_long("the fourth tenant's code at the peer", || async {
         let arrivals = peer.arrivals();
         arrivals[before..].contains(&SimUser::new(lone).id()).then_some(arrivals)
     })
     .await;
     let ahead = arrivals[before..].iter().position(|&to| to == SimUser::new(lone).id()).unwrap();
-    // Three tenants with work, and up to three messages claimed before the send.
+    // Three tenants with work, and up to three messages claimed before the send answered.
     assert!(ahead <= 6, "{ahead} messages went out before the fourth tenant's code");
     for phone in phones {
         let served = arrivals[..before + ahead].iter().filter(|&&to| to == SimUser::new(phone).id()).count();

@@ -112,6 +112,7 @@ verigram_testkit::on_every_backend!(
     status_changes_queue_reports_with_the_change,
     dead_letters_are_kept_listed_and_removed,
     limits_are_decided_together,
+    tenants_take_weighted_turns_and_come_back_at_the_clock,
 );
 
 async fn tenants_and_settings_round_trip(kind: Backend) {
@@ -580,4 +581,43 @@ async fn limits_are_decided_together(kind: Backend) {
     assert!(store.limit(&other.id, std::slice::from_ref(&phone), NOW, true).await.unwrap().is_ok(), "per tenant");
     let later = NOW.plus(Duration::from_secs(60));
     assert!(store.limit(&t.id, &[phone], later, true).await.unwrap().is_ok(), "recovered on schedule");
+}
+
+/// `claim_next` serves tenants in weighted turns, and a tenant whose queue emptied comes back
+/// at the clock: after a light tenant's code went out, a heavy tenant's backlog of a thousand
+/// turns' worth does not stand in front of the light tenant's next code.
+async fn tenants_take_weighted_turns_and_come_back_at_the_clock(kind: Backend) {
+    let (store, _r) = store(kind).await;
+    let lease = Duration::from_secs(60);
+    let (mut heavy, token) = tenant(0);
+    heavy.settings.delivery_weight = Some(1000);
+    store.create_tenant(&heavy, &token).await.unwrap();
+    let (light, mut token) = tenant(0);
+    token.lookup_key = format!("lookup-{}", light.id);
+    store.create_tenant(&light, &token).await.unwrap();
+    let queue = |t: TenantId| {
+        let store = Arc::clone(&store);
+        async move {
+            let change = Change { enqueue: true, ..Change::from(request(0)) };
+            store.create_request(&t, &change, RETENTION, NOW).await.unwrap();
+        }
+    };
+    for _ in 0..60 {
+        queue(heavy.id.clone()).await;
+    }
+    queue(light.id.clone()).await;
+    // Claims one job and acknowledges it: whose it was.
+    let next = || async {
+        let job = store.claim_next("w", lease, NOW).await.unwrap().expect("a job");
+        store.ack_job(&job).await.unwrap();
+        job.tenant
+    };
+    let first: Vec<TenantId> = vec![next().await, next().await];
+    assert!(first.contains(&light.id), "the light tenant's code waited behind the heavy backlog");
+    for _ in 0..20 {
+        assert_eq!(next().await, heavy.id, "only the heavy tenant has work");
+    }
+    queue(light.id.clone()).await;
+    let again: Vec<TenantId> = vec![next().await, next().await];
+    assert!(again.contains(&light.id), "the light tenant came back behind the turns it took before");
 }

@@ -204,8 +204,9 @@ pub enum SenderCommand {
         #[arg(long)]
         phone_number: String,
     },
-    /// The delivery jobs not yet done: queued, and waiting (put off because no account could
-    /// send, or to retry after a failure).
+    /// The delivery jobs not yet done, in all and per tenant: queued (waiting for an account
+    /// and their tenant's turn, or in a worker's hands), and waiting (put off to retry after a
+    /// failure).
     Backlog,
     /// Add an account of a local development peer (`verigram-dev-telegram`): active at once,
     /// no login (the server needs sender.kind = "telegram").

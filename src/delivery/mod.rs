@@ -142,7 +142,7 @@ impl Sender {
             match outcome {
                 Ok((message_id, recipient)) => {
                     self.metrics.account_sends.with_label_values(&[&account.id]).inc();
-                    if let Err(e) = self.pool.sent(&account.id, now).await {
+                    if let Err(e) = self.pool.sent(&account.id, leased.at).await {
                         tracing::warn!(error = &e as &dyn std::error::Error, "could not count a send");
                     }
                     // Telegram user accounts get no device receipt: the accepted send is the delivery.

@@ -27,6 +27,8 @@ pub struct Pool {
 /// paced account marked busy.
 pub struct Leased {
     pub account: SenderAccount,
+    /// When it was taken: a send through it is paced from here.
+    pub at: Timestamp,
     /// The process's busy set, for a paced account (marked in it while leased).
     busy: Option<Arc<parking_lot::Mutex<std::collections::HashSet<String>>>>,
 }
@@ -84,7 +86,10 @@ impl Pool {
         for account in accounts {
             let paced = !self.pacing_for(&account).interval.is_zero();
             if paced && self.busy.lock().contains(&account.id) {
-                soonest = Some(soonest.map_or(now, |s| s.min(now)));
+                // Another worker of this process is sending through it: once that send is
+                // counted, the account is paced from its start, so not before an interval.
+                let at = now.plus(self.pacing_for(&account).interval);
+                soonest = Some(soonest.map_or(at, |s| s.min(at)));
                 continue;
             }
             match account.ready_at(self.pacing_for(&account), now) {
@@ -93,7 +98,7 @@ impl Pool {
                         continue;
                     }
                     // From here a paced account is marked busy: the guard unmarks it.
-                    let mut leased = Leased { account, busy: paced.then(|| Arc::clone(&self.busy)) };
+                    let mut leased = Leased { account, at: now, busy: paced.then(|| Arc::clone(&self.busy)) };
                     if self.store.lease_account(&leased.account.id, &self.holder, self.lease, now).await? {
                         if !paced {
                             return Ok(Ok(leased));
@@ -133,8 +138,8 @@ impl Pool {
         Ok(())
     }
 
-    /// The account sent a message, which it began to send at `at`: pacing counts from there,
-    /// however long the send took.
+    /// The account sent a message, taken for it at `at` (`Leased::at`): pacing counts from
+    /// there, however long the send took.
     pub async fn sent(&self, id: &str, at: Timestamp) -> StoreResult<()> {
         self.store.update_account(id, |a| Some(a.after_send(at))).await?;
         Ok(())

@@ -6,8 +6,15 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return false
 end
-local stale = redis.call('XAUTOCLAIM', KEYS[1], 'delivery', ARGV[1], ARGV[2], '0-0', 'COUNT', 1)[2]
-local entry, reclaimed = stale[1], 1
+local stale = redis.pcall('XAUTOCLAIM', KEYS[1], 'delivery', ARGV[1], ARGV[2], '0-0', 'COUNT', 1)
+if stale.err then
+  -- A stream without its consumer group holds no job this version queued.
+  if string.find(stale.err, 'NOGROUP', 1, true) then
+    return false
+  end
+  return redis.error_reply(stale.err)
+end
+local entry, reclaimed = stale[2][1], 1
 if not entry then
   local fresh = redis.call('XREADGROUP', 'GROUP', 'delivery', ARGV[1], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
   entry, reclaimed = fresh and fresh[1][2][1], 0

@@ -123,6 +123,17 @@ impl Inner {
         self.queues.entry(tenant.clone()).or_default().ready.push_back((id, request));
     }
 
+    /// A claimed job leaves the queue. A tenant whose queue it empties leaves the turns: when it
+    /// has work again it starts at the clock, not at a tag it earned earlier.
+    fn finish_job(&mut self, job: &Job) {
+        let Some(queue) = self.queues.get_mut(&job.tenant) else { return };
+        queue.leased.remove(&job.id);
+        if queue.ready.is_empty() && queue.leased.is_empty() {
+            self.queues.remove(&job.tenant);
+            self.turns.remove(&job.tenant);
+        }
+    }
+
     fn schedule(&mut self, tenant: &TenantId, request: RequestId, scheduled: Scheduled) {
         self.unschedule(tenant, request, scheduled.task);
         self.due.insert((scheduled.at, tenant.clone(), request, scheduled.task));

@@ -45,18 +45,13 @@ impl QueueStore for MemoryStore {
     }
 
     async fn ack_job(&self, job: &Job) -> StoreResult<()> {
-        let mut inner = self.inner.lock();
-        if let Some(queue) = inner.queues.get_mut(&job.tenant) {
-            queue.leased.remove(&job.id);
-        }
+        self.inner.lock().finish_job(job);
         Ok(())
     }
 
     async fn defer_job(&self, job: &Job, until: Timestamp) -> StoreResult<()> {
         let mut inner = self.inner.lock();
-        if let Some(queue) = inner.queues.get_mut(&job.tenant) {
-            queue.leased.remove(&job.id);
-        }
+        inner.finish_job(job);
         inner.schedule(&job.tenant, job.request, Scheduled { task: Task::Deliver, at: until });
         Ok(())
     }

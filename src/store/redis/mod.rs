@@ -295,6 +295,8 @@ mod tests {
         let tag: Option<f64> =
             redis::cmd("ZSCORE").arg(super::TURNS).arg(tenant.as_str()).query_async(&mut conn).await.unwrap();
         assert_eq!(tag, Some(crate::domain::turns::TURN_UNIT as f64), "in the index, its fruitless turn given back");
+        let clock: Option<String> = redis::cmd("GET").arg(super::TURN_CLOCK).query_async(&mut conn).await.unwrap();
+        assert_eq!(clock.as_deref(), Some("0"), "the clock back where the fruitless turn found it");
     }
 
     /// What a cluster client does after a dropped connection: the same call again. The money

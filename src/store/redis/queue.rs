@@ -8,27 +8,30 @@ impl QueueStore for RedisStore {
     async fn claim_next(&self, consumer: &str, lease: Duration, _now: Timestamp) -> StoreResult<Option<Job>> {
         let default_cost = turns::cost(turns::DEFAULT_WEIGHT);
         // Tenants whose turn found nothing to claim this time (every job in a worker's hands):
-        // passed over, their turn given back.
+        // passed over, their turn undone by the next `take_turn`.
         let mut passed: Vec<String> = Vec::new();
-        let mut give_back: Option<(String, String)> = None;
+        let mut undo = Turn::default();
         // Bounded: a tenant is passed over once, and this many at most.
         while passed.len() < MAX_PASSED_OVER {
-            let (back_tenant, back_start) = give_back.take().unwrap_or_default();
-            let turn: Option<(String, String)> = self
+            let turn: Option<(String, String, String, String)> = self
                 .scripts
                 .take_turn
                 .key(TURNS)
                 .key(TURN_CLOCK)
                 .key(TURN_COSTS)
                 .arg(default_cost)
-                .arg(back_tenant)
-                .arg(back_start)
+                .arg(&undo.tenant)
+                .arg(&undo.cost)
+                .arg(&undo.start)
+                .arg(&undo.clock_before)
                 .arg(&passed)
                 .invoke_async(&mut self.conn())
                 .await?;
-            let Some((raw, start)) = turn else { return Ok(None) };
-            let Ok(tenant) = TenantId::parse(&raw) else {
-                let _: () = self.conn().zrem(TURNS, &raw).await?;
+            let Some((tenant, start, cost, clock_before)) = turn else { return Ok(None) };
+            let turn = Turn { tenant, start, cost, clock_before };
+            let Ok(tenant) = TenantId::parse(&turn.tenant) else {
+                let _: () = self.conn().zrem(TURNS, &turn.tenant).await?;
+                undo = Turn::default();
                 continue;
             };
             let claimed: Option<(String, String, u8)> = self
@@ -43,22 +46,26 @@ impl QueueStore for RedisStore {
                 Some((id, request, reclaimed)) => match RequestId::parse(&request) {
                     Ok(request) => return Ok(Some(Job { tenant, request, id, reclaimed: reclaimed == 1 })),
                     // Not a job this version wrote: it leaves the queue rather than block it.
-                    Err(_) => self.finish_job(&tenant, &id, None).await?,
+                    Err(_) => {
+                        self.finish_job(&tenant, &id, None).await?;
+                        undo = Turn::default();
+                    }
                 },
                 None => {
                     self.retire_idle_tenant(&tenant).await?;
-                    give_back = Some((raw.clone(), start));
-                    passed.push(raw);
+                    passed.push(turn.tenant.clone());
+                    undo = turn;
                 }
             }
         }
-        if let Some((tenant, start)) = give_back {
+        if !undo.tenant.is_empty() {
+            // (The clock stays: rare, and a turn's start at most.)
             let () = redis::cmd("ZADD")
                 .arg(TURNS)
                 .arg("XX")
-                .arg("LT")
-                .arg(start)
-                .arg(tenant)
+                .arg("INCR")
+                .arg(format!("-{}", undo.cost))
+                .arg(&undo.tenant)
                 .query_async(&mut self.conn())
                 .await?;
         }
@@ -220,6 +227,15 @@ impl QueueStore for RedisStore {
     }
 }
 
+/// A turn `take_turn.lua` gave: the tenant, and what undoes it (all as the script wrote them).
+#[derive(Default)]
+struct Turn {
+    tenant: String,
+    start: String,
+    cost: String,
+    clock_before: String,
+}
+
 impl RedisStore {
     /// Drops a tenant from the work index when its stream is empty. Only an empty stream is
     /// touched: a tenant whose jobs are all in other workers' hands stays, so a process that dies
@@ -247,8 +263,10 @@ impl RedisStore {
     }
 
     /// Acknowledges and deletes a job; with `retry`, its request's delivery comes back then.
+    /// A tenant whose queue it empties leaves the turns: when it has work again it starts at
+    /// the clock, not at a tag it earned earlier.
     async fn finish_job(&self, tenant: &TenantId, id: &str, retry: Option<(Timestamp, RequestId)>) -> StoreResult<()> {
-        let _left: u64 = self
+        let left: u64 = self
             .scripts
             .ack_job
             .key(jobs_key(tenant))
@@ -259,6 +277,9 @@ impl RedisStore {
             .arg(retry.map(|(_, request)| request.to_string()).unwrap_or_default())
             .invoke_async(&mut self.conn())
             .await?;
+        if left == 0 {
+            self.retire_idle_tenant(tenant).await?;
+        }
         Ok(())
     }
 
