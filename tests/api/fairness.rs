@@ -39,7 +39,7 @@ impl Pool {
             set_key(c, "sender.kind", r#""telegram""#);
             set_key(c, "sender.dev_peers", "true");
             // Real time: generous, so a slow machine never turns a send into a retry.
-            set_key(c, "sender.call_timeout", "20");
+            set_key(c, "sender.call_timeout", "10");
             set_key(c, "pool.interval_ms", &INTERVAL.as_millis().to_string());
             set_key(c, "delivery.workers", &accounts.to_string());
         })
