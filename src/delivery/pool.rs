@@ -105,13 +105,13 @@ impl Pool {
                         }
                         // The list was read before the mark: a send of another worker of this
                         // process may have ended in between. Judge it as it is now.
-                        let fresh = self.store.update_account(&leased.account.id, |_| None).await?;
-                        match fresh.as_ref().and_then(|a| a.ready_at(self.pacing_for(a), now)) {
+                        let Some(fresh) = self.store.update_account(&leased.account.id, |_| None).await? else {
+                            continue;
+                        };
+                        match fresh.ready_at(self.pacing_for(&fresh), now) {
                             Some(at) if at <= now => {
-                                if let Some(fresh) = fresh {
-                                    leased.account = fresh;
-                                    return Ok(Ok(leased));
-                                }
+                                leased.account = fresh;
+                                return Ok(Ok(leased));
                             }
                             Some(at) => soonest = Some(soonest.map_or(at, |s| s.min(at))),
                             None => {}

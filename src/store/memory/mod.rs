@@ -35,7 +35,8 @@ struct Inner {
     /// When each request is due to expire, soonest first. A request whose retention was
     /// extended meanwhile (reports waiting) goes back in at its new time when its turn comes.
     expiries: std::collections::BinaryHeap<std::cmp::Reverse<(Timestamp, (TenantId, RequestId))>>,
-    /// Delivery jobs per tenant, served in turn.
+    /// Delivery jobs per tenant, served in turn. A tenant's queue exists only while it holds
+    /// jobs (`finish_job` removes it with the tenant's turn tag).
     queues: BTreeMap<TenantId, TenantQueue>,
     /// Each queued tenant's turn tag, and the tag of the turn served last (`domain::turns`).
     turns: HashMap<TenantId, u64>,
@@ -76,6 +77,10 @@ impl TenantQueue {
     /// A job held longer than `lease` (its worker died or hung), the oldest first.
     fn stale(&self, lease: Duration, now: Timestamp) -> Option<String> {
         self.leased.iter().find(|(_, (_, since))| since.plus(lease) <= now).map(|(id, _)| id.clone())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.leased.is_empty()
     }
 
     fn claimable(&self, lease: Duration, now: Timestamp) -> bool {
@@ -128,7 +133,7 @@ impl Inner {
     fn finish_job(&mut self, job: &Job) {
         let Some(queue) = self.queues.get_mut(&job.tenant) else { return };
         queue.leased.remove(&job.id);
-        if queue.ready.is_empty() && queue.leased.is_empty() {
+        if queue.is_empty() {
             self.queues.remove(&job.tenant);
             self.turns.remove(&job.tenant);
         }

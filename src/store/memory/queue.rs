@@ -8,9 +8,7 @@ impl QueueStore for MemoryStore {
     async fn claim_next(&self, _consumer: &str, lease: Duration, now: Timestamp) -> StoreResult<Option<Job>> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
-        inner.queues.retain(|_, q| !q.ready.is_empty() || !q.leased.is_empty());
         let queues = &inner.queues;
-        inner.turns.retain(|tenant, _| queues.contains_key(tenant));
         // The tenant with the lowest turn tag among those with a job to claim (ties by id).
         let clock = inner.turn_clock;
         let next = queues
@@ -41,7 +39,7 @@ impl QueueStore for MemoryStore {
     }
 
     async fn has_jobs(&self) -> StoreResult<bool> {
-        Ok(self.inner.lock().queues.values().any(|q| !q.ready.is_empty() || !q.leased.is_empty()))
+        Ok(!self.inner.lock().queues.is_empty())
     }
 
     async fn ack_job(&self, job: &Job) -> StoreResult<()> {
