@@ -147,8 +147,9 @@ impl Settings {
 
     /// The checks that join two sections.
     fn validate_across(&self, p: &mut Problems) {
-        // A send is three calls (resolve, send, tidy up); a lease shorter than that could end
-        // while the message is on its way, and another worker would send it again.
+        // A send is three calls (resolve, send, tidy up); a lease shorter than that would end
+        // while the message is on its way, and another worker would take the job and hand it
+        // to the same account again (refused as a duplicate `random_id`, but a wasted call).
         p.check(
             self.sender.kind != SenderKind::Telegram
                 || self.sender.call_timeout.saturating_mul(3) < self.delivery.lease,

@@ -25,6 +25,23 @@ pub struct OutgoingMessage {
     pub text: String,
 }
 
+impl OutgoingMessage {
+    /// The `random_id` Telegram gets with the message: the same for every attempt at one
+    /// request, in every process, and different for every request.
+    pub fn random_id(&self) -> i64 {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"verigram message random_id\0")
+            .chain_update(self.tenant.as_str().as_bytes())
+            .chain_update([0])
+            .chain_update(self.request.to_string().as_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        i64::from_le_bytes(first)
+    }
+}
+
 impl std::fmt::Debug for OutgoingMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutgoingMessage")
@@ -60,6 +77,10 @@ pub enum SendError {
     /// Something failed on the way (network, Telegram's 5xx, the store): try again with backoff.
     #[error("the message could not be sent now")]
     Transient,
+    /// The account failed (a flood wait, a spam limit, a ban) and is parked: the message did
+    /// not go out through it and goes to another account.
+    #[error("the sender account cannot send")]
+    AccountFailed,
 }
 
 /// Sends through the pool of accounts: picks an account, hands the message to the transport,
@@ -93,41 +114,54 @@ impl Sender {
         self.pool.pick(&[]).await
     }
 
-    /// Hands a message over through `account`, or through another one when that account
-    /// fails (a flood wait, a ban). Sending the same request twice gives the same message (the
-    /// sandbox keeps one message per request), so a job taken over after a crash between
-    /// sending and recording does not show the user a second message.
+    /// The account `id`, leased to this process if it can send now, or when it can.
+    pub async fn take_account(&self, id: &str) -> Result<Result<Leased, NoAccount>, StoreError> {
+        self.pool.take(id).await
+    }
+
+    /// Another account for a message whose account failed on the way; `tried` have.
+    pub async fn another_account(&self, tried: &[String], now: Timestamp) -> Result<Leased, SendError> {
+        match self.pool.pick(tried).await {
+            Ok(Ok(leased)) => Ok(leased),
+            Ok(Err(NoAccount::Until(at))) => {
+                let after = Duration::from_millis((at.millis() - now.millis()).max(0) as u64);
+                Err(SendError::WaitForAccount { after })
+            }
+            Ok(Err(NoAccount::Never)) => {
+                tracing::warn!("no sender account can send: every one is quarantined, disabled or paused");
+                Err(SendError::WaitForAccount { after: NO_ACCOUNT_RETRY })
+            }
+            Err(e) => {
+                tracing::warn!(error = &e as &dyn std::error::Error, "cannot read the sender pool");
+                Err(SendError::Transient)
+            }
+        }
+    }
+
+    /// Whether a message whose outcome was lost must be sent again through the account it
+    /// was handed to (`RequestRecord::hand_to`). Telegram refuses a second send of one
+    /// `random_id` per account, and only per account. The sandbox keeps one message per
+    /// request whichever account sends it.
+    pub fn pins_accounts(&self) -> bool {
+        matches!(self.transport, Transport::Telegram(_))
+    }
+
+    /// Hands a message over through `leased`. Sending one request twice gives the same
+    /// message: the sandbox keeps one per request, and Telegram refuses the second send of the
+    /// request's `random_id` by one account, which the transport reads as the message sent
+    /// before. A failed account (a flood wait, a ban) is parked in the pool and answers
+    /// `AccountFailed`: the message is for another account.
     pub async fn send(
         &self,
-        account: Leased,
-        message: OutgoingMessage,
+        leased: &Leased,
+        message: &OutgoingMessage,
         now: Timestamp,
     ) -> Result<SentMessage, SendError> {
-        let mut tried: Vec<String> = Vec::new();
-        let mut next = Some(account);
-        loop {
-            let leased = match next.take() {
-                Some(leased) => leased,
-                None => match self.pool.pick(&tried).await {
-                    Ok(Ok(leased)) => leased,
-                    Ok(Err(NoAccount::Until(at))) => {
-                        let after = Duration::from_millis((at.millis() - now.millis()).max(0) as u64);
-                        return Err(SendError::WaitForAccount { after });
-                    }
-                    Ok(Err(NoAccount::Never)) => {
-                        tracing::warn!("no sender account can send: every one is quarantined, disabled or paused");
-                        return Err(SendError::WaitForAccount { after: NO_ACCOUNT_RETRY });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = &e as &dyn std::error::Error, "cannot read the sender pool");
-                        return Err(SendError::Transient);
-                    }
-                },
-            };
-            let account = &leased.account;
-            let outcome = match &self.transport {
-                Transport::Sandbox(inbox) => inbox.transmit(account, message.clone(), now).await.map(|id| (id, None)),
-                Transport::Telegram(telegram) => match telegram.send(account, &message.phone, &message.text).await {
+        let account = &leased.account;
+        let outcome = match &self.transport {
+            Transport::Sandbox(inbox) => inbox.transmit(account, message.clone(), now).await.map(|id| (id, None)),
+            Transport::Telegram(telegram) => {
+                match telegram.send(account, &message.phone, &message.text, message.random_id()).await {
                     Ok(sent) => Ok(sent),
                     Err(telegram::classify::Failure::Account(f)) => Err(TransmitError::Account(f)),
                     Err(telegram::classify::Failure::Recipient(_)) => Err(TransmitError::Recipient),
@@ -135,35 +169,32 @@ impl Sender {
                         tracing::warn!(account = %account.id, why, "Telegram send failed; will retry");
                         Err(TransmitError::Transient)
                     }
-                },
-            };
-            // `leased` lives on until the send is counted: until then, the account's pacing
-            // does not show the send, and another worker of this process must not take it.
-            match outcome {
-                Ok((message_id, recipient)) => {
-                    self.metrics.account_sends.with_label_values(&[&account.id]).inc();
-                    if let Err(e) = self.pool.sent(&account.id, leased.at).await {
-                        tracing::warn!(error = &e as &dyn std::error::Error, "could not count a send");
-                    }
-                    // Telegram user accounts get no device receipt: the accepted send is the delivery.
-                    let delivered = matches!(self.transport, Transport::Telegram(_));
-                    return Ok(SentMessage { account: account.id.clone(), message_id, delivered, recipient });
                 }
-                Err(TransmitError::Recipient) => return Err(SendError::RecipientUnavailable),
-                Err(TransmitError::Transient) => return Err(SendError::Transient),
-                Err(TransmitError::Account(failure)) => {
-                    let kind = match failure {
-                        AccountFailure::FloodWait(_) => "flood_wait",
-                        AccountFailure::PeerFlood => "peer_flood",
-                        AccountFailure::Dead(_) => "dead",
-                    };
-                    self.metrics.account_flood_waits.with_label_values(&[&account.id, kind]).inc();
-                    if let Err(e) = self.pool.failed(&account.id, &failure).await {
-                        tracing::warn!(error = &e as &dyn std::error::Error, "could not record an account failure");
-                    }
-                    // Never retry a flood wait early on the same account: the message goes to another.
-                    tried.push(account.id.clone());
+            }
+        };
+        match outcome {
+            Ok((message_id, recipient)) => {
+                self.metrics.account_sends.with_label_values(&[&account.id]).inc();
+                if let Err(e) = self.pool.sent(&account.id, leased.at).await {
+                    tracing::warn!(error = &e as &dyn std::error::Error, "could not count a send");
                 }
+                // Telegram user accounts get no device receipt: the accepted send is the delivery.
+                let delivered = matches!(self.transport, Transport::Telegram(_));
+                Ok(SentMessage { account: account.id.clone(), message_id, delivered, recipient })
+            }
+            Err(TransmitError::Recipient) => Err(SendError::RecipientUnavailable),
+            Err(TransmitError::Transient) => Err(SendError::Transient),
+            Err(TransmitError::Account(failure)) => {
+                let kind = match failure {
+                    AccountFailure::FloodWait(_) => "flood_wait",
+                    AccountFailure::PeerFlood => "peer_flood",
+                    AccountFailure::Dead(_) => "dead",
+                };
+                self.metrics.account_flood_waits.with_label_values(&[&account.id, kind]).inc();
+                if let Err(e) = self.pool.failed(&account.id, &failure).await {
+                    tracing::warn!(error = &e as &dyn std::error::Error, "could not record an account failure");
+                }
+                Err(SendError::AccountFailed)
             }
         }
     }
@@ -226,5 +257,28 @@ impl Sender {
             Transport::Telegram(accounts) => Some(accounts),
             Transport::Sandbox(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(tenant: &str, request: RequestId) -> OutgoingMessage {
+        OutgoingMessage {
+            tenant: TenantId::parse(tenant).unwrap(),
+            request,
+            phone: PhoneNumber::parse("15551234567").unwrap(),
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_requests_random_id_is_stable_and_its_own() {
+        let (a, b) = (RequestId::generate(), RequestId::generate());
+        let t = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
+        assert_eq!(message(t, a).random_id(), message(t, a).random_id(), "every attempt, every process");
+        assert_ne!(message(t, a).random_id(), message(t, b).random_id());
+        assert_ne!(message(t, a).random_id(), message("0f8fad5b-d9cb-469f-a165-70867728950e", a).random_id());
     }
 }

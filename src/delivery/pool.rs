@@ -77,10 +77,20 @@ impl Pool {
     /// An account that can send now, leased to this process; accounts in `skip` (tried already
     /// for this message) are passed over. The least recently used account goes first.
     pub async fn pick(&self, skip: &[String]) -> StoreResult<Result<Leased, NoAccount>> {
+        self.pick_among(|a| !skip.contains(&a.id)).await
+    }
+
+    /// The account `id`, leased to this process if it can send now; or when it will be able
+    /// to (`Never`: it cannot without an operator, or is gone).
+    pub async fn take(&self, id: &str) -> StoreResult<Result<Leased, NoAccount>> {
+        self.pick_among(|a| a.id == id).await
+    }
+
+    async fn pick_among(&self, eligible: impl Fn(&SenderAccount) -> bool) -> StoreResult<Result<Leased, NoAccount>> {
         let mut accounts = self.store.accounts().await?;
         // After the read: accounts updated just before it are judged by a clock at least as late.
         let now = self.clock.now();
-        accounts.retain(|a| a.kind == self.kind && !skip.contains(&a.id));
+        accounts.retain(|a| a.kind == self.kind && eligible(a));
         accounts.sort_by_key(|a| a.last_sent_at);
         let mut soonest: Option<Timestamp> = None;
         for account in accounts {

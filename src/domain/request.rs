@@ -146,7 +146,8 @@ pub struct CodeState {
     /// The code sealed for the sender (see `secrets::CodeSealer`) while the message waits to
     /// go out; erased once it went out or can no longer go.
     pub sealed: Option<String>,
-    /// Which sender account sent the message, and the message's id in that account.
+    /// Which sender account the message was handed to (before the send: `RequestRecord::hand_to`),
+    /// and, once it went out, the message's id in that account.
     pub account: Option<String>,
     /// Attempts to send that failed on the way (network trouble), for the retry backoff.
     pub failed_attempts: u32,
@@ -206,6 +207,37 @@ impl RequestRecord {
             matches!((from, to), (None, Sent) | (Some(Sent), Delivered) | (None | Some(Sent) | Some(Delivered), Read));
         (allowed && self.code.is_some())
             .then(|| Self { delivery: Some(StatusAt { status: to, at: now }), ..self.clone() })
+    }
+
+    /// The message is about to be handed to `account`. Recorded before the hand-over, so that
+    /// if its outcome is lost (a crash, a dropped connection, the store unreachable) the job's
+    /// next attempt goes through the same account, which Telegram lets send one `random_id`
+    /// once. `None` when there is nothing to send or it is recorded already.
+    pub fn hand_to(&self, account: &str) -> Option<Self> {
+        if self.delivery.is_some() || self.handed_to() == Some(account) {
+            return None;
+        }
+        let mut next = self.clone();
+        let code = next.code.as_mut().filter(|c| c.sealed.is_some())?;
+        code.account = Some(account.to_owned());
+        Some(next)
+    }
+
+    /// `account` refused the message (a flood wait, a ban): it did not send it, so the next
+    /// attempt may go through any account.
+    pub fn hand_back(&self, account: &str) -> Option<Self> {
+        if self.handed_to() != Some(account) {
+            return None;
+        }
+        let mut next = self.clone();
+        next.code.as_mut()?.account = None;
+        Some(next)
+    }
+
+    /// The account the waiting message was last handed to, whose outcome is not known.
+    pub fn handed_to(&self) -> Option<&str> {
+        let code = self.code.as_ref().filter(|c| c.message_id.is_none() && self.delivery.is_none())?;
+        code.account.as_deref()
     }
 
     /// The message went out through `account` as `message_id`: recorded before the delivery
@@ -500,6 +532,26 @@ mod tests {
         let written = r.record_check(CodeMatch::Correct, late).unwrap();
         assert_eq!(written.verification.unwrap().status, VerificationStatus::Expired);
         assert!(written.record_check(CodeMatch::Correct, late).is_none());
+    }
+
+    #[test]
+    fn a_message_handed_to_an_account_stays_with_it_until_it_went_out_or_was_refused() {
+        let now = Timestamp::from_millis(1);
+        let mut waiting = record(5);
+        waiting.code.as_mut().unwrap().sealed = Some("sealed".into());
+        assert_eq!(waiting.handed_to(), None);
+        let handed = waiting.hand_to("tg1").unwrap();
+        assert_eq!(handed.handed_to(), Some("tg1"));
+        assert!(handed.hand_to("tg1").is_none(), "recorded already: no write");
+        assert_eq!(handed.hand_to("tg2").unwrap().handed_to(), Some("tg2"), "refused by tg1, handed to tg2");
+        assert!(handed.hand_back("tg2").is_none(), "not tg2's");
+        assert_eq!(handed.hand_back("tg1").unwrap().handed_to(), None);
+        let sent = handed.mark_sent("tg1", 7, true, now).unwrap();
+        assert_eq!(sent.handed_to(), None, "went out: nothing in doubt");
+        assert!(sent.hand_to("tg2").is_none(), "nothing left to send");
+        let mut nothing = record(5);
+        nothing.code.as_mut().unwrap().sealed = None;
+        assert!(nothing.hand_to("tg1").is_none(), "no sealed code: nothing to send");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One delivery job: the message rendered and handed to the sender, then what its outcome
 //! means for the request and the job, each outcome in its own function.
 
-use crate::delivery::{templates, Leased, OutgoingMessage, SendError, SentMessage};
+use crate::delivery::{templates, Leased, NoAccount, OutgoingMessage, SendError, SentMessage};
 use crate::domain::{DeliveryStatus, LedgerEntry, LedgerKind, RequestRecord, Timestamp};
 use crate::service::Services;
 use crate::store::{Change, Job, StoreError};
@@ -17,6 +17,13 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job, account: Leased) -> Resu
         s.store.ack_job(&job).await?;
         return Ok(Some(account));
     };
+    if record.delivery.is_some_and(|d| d.status == DeliveryStatus::Sent) && s.sender.sandbox().is_some() {
+        // Sent by a worker that could not record the sandbox device's confirmation (the
+        // store failed after the send was recorded): record it now.
+        confirm_sandbox_delivery(&s, &job, record, now).await?;
+        s.store.ack_job(&job).await?;
+        return Ok(Some(account));
+    }
     // Sent already, revoked, expired, or nothing to send: the job is done.
     let Some(sealed) = record.code.as_ref().and_then(|c| c.sealed.clone()).filter(|_| record.delivery.is_none()) else {
         s.store.ack_job(&job).await?;
@@ -48,11 +55,69 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job, account: Leased) -> Resu
         phone: record.phone.clone(),
         text: templates::render(&s.settings.templates, &tenant_templates, &record.phone, &service_name, &code),
     };
-    let sent = s.sender.send(account, message, now).await;
+    let mut leased = account;
+    if let Some(prior) = record.handed_to().filter(|a| s.sender.pins_accounts() && *a != leased.account.id) {
+        // Handed to `prior` before, with the outcome lost: only `prior` can send it without
+        // the user seeing it twice.
+        match s.sender.take_account(prior).await? {
+            Ok(it) => leased = it,
+            Err(NoAccount::Until(at)) => {
+                let after = Duration::from_millis((at.millis() - now.millis()).max(0) as u64);
+                on_no_account(&s, &job, after, now).await?;
+                return Ok(Some(leased));
+            }
+            Err(NoAccount::Never) => tracing::warn!(
+                account = prior,
+                "the account a message was handed to cannot send any more; another sends it, and the user may get it twice"
+            ),
+        }
+    }
+    let mut record = record;
+    let mut tried = Vec::new();
+    let sent = loop {
+        if s.sender.pins_accounts() {
+            match hand_over(&s, &job, record, &leased.account.id, now).await? {
+                Some(current) => record = current,
+                None => {
+                    // Revoked, expired or gone meanwhile: nothing to send.
+                    s.store.ack_job(&job).await?;
+                    return Ok(Some(leased));
+                }
+            }
+        }
+        match s.sender.send(&leased, &message, now).await {
+            Err(SendError::AccountFailed) => {
+                // Parked; the message goes to another account (never early to the same one).
+                tried.push(leased.account.id.clone());
+                match s.sender.another_account(&tried, now).await {
+                    Ok(next) => leased = next,
+                    Err(e) => {
+                        // It did not go out: the next attempt need not wait for this account.
+                        let id = leased.account.id.clone();
+                        let current = s
+                            .update_known_request(&job.tenant, record, s.retention(), now, |r| {
+                                (r.hand_back(&id).map(Change::from), ())
+                            })
+                            .await?;
+                        let Some((current, ())) = current else {
+                            s.store.ack_job(&job).await?;
+                            return Ok(None);
+                        };
+                        record = current;
+                        break Err(e);
+                    }
+                }
+            }
+            other => break other,
+        }
+    };
+    // `leased` lives on until here: until the send is counted, the account's pacing does not
+    // show it, and another worker of this process must not take it.
+    drop(leased);
     let outcome = match &sent {
         Ok(_) => "sent",
         Err(SendError::RecipientUnavailable) => "unreachable",
-        Err(SendError::WaitForAccount { .. }) => "deferred",
+        Err(SendError::WaitForAccount { .. } | SendError::AccountFailed) => "deferred",
         Err(SendError::Transient) => "retry",
     };
     s.metrics.deliveries.with_label_values(&[outcome]).inc();
@@ -61,9 +126,25 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job, account: Leased) -> Resu
         // The recipient cannot get messages: it will not get this one later either.
         Err(SendError::RecipientUnavailable) => expire(&s, &job, record, now).await?,
         Err(SendError::WaitForAccount { after }) => on_no_account(&s, &job, after, now).await?,
+        Err(SendError::AccountFailed) => on_no_account(&s, &job, Duration::ZERO, now).await?,
         Err(SendError::Transient) => on_failure(&s, &job, record, now).await?,
     }
     Ok(None)
+}
+
+/// Records that the message is handed to `account` now (see `RequestRecord::hand_to`);
+/// answers the request as it is then, or `None` when it no longer waits for a message.
+async fn hand_over(
+    s: &Services,
+    job: &Job,
+    record: RequestRecord,
+    account: &str,
+    now: Timestamp,
+) -> Result<Option<RequestRecord>, StoreError> {
+    let current = s
+        .update_known_request(&job.tenant, record, s.retention(), now, |r| (r.hand_to(account).map(Change::from), ()))
+        .await?;
+    Ok(current.map(|(r, ())| r).filter(|r| r.handed_to() == Some(account)))
 }
 
 /// The sender accepted the message: it is recorded on the request (unless the request was
@@ -93,13 +174,27 @@ async fn on_sent(s: &Services, job: &Job, record: RequestRecord, sent: SentMessa
         // So the recipient's read receipt finds this request.
         s.store.remember_sent(&sent.account, peer, sent.message_id, &job.tenant, job.request, s.retention().0).await?;
     }
-    s.store.ack_job(job).await?;
     if mine && !sent.delivered && s.sender.sandbox().is_some() {
-        // The sandbox's recipient device confirms at once.
-        if let Err(e) = s.record_delivery(&job.tenant, job.request, DeliveryStatus::Delivered).await {
-            tracing::warn!(error = &e as &dyn std::error::Error, "could not record a sandbox delivery");
+        // The sandbox's recipient device confirms at once. Before the job is done: if this
+        // fails, the job comes back and records it (see `deliver`).
+        if let Some((current, ())) = recorded {
+            confirm_sandbox_delivery(s, job, current, sent_at).await?;
         }
     }
+    s.store.ack_job(job).await
+}
+
+/// The sandbox's recipient device confirmed the message: `sent` → `delivered`.
+async fn confirm_sandbox_delivery(
+    s: &Services,
+    job: &Job,
+    record: RequestRecord,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    s.update_known_request(&job.tenant, record, s.retention(), now, |r| {
+        (r.advance_delivery(DeliveryStatus::Delivered, now).map(Change::from), ())
+    })
+    .await?;
     Ok(())
 }
 

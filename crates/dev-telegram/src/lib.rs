@@ -9,10 +9,12 @@
 //!
 //! What it answers: `invokeWithLayer`/`initConnection` with `help.getConfig` (naming itself as
 //! data centre 2), `updates.getState`/`getDifference`, `contacts.importContacts`,
-//! `contacts.resolvePhone`, `contacts.deleteContacts`, `messages.sendMessage`,
-//! `messages.deleteMessages`, `ping`; it pushes `updateReadHistoryOutbox` with correct `pts` when a
+//! `contacts.resolvePhone`, `contacts.deleteContacts`, `messages.sendMessage` (refusing a
+//! `random_id` the account used before with `RANDOM_ID_DUPLICATE`, as Telegram does),
+//! `messages.getHistory`, `messages.deleteMessages`, `ping`; it pushes `updateReadHistoryOutbox` with correct `pts` when a
 //! simulated user reads, and records every message each user received. Faults (`Injection`)
-//! make calls fail with any `rpc_error`, answer late or drop the connection; `restart` drops
+//! make calls fail with any `rpc_error`, answer late, drop the connection, or carry a call out
+//! and drop the connection before its answer; `restart` drops
 //! every connection and listens again on the same port, keeping the simulated world.
 
 mod rpc;
@@ -315,7 +317,7 @@ impl Conn {
         let body = match decision.answer {
             Answer::Result(result) => wire::rpc_result(message.msg_id, &result),
             Answer::Error { code, message: name } => wire::rpc_result(message.msg_id, &rpc::rpc_error(code, &name)),
-            Answer::Drop => return Err(WireError::Frame("dropped by an injected fault")),
+            Answer::Drop | Answer::DropAfter => return Err(WireError::Frame("dropped by an injected fault")),
         };
         if let (Some(user), Some(after)) = (decision.sent_to, self.shared.reads_after) {
             let shared = Arc::clone(&self.shared);

@@ -16,6 +16,8 @@ pub enum Answer {
     },
     /// Close the connection.
     Drop,
+    /// Close the connection without the answer, after carrying the call out.
+    DropAfter,
 }
 
 /// An answer and how long to hold it back; `read_by` names a user who reads on their own
@@ -86,6 +88,11 @@ pub fn call(world: &mut World, account: &str, addr: SocketAddr, body: &[u8]) -> 
         }
         Some(Fault::Drop) => return decision,
         Some(Fault::Delay(d)) => decision.delay = Some(d),
+        Some(Fault::DropAfter) => {
+            let _ = answer(world, account, addr, id, &query, &mut decision.sent_to);
+            decision.answer = Answer::DropAfter;
+            return decision;
+        }
         None => {}
     }
     decision.answer = match answer(world, account, addr, id, &query, &mut decision.sent_to) {
@@ -148,9 +155,29 @@ fn answer(
             let tl::enums::InputPeer::User(peer) = q.peer else {
                 return Err(error(400, "PEER_ID_INVALID"));
             };
-            let sent = world.send(account, peer.user_id, peer.access_hash, &q.message).map_err(|(c, m)| error(c, m))?;
+            let sent = world
+                .send(account, peer.user_id, peer.access_hash, &q.message, q.random_id)
+                .map_err(|(c, m)| error(c, m))?;
             *sent_to = Some(peer.user_id.to_string());
             tl::enums::Updates::UpdateShortSentMessage(sent).to_bytes()
+        }
+        messages::GetHistory::CONSTRUCTOR_ID => {
+            let q: messages::GetHistory = parse(query)?;
+            let tl::enums::InputPeer::User(peer) = q.peer else {
+                return Err(error(400, "PEER_ID_INVALID"));
+            };
+            let limit = usize::try_from(q.limit).unwrap_or(0);
+            let messages =
+                world.history(account, peer.user_id, peer.access_hash, limit).map_err(|(c, m)| error(c, m))?;
+            let user = world.lookup(&peer.user_id.to_string());
+            let users = user.map(|u| vec![world.tl_user(account, &u)]).unwrap_or_default();
+            tl::enums::messages::Messages::Messages(tl::types::messages::Messages {
+                messages,
+                topics: Vec::new(),
+                chats: Vec::new(),
+                users,
+            })
+            .to_bytes()
         }
         messages::DeleteMessages::CONSTRUCTOR_ID => {
             let q: messages::DeleteMessages = parse(query)?;

@@ -70,6 +70,9 @@ pub enum Fault {
     Error { code: i32, message: String },
     /// Close the connection instead of answering.
     Drop,
+    /// Carry the call out, then close the connection before answering: the client cannot
+    /// know whether it happened (a message sent, its answer lost).
+    DropAfter,
     /// Answer after this long.
     Delay(Duration),
 }
@@ -115,6 +118,9 @@ impl Injection {
 
 struct Sent {
     id: i32,
+    /// The client's `random_id`: a second send with it is refused.
+    random_id: i64,
+    date: i32,
     to: i64,
     text: String,
     read: bool,
@@ -295,13 +301,16 @@ impl World {
         self.user(phone)
     }
 
-    /// `messages.sendMessage`: answers the new message's id, `pts` and date, or an error.
+    /// `messages.sendMessage`: answers the new message's id, `pts` and date, or an error. As
+    /// on Telegram, a `random_id` the account used before is refused with
+    /// `RANDOM_ID_DUPLICATE` and nothing is sent.
     pub fn send(
         &mut self,
         account: &str,
         user: i64,
         access: i64,
         text: &str,
+        random_id: i64,
     ) -> Result<tl::types::UpdateShortSentMessage, (i32, &'static str)> {
         let target = self.user_by_id(user).cloned();
         let a = self.accounts.get_mut(account).ok_or((401, "AUTH_KEY_UNREGISTERED"))?;
@@ -311,9 +320,13 @@ impl World {
         if target.privacy_restricted {
             return Err((403, "USER_PRIVACY_RESTRICTED"));
         }
+        if a.sent.iter().any(|m| m.random_id == random_id) {
+            return Err((400, "RANDOM_ID_DUPLICATE"));
+        }
         a.last_message_id += 1;
         let id = a.last_message_id;
-        a.sent.push(Sent { id, to: user, text: text.to_owned(), read: false, deleted: false });
+        let date = now_secs();
+        a.sent.push(Sent { id, random_id, date, to: user, text: text.to_owned(), read: false, deleted: false });
         self.arrivals.push(user);
         // What the user's phone would show: a person running the dev peer watches this.
         tracing::info!(to = %format!("+{}", target.phone), from = %format!("+{}", a.phone), id, text, "dev-telegram: message received");
@@ -325,11 +338,29 @@ impl World {
             id,
             pts,
             pts_count: 1,
-            date: now_secs(),
+            date,
             media: None,
             entities: None,
             ttl_period: None,
         })
+    }
+
+    /// `messages.getHistory` of the chat with `user` as `account` sees it: the newest `limit`
+    /// messages that are not deleted, newest first (the peer's chats hold only what the
+    /// account sent).
+    pub fn history(
+        &self,
+        account: &str,
+        user: i64,
+        access: i64,
+        limit: usize,
+    ) -> Result<Vec<tl::enums::Message>, (i32, &'static str)> {
+        let a = self.accounts.get(account).ok_or((401, "AUTH_KEY_UNREGISTERED"))?;
+        if self.user_by_id(user).is_none() || access != access_hash(a.user_id(), user) {
+            return Err((400, "PEER_ID_INVALID"));
+        }
+        let chat = a.sent.iter().rev().filter(|m| m.to == user && !m.deleted).take(limit.min(100));
+        Ok(chat.map(|m| tl_message(a.user_id(), m)).collect())
     }
 
     /// `messages.deleteMessages` (for both sides): answers (`pts`, `pts_count`).
@@ -422,6 +453,61 @@ impl World {
     }
 }
 
+/// A message `account_id` sent, as its chat history shows it.
+fn tl_message(account_id: i64, m: &Sent) -> tl::enums::Message {
+    tl::enums::Message::Message(tl::types::Message {
+        out: true,
+        mentioned: false,
+        media_unread: false,
+        silent: false,
+        post: false,
+        from_scheduled: false,
+        legacy: false,
+        edit_hide: false,
+        pinned: false,
+        noforwards: false,
+        invert_media: false,
+        offline: false,
+        video_processing_pending: false,
+        paid_suggested_post_stars: false,
+        paid_suggested_post_ton: false,
+        id: m.id,
+        from_id: Some(tl::enums::Peer::User(tl::types::PeerUser { user_id: account_id })),
+        from_boosts_applied: None,
+        from_rank: None,
+        peer_id: tl::enums::Peer::User(tl::types::PeerUser { user_id: m.to }),
+        saved_peer_id: None,
+        fwd_from: None,
+        via_bot_id: None,
+        via_business_bot_id: None,
+        guestchat_via_from: None,
+        reply_to: None,
+        date: m.date,
+        message: m.text.clone(),
+        media: None,
+        reply_markup: None,
+        entities: None,
+        views: None,
+        forwards: None,
+        replies: None,
+        edit_date: None,
+        post_author: None,
+        grouped_id: None,
+        reactions: None,
+        restriction_reason: None,
+        ttl_period: None,
+        quick_reply_shortcut_id: None,
+        effect: None,
+        factcheck: None,
+        report_delivery_until_date: None,
+        paid_message_stars: None,
+        suggested_post: None,
+        schedule_repeat_period: None,
+        summary_from_language: None,
+        rich_message: None,
+    })
+}
+
 fn tl_user(account_id: i64, user: &SimUser) -> tl::enums::User {
     tl::enums::User::User(tl::types::User {
         is_self: false,
@@ -491,7 +577,8 @@ mod tests {
 
     fn send(w: &mut World, to: &str, text: &str) -> Result<tl::types::UpdateShortSentMessage, (i32, &'static str)> {
         let id = user_id(to);
-        w.send("999000001", id, access_hash(999000001, id), text)
+        let random_id = w.messages_sent() as i64 + 1000;
+        w.send("999000001", id, access_hash(999000001, id), text, random_id)
     }
 
     #[test]
@@ -503,8 +590,27 @@ mod tests {
         let inbox = w.inbox("+15550001111");
         assert_eq!(inbox.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["one", "two"]);
         assert_eq!(send(&mut w, "15550009999", "x").unwrap_err(), (400, "PEER_ID_INVALID"), "not a user");
-        let wrong_hash = w.send("999000001", 15550001111, 7, "x").unwrap_err();
+        let wrong_hash = w.send("999000001", 15550001111, 7, "x", 1).unwrap_err();
         assert_eq!(wrong_hash, (400, "PEER_ID_INVALID"), "an access hash of another account");
+    }
+
+    #[test]
+    fn a_random_id_sends_once_per_account_and_the_history_shows_the_message() {
+        let mut w = world();
+        w.add_account("+999000002");
+        let user = user_id("15550001111");
+        let first = w.send("999000001", user, access_hash(999000001, user), "code 1", 42).unwrap();
+        let again = w.send("999000001", user, access_hash(999000001, user), "code 1", 42);
+        assert_eq!(again.unwrap_err(), (400, "RANDOM_ID_DUPLICATE"));
+        assert_eq!(w.inbox("15550001111").len(), 1, "refused, not sent");
+        // Per account: another account's random ids are its own.
+        w.send("999000002", user, access_hash(999000002, user), "code 2", 42).unwrap();
+        let history = w.history("999000001", user, access_hash(999000001, user), 10).unwrap();
+        let [tl::enums::Message::Message(m)] = history.as_slice() else { panic!("{history:?}") };
+        assert_eq!((m.id, m.out, m.message.as_str()), (first.id, true, "code 1"));
+        assert_eq!(w.history("999000001", user, 7, 10).unwrap_err(), (400, "PEER_ID_INVALID"));
+        w.delete("999000001", &[first.id]);
+        assert!(w.history("999000001", user, access_hash(999000001, user), 10).unwrap().is_empty());
     }
 
     #[test]

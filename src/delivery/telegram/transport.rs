@@ -8,7 +8,6 @@ use super::session::StoreSession;
 use crate::domain::{AccountFailure, PhoneNumber, SenderAccount};
 use crate::secrets::Pepper;
 use crate::store::Store;
-use grammers_client::message::InputMessage;
 use grammers_client::update::Update;
 use grammers_client::{tl, Client};
 use grammers_mtsender::{
@@ -171,18 +170,54 @@ impl TelegramAccounts {
         }))
     }
 
-    /// Sends `text` to `phone` from `account`; answers the message id in that account and the
-    /// recipient's user id.
+    /// Sends `text` to `phone` from `account` with the message's `random_id`; answers the
+    /// message id in that account and the recipient's user id. Telegram refuses a second send
+    /// of one `random_id` by one account (`RANDOM_ID_DUPLICATE`): the message went out before
+    /// (its answer was lost to a crash or a dropped connection), so it is looked up in the
+    /// chat instead of sent again.
     pub async fn send(
         &self,
         account: &SenderAccount,
         phone: &PhoneNumber,
         text: &str,
+        random_id: i64,
     ) -> Result<(i64, Option<i64>), Failure> {
         let client = self.client(account).await?;
         let peer = self.resolve(&client, phone).await?.ok_or(Failure::Recipient("PHONE_NOT_OCCUPIED".into()))?;
-        let message = InputMessage::new().text(text).link_preview(false);
-        let sent = self.timed(client.send_message(peer, message)).await;
+        let call = tl::functions::messages::SendMessage {
+            no_webpage: true,
+            silent: false,
+            background: false,
+            clear_draft: false,
+            peer: peer.into(),
+            reply_to: None,
+            message: text.to_owned(),
+            random_id,
+            reply_markup: None,
+            entities: None,
+            schedule_date: None,
+            schedule_repeat_period: None,
+            send_as: None,
+            noforwards: false,
+            update_stickersets_order: false,
+            invert_media: false,
+            quick_reply_shortcut: None,
+            effect: None,
+            allow_paid_floodskip: false,
+            allow_paid_stars: None,
+            suggested_post: None,
+            rich_message: None,
+        };
+        let sent = match tokio::time::timeout(self.call_timeout, client.invoke(&call)).await {
+            Ok(Ok(updates)) => sent_id(&updates, random_id)
+                .ok_or_else(|| Failure::Transient("Telegram's answer names no sent message".into())),
+            Ok(Err(InvocationError::Rpc(rpc))) if rpc.name == "RANDOM_ID_DUPLICATE" => {
+                tracing::info!(account = %account.id, "the message was sent before; looking it up in the chat");
+                self.find_sent(&client, peer, text).await
+            }
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(Failure::Transient("Telegram did not answer in time".into())),
+        };
         // The import made the recipient a contact of the account: undo it, so the account's
         // contact list does not grow with every recipient (the session keeps the peer's access
         // hash for deleting the message and for read receipts).
@@ -190,7 +225,38 @@ impl TelegramAccounts {
         if let Err(e) = tidy {
             tracing::debug!(account = %account.id, error = ?e, "could not remove an imported contact");
         }
-        sent.map(|sent| (sent.id().into(), peer.id.bare_id()))
+        sent.map(|id| (id.into(), peer.id.bare_id()))
+    }
+
+    /// The id of the message with `text` this account sent to `peer`, from the chat's recent
+    /// history. Not there: the recipient deleted it, so nobody can read the code; the
+    /// request is treated as one that could not be delivered.
+    async fn find_sent(&self, client: &Client, peer: PeerRef, text: &str) -> Result<i32, Failure> {
+        let history = self
+            .timed(client.invoke(&tl::functions::messages::GetHistory {
+                peer: peer.into(),
+                offset_id: 0,
+                offset_date: 0,
+                add_offset: 0,
+                limit: HISTORY_SEARCHED,
+                max_id: 0,
+                min_id: 0,
+                hash: 0,
+            }))
+            .await?;
+        let messages = match history {
+            tl::enums::messages::Messages::Messages(m) => m.messages,
+            tl::enums::messages::Messages::Slice(m) => m.messages,
+            tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
+            tl::enums::messages::Messages::NotModified(_) => Vec::new(),
+        };
+        messages
+            .into_iter()
+            .find_map(|m| match m {
+                tl::enums::Message::Message(m) if m.out && m.message == text => Some(m.id),
+                _ => None,
+            })
+            .ok_or_else(|| Failure::Recipient("RANDOM_ID_DUPLICATE: the message is gone from the chat".into()))
     }
 
     /// Deletes a message for both sides.
@@ -209,6 +275,26 @@ impl TelegramAccounts {
             Err(Failure::Recipient(_)) => Ok(false),
             Err(other) => Err(other),
         }
+    }
+}
+
+/// How far back a chat is searched for a message sent before: the newest messages of one
+/// account to one recipient, of which the one sought is almost always the newest.
+const HISTORY_SEARCHED: i32 = 50;
+
+/// The id of the message sent with `random_id`, from `messages.sendMessage`'s answer: a short
+/// answer to a private chat, or the full `updates` with `updateMessageID`.
+fn sent_id(updates: &tl::enums::Updates, random_id: i64) -> Option<i32> {
+    match updates {
+        tl::enums::Updates::UpdateShortSentMessage(sent) => Some(sent.id),
+        tl::enums::Updates::Updates(tl::types::Updates { updates, .. })
+        | tl::enums::Updates::Combined(tl::types::UpdatesCombined { updates, .. }) => {
+            updates.iter().find_map(|u| match u {
+                tl::enums::Update::MessageId(m) if m.random_id == random_id => Some(m.id),
+                _ => None,
+            })
+        }
+        _ => None,
     }
 }
 
@@ -278,6 +364,32 @@ async fn watch_reads(
 mod tests {
     use super::*;
     use grammers_session::updates::UpdatesLike;
+
+    #[test]
+    fn the_sent_message_id_is_read_from_either_answer() {
+        let short = tl::enums::Updates::UpdateShortSentMessage(tl::types::UpdateShortSentMessage {
+            out: true,
+            id: 7,
+            pts: 2,
+            pts_count: 1,
+            date: 0,
+            media: None,
+            entities: None,
+            ttl_period: None,
+        });
+        assert_eq!(sent_id(&short, 99), Some(7));
+        let full = |random_id| {
+            tl::enums::Updates::Updates(tl::types::Updates {
+                updates: vec![tl::enums::Update::MessageId(tl::types::UpdateMessageId { id: 8, random_id })],
+                users: Vec::new(),
+                chats: Vec::new(),
+                date: 0,
+                seq: 0,
+            })
+        };
+        assert_eq!(sent_id(&full(99), 99), Some(8));
+        assert_eq!(sent_id(&full(98), 99), None, "another message's id");
+    }
 
     #[tokio::test]
     async fn updates_beyond_the_buffer_are_counted_and_the_rest_arrive() {
