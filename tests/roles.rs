@@ -308,6 +308,54 @@ async fn a_job_of_a_killed_worker_process_is_sent_once_by_another() {
     assert_eq!(heir.logged(take_over), 0, "reclaimed once only");
 }
 
+/// Issue 18, item 4: a worker process is killed after Telegram accepted its message and
+/// before it could record it (the peer holds its answer back). The job's next worker sends it
+/// through the same account with the same `random_id`; Telegram (the peer) refuses the
+/// duplicate, the message is found in the chat, and the request ends `delivered` with it: the
+/// user has one message, and its code verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_telegram_accepted_its_message_sends_no_second() {
+    use verigram_dev_telegram::{Fault, Injection, PeerConfig, TelegramPeer};
+    let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
+    let store_url = redis_server.url();
+    let account = "+447700900301";
+    let config = PeerConfig { accounts: vec![account.into()], auto_users: true, ..Default::default() };
+    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let telegram = [("VERIGRAM__SENDER__KIND", "telegram"), ("VERIGRAM__SENDER__DEV_PEERS", "true")];
+    let with =
+        |more: &[(&'static str, &'static str)]| [&telegram[..], more, &[("VERIGRAM__POOL__LEASE", "1")]].concat();
+    let api = serve_with("api", &store_url, &with(&[]), None);
+    let body = json!({"id": "tg0", "kind": "telegram", "phone_number": account, "dev_peer": peer.addr().to_string()});
+    let added = client().post(format!("{}/admin/v1/senders", api.url)).bearer_auth(ADMIN_TOKEN).json(&body).send();
+    assert_eq!(added.await.unwrap().status().as_u16(), 201);
+    let (_, token) = create_tenant(&api).await;
+
+    // The doomed worker waits long for Telegram's answer; the heir takes a job over after 4 s.
+    let patient = [("VERIGRAM__SENDER__CALL_TIMEOUT", "20"), ("VERIGRAM__DELIVERY__LEASE", "61")];
+    let mut doomed = serve_with("worker", &store_url, &with(&patient), None);
+    peer.inject(Injection::new(Fault::Delay(Duration::from_secs(60))).method("messages.sendMessage").times(1));
+    let id = send(&api, &token).await;
+    let inbox = wait_for("Telegram to accept the message", || async {
+        let inbox = peer.inbox(PHONE);
+        (!inbox.is_empty()).then_some(inbox)
+    })
+    .await;
+    doomed.kill();
+    assert_eq!(delivery_status(&api, &token, &id).await, None, "nothing was recorded before the kill");
+
+    let quick = [("VERIGRAM__SENDER__CALL_TIMEOUT", "1"), ("VERIGRAM__DELIVERY__LEASE", "4")];
+    let _heir = serve_with("worker", &store_url, &with(&quick), None);
+    wait_for_long("the request to be delivered", || async {
+        (delivery_status(&api, &token, &id).await.as_deref() == Some("delivered")).then_some(())
+    })
+    .await;
+    assert_eq!(peer.inbox(PHONE), inbox, "one message, the one accepted before the kill");
+    assert!(peer.calls(account).contains(&"messages.getHistory"), "{:?}", peer.calls(account));
+    let code = code_in(&inbox[0].text);
+    let checked = gateway(&api, "checkVerificationStatus", &token, json!({"request_id": id, "code": code})).await;
+    assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
+}
+
 /// What a delivery job that did not move is waiting on: the stream's pending entries, the timed
 /// tasks, the sender account's lease, and what the worker process logged (beside the failure,
 /// so a rare stall on a busy machine can be told apart from a bug).

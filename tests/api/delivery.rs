@@ -23,6 +23,7 @@ verigram_testkit::on_every_backend!(
     a_job_held_by_a_dead_worker_is_delivered_once_after_its_lease,
     a_taken_over_job_is_marked_reclaimed,
     a_message_recorded_before_its_worker_died_is_not_sent_again,
+    a_sandbox_confirmation_lost_with_its_worker_is_recorded_by_the_next,
     a_deferred_job_waits_until_its_time,
     rounds_go_on_after_the_timed_tasks_of_a_request_are_done,
     deliveries_go_on_after_the_timed_tasks_of_a_request_are_done,
@@ -482,6 +483,39 @@ async fn a_message_recorded_before_its_worker_died_is_not_sent_again(backend: Ba
     assert_eq!(code.account.as_deref(), Some("account-of-the-dead-worker"));
     assert_eq!(code.message_id, Some(424_242));
     assert_eq!(app.delivery(&t, &id).await.as_deref(), Some("delivered"));
+    assert_eq!(queued(&app).await, 0, "the taken-over job is done");
+    assert_eq!(round(&w).await, Outcome::Idle);
+}
+
+/// Issue 18: a sandbox request was seen stuck at `sent` for good after a Redis outage, its
+/// `delivered` written after the job was done, and only once. Now the device's confirmation
+/// is recorded before the job is acknowledged: a worker that recorded the send and then lost
+/// the store (here: died) leaves the job to the next, which records the confirmation and
+/// sends nothing.
+async fn a_sandbox_confirmation_lost_with_its_worker_is_recorded_by_the_next(backend: Backend) {
+    let app = spawn_manual(backend, |c| set_key(c, "delivery.lease", "1")).await;
+    let t = app.create_tenant("1", None).await;
+    let id = send(&app, &t).await;
+    let lease = lease_of(&app);
+    let held_since = Instant::now();
+    claim(&app, "dead-worker", lease).await.expect("the job");
+    let (tid, rid) = keys(&t, &id);
+    let retention = Retention(app.services.settings.store.request_retention);
+    let now = app.clock.now();
+    // What the dead worker recorded: the sandbox accepted the message; no confirmation yet.
+    app.services
+        .store
+        .update_request(&tid, rid, retention, now, |r| (r.mark_sent("sandbox", 7, false, now).map(Change::from), ()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(app.delivery(&t, &id).await.as_deref(), Some("sent"));
+
+    let w = worker(&app, "w1");
+    run_until_taken_over(&app, &w, &id, held_since, lease).await;
+    assert_eq!(app.delivery(&t, &id).await.as_deref(), Some("delivered"));
+    assert!(messages_now(&app).await.is_empty(), "the take-over sent the message a second time");
+    assert_eq!(stored(&app, &t, &id).await.code.unwrap().message_id, Some(7));
     assert_eq!(queued(&app).await, 0, "the taken-over job is done");
     assert_eq!(round(&w).await, Outcome::Idle);
 }

@@ -11,6 +11,7 @@ use verigram_dev_telegram::{Fault, Injection, PeerConfig, Received, SimUser, Tel
 verigram_testkit::on_every_backend!(
     a_code_travels_over_mtproto_is_read_and_verifies,
     dev_peer_accounts_need_the_switch_and_never_touch_another_account,
+    a_send_whose_answer_is_lost_is_found_not_sent_again,
 );
 
 mod on_redis {
@@ -35,6 +36,7 @@ mod on_redis {
         several_accounts_send_at_once_and_every_message_arrives_once,
         a_dropped_connection_and_slow_answers_lose_nothing,
         after_a_restart_of_the_peer_nothing_is_lost_and_reads_catch_up,
+        the_store_lost_between_send_and_record_sends_nothing_twice,
     );
 }
 
@@ -338,6 +340,88 @@ async fn after_a_restart_of_the_peer_nothing_is_lost_and_reads_catch_up(backend:
     let inbox = s.peer.inbox(PHONE);
     assert_eq!(inbox.len(), 2, "{inbox:?}");
     assert!(s.peer.calls(ACCOUNT).contains(&"updates.getDifference"));
+}
+
+/// Issue 18, item 4: Telegram accepted the message and its answer never came (the connection
+/// dropped right after; an answer later than the call timeout while another account was
+/// free). The next attempt goes through the same account with the same `random_id`; Telegram
+/// refuses it as a duplicate, and the message is found in the chat: the user has one
+/// message, the request ends `delivered` with its message id (so its `ttl` deletes it).
+async fn a_send_whose_answer_is_lost_is_found_not_sent_again(backend: Backend) {
+    const SECOND: &str = "+4477009000002";
+    let s = Setup::new(backend, &[ACCOUNT, SECOND], vec![SimUser::new(PHONE)], |_| {}).await;
+    s.peer.inject(Injection::new(Fault::DropAfter).method("messages.sendMessage").times(1));
+    let params = json!({"phone_number": PHONE, "code_length": 4, "ttl": 60});
+    let reply = s.app.call(&s.tenant, "sendVerificationMessage", params).await;
+    let dropped = reply.result()["request_id"].as_str().unwrap().to_owned();
+    s.wait_status(&dropped, "delivered").await;
+    let inbox = s.peer.inbox(PHONE);
+    assert_eq!(inbox.len(), 1, "a second message for one request: {inbox:?}");
+    let sender = format!("+{}", inbox[0].from);
+    assert!(s.peer.calls(&sender).contains(&"messages.getHistory"), "found in the chat: {:?}", s.peer.calls(&sender));
+    assert_eq!(s.app.charges(&s.tenant).await.len(), 1, "charged once");
+    // The recorded id is the message's: at the ttl the unread message is deleted for both sides.
+    s.app.advance(Duration::from_secs(61));
+    wait_for("the found message to be deleted at its ttl", || async {
+        s.app.advance(Duration::from_millis(100));
+        s.peer.inbox(PHONE)[0].deleted.then_some(())
+    })
+    .await;
+
+    // Accepted, with the answer later than the call timeout: a transient failure, retried
+    // after a backoff. Meanwhile another code goes out through the same account, so by the
+    // time of the retry the other account is the less recently used one: the retry still
+    // waits for the account the message was handed to.
+    const OTHER: &str = "+15557654321";
+    s.peer.add_user(SimUser::new(OTHER));
+    let retries = || s.app.services.metrics.deliveries.with_label_values(&["retry"]).get();
+    let retried = retries();
+    s.peer.inject(Injection::new(Fault::Delay(Duration::from_secs(30))).method("messages.sendMessage").times(1));
+    let late = s.send(PHONE).await;
+    let handed = s.wait_inbox(PHONE, 2).await[1].from.clone();
+    wait_for("the late answer to count as a failure", || async { (retries() > retried).then_some(()) }).await;
+    let other = s.send(OTHER).await;
+    wait_for("the other code to go out", || async {
+        (s.status(&other).await.as_deref() == Some("delivered")).then_some(())
+    })
+    .await;
+    assert_eq!(s.peer.inbox(OTHER)[0].from, handed, "the least recently used account sent both");
+    s.wait_status(&late, "delivered").await;
+    let inbox = s.peer.inbox(PHONE);
+    assert_eq!(inbox.len(), 2, "a second message for one request: {inbox:?}");
+    let checked = s.app.check(&s.tenant, &late, Some(&code_in(&inbox[1]))).await;
+    assert_eq!(checked.result()["verification_status"]["status"], "code_valid", "{checked:?}");
+}
+
+/// Issue 18, item 4: the store is unreachable (Redis down, its connections refused) when
+/// Telegram's answer arrives, so the send cannot be recorded. Once Redis is back with its data,
+/// the job is taken over: the same account resends with the same `random_id`, Telegram
+/// refuses the duplicate, and the request ends `delivered`: one message, one charge. (A
+/// Redis that only hangs instead carries the record out late, when it wakes: the take-over
+/// then finds the message recorded.)
+async fn the_store_lost_between_send_and_record_sends_nothing_twice(backend: Backend) {
+    let mut s = Setup::new(backend, &[ACCOUNT], vec![SimUser::new(PHONE)], |c| {
+        set_key(c, "store.timeout_ms", "300");
+        set_key(c, "delivery.lease", "7");
+    })
+    .await;
+    s.peer.inject(Injection::new(Fault::Delay(Duration::from_millis(1500))).method("messages.sendMessage").times(1));
+    let id = s.send(PHONE).await;
+    s.wait_inbox(PHONE, 1).await;
+    let failed_records = s.app.store_errors("update_known_request");
+    s.app.redis.as_mut().expect("Redis").go_away();
+    wait_for("the send's record to fail", || async {
+        (s.app.store_errors("update_known_request") > failed_records).then_some(())
+    })
+    .await;
+    s.app.redis.as_mut().expect("Redis").come_back();
+    s.wait_status(&id, "delivered").await;
+    let inbox = s.peer.inbox(PHONE);
+    assert_eq!(inbox.len(), 1, "a second message for one request: {inbox:?}");
+    assert!(s.peer.calls(ACCOUNT).contains(&"messages.getHistory"));
+    assert_eq!(s.app.charges(&s.tenant).await.len(), 1, "charged once");
+    let checked = s.app.check(&s.tenant, &id, Some(&code_in(&inbox[0]))).await;
+    assert_eq!(checked.result()["verification_status"]["status"], "code_valid", "{checked:?}");
 }
 
 /// The peer as grammers-client sees it, without verigram in between: `contacts.resolvePhone`

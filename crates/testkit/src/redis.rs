@@ -29,11 +29,19 @@ impl RedisServer {
         let dir = std::env::temp_dir().join(format!("verigram-redis-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).map_err(|e| RedisServerError::Start(e.to_string()))?;
         let socket = dir.join("redis.sock");
-        let child = Command::new("redis-server")
+        let child = Self::spawn(&dir, &socket)?;
+        let mut server = Self { child, dir, socket };
+        server.wait_ready(Duration::from_secs(10))?;
+        Ok(server)
+    }
+
+    /// A `redis-server` on `socket`, keeping its files in `dir` (no snapshots of its own).
+    fn spawn(dir: &Path, socket: &Path) -> Result<Child, RedisServerError> {
+        Command::new("redis-server")
             .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
+            .arg(socket)
             .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
-            .arg(&dir)
+            .arg(dir)
             .args(["--maxmemory-policy", "noeviction", "--loglevel", "warning"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -41,10 +49,24 @@ impl RedisServer {
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => RedisServerError::NotInstalled,
                 _ => RedisServerError::Start(e.to_string()),
-            })?;
-        let mut server = Self { child, dir, socket };
-        server.wait_ready(Duration::from_secs(10))?;
-        Ok(server)
+            })
+    }
+
+    /// Shuts the server down cleanly, saving its data (`SHUTDOWN SAVE`): from here every
+    /// connection is refused, and nothing sent is carried out (fault injection: Redis goes
+    /// away). `come_back` starts it again with the data.
+    pub fn go_away(&mut self) {
+        use std::io::Write;
+        let mut conn = std::os::unix::net::UnixStream::connect(&self.socket).expect("connect to redis-server");
+        conn.write_all(b"*2\r\n$8\r\nSHUTDOWN\r\n$4\r\nSAVE\r\n").expect("send SHUTDOWN SAVE");
+        let status = self.child.wait().expect("redis-server exits");
+        assert!(status.success(), "redis-server shut down with {status}");
+    }
+
+    /// Starts the server again after `go_away`, on the same socket, with the data it saved.
+    pub fn come_back(&mut self) {
+        self.child = Self::spawn(&self.dir, &self.socket).expect("restart redis-server");
+        self.wait_ready(Duration::from_secs(10)).expect("redis-server ready again");
     }
 
     /// `redis+unix://…` for `store.url`.

@@ -351,6 +351,11 @@ impl TestApp {
         self.services.metrics.store_duration.with_label_values(&[op]).get_sample_count()
     }
 
+    /// How many times the store operation `op` failed.
+    pub fn store_errors(&self, op: &str) -> u64 {
+        self.services.metrics.store_errors.with_label_values(&[op]).get()
+    }
+
     /// Waits until the store operation `op` has run `n` more times (workers' rounds, say).
     pub async fn wait_store_ops(&self, op: &str, n: u64) {
         let target = self.store_ops(op) + n;
