@@ -37,6 +37,7 @@ mod on_redis {
         a_dropped_connection_and_slow_answers_lose_nothing,
         after_a_restart_of_the_peer_nothing_is_lost_and_reads_catch_up,
         the_store_lost_between_send_and_record_sends_nothing_twice,
+        an_account_whose_key_telegram_dropped_is_disabled_and_another_sends,
     );
 }
 
@@ -422,6 +423,34 @@ async fn the_store_lost_between_send_and_record_sends_nothing_twice(backend: Bac
     assert_eq!(s.app.charges(&s.tenant).await.len(), 1, "charged once");
     let checked = s.app.check(&s.tenant, &id, Some(&code_in(&inbox[0]))).await;
     assert_eq!(checked.result()["verification_status"]["status"], "code_valid", "{checked:?}");
+}
+
+/// Issue 18: Telegram dropped an account's authorization key (its `-404` transport error).
+/// The account is disabled with the reason, so the dead-account alert fires, and its message
+/// goes out through another account.
+async fn an_account_whose_key_telegram_dropped_is_disabled_and_another_sends(backend: Backend) {
+    const SECOND: &str = "+4477009000002";
+    let s = Setup::new(backend, &[ACCOUNT, SECOND], vec![SimUser::new(PHONE)], |_| {}).await;
+    let warm = s.send(PHONE).await;
+    s.wait_status(&warm, "delivered").await;
+    let dropped = format!("+{}", s.peer.inbox(PHONE)[0].from);
+    let id = if dropped == ACCOUNT { "tg0" } else { "tg1" };
+    s.peer.forget_key(&dropped);
+    // The least recently used account goes first: the forgotten one is tried by the second
+    // send at the latest.
+    let mut sent = vec![warm];
+    let mut account = s.account(id).await;
+    while account["state"] != "disabled" && sent.len() < 4 {
+        let next = s.send(PHONE).await;
+        s.wait_status(&next, "delivered").await;
+        sent.push(next);
+        account = s.account(id).await;
+    }
+    assert_eq!(account["reason"], "AUTH_KEY_NOT_FOUND", "{account}");
+    let inbox = s.peer.inbox(PHONE);
+    assert_eq!(inbox.len(), sent.len(), "every code once: {inbox:?}");
+    let dead = s.app.services.metrics.account_flood_waits.with_label_values(&[id, "dead"]).get();
+    assert_eq!(dead, 1, "counted for the alert");
 }
 
 /// The peer as grammers-client sees it, without verigram in between: `contacts.resolvePhone`

@@ -7,17 +7,16 @@
 //! address as data centre 2 and a key both sides derive from the account's phone number
 //! (`dev_auth_key`), as a session that signed in earlier would hold one.
 //!
-//! What it answers: `invokeWithLayer`/`initConnection` with `help.getConfig` (naming itself as
-//! data centre 2), `updates.getState`/`getDifference`, `contacts.importContacts`,
-//! `contacts.resolvePhone`, `contacts.deleteContacts`, `messages.sendMessage` (refusing a
-//! `random_id` the account used before with `RANDOM_ID_DUPLICATE`, as Telegram does),
-//! `messages.getHistory`, `messages.deleteMessages`, `ping`; it pushes `updateReadHistoryOutbox` with correct `pts` when a
-//! simulated user reads, and records every message each user received. Faults (`Injection`)
-//! make calls fail with any `rpc_error`, answer late, drop the connection, or carry a call out
-//! and drop the connection before its answer; `restart` drops
-//! every connection and listens again on the same port, keeping the simulated world.
+//! It holds clients to MTProto as Telegram does (salts, sessions, message ids and sequence
+//! numbers, replays, `-404` for an unknown key, three transports) and answers the methods
+//! verigram's sender calls; `README.md` beside this crate lists what it implements and where
+//! it is knowingly simpler than Telegram. Faults (`Injection`) make calls fail with any
+//! `rpc_error`, answer late, drop the connection, or carry a call out and drop the connection
+//! before its answer; `restart` drops every connection and listens again on the same port,
+//! keeping the simulated world.
 
 mod rpc;
+mod session;
 pub mod wire;
 mod world;
 
@@ -69,7 +68,13 @@ struct Link {
 }
 
 enum Outgoing {
-    Message { body: Vec<u8>, answer: bool, content: bool },
+    Message {
+        body: Vec<u8>,
+        answer: bool,
+        content: bool,
+    },
+    /// The client moved to this session: what follows is sent in it.
+    Session(i64),
     Close,
 }
 
@@ -149,6 +154,16 @@ impl TelegramPeer {
         self.shared.world.lock().revoke(account_phone);
     }
 
+    /// Telegram drops the account's authorization key (a session ended on its side): the
+    /// account's connections close, and every new one gets the `-404` transport error.
+    pub fn forget_key(&self, account_phone: &str) {
+        let phone: String = account_phone.chars().filter(char::is_ascii_digit).collect();
+        self.shared.world.lock().forget_key(&phone);
+        for link in self.shared.links.lock().values().filter(|l| l.account == phone) {
+            let _ = link.out.send(Outgoing::Close);
+        }
+    }
+
     /// Live connections now.
     pub fn connections(&self) -> usize {
         self.shared.links.lock().len()
@@ -224,21 +239,32 @@ impl Shared {
     /// One client connection: the first message names the account by its key.
     async fn serve(self: Arc<Self>, stream: TcpStream) -> Result<(), WireError> {
         let (mut rd, mut wr) = stream.into_split();
-        let mut incoming = Framing::default();
+        let mut incoming = Framing::detect(&mut rd).await?;
         let first = incoming.read(&mut rd).await?;
         let key_id = wire::payload_key_id(&first).ok_or(WireError::Malformed("short payload"))?;
-        // A plain message (key id 0) would start a key exchange, which the peer does not do.
-        let (account, key) = self.world.lock().account_for_key(&key_id).ok_or(WireError::UnknownKey)?;
+        // A plain message (key id 0) would start a key exchange, which the peer does not do;
+        // an unknown key gets Telegram's transport error.
+        let Some((account, key)) = self.world.lock().account_for_key(&key_id) else {
+            incoming.writer().write_error(&mut wr, 404).await?;
+            return Err(WireError::UnknownKey);
+        };
         let plain = wire::decrypt(&key, &first)?;
 
         let (out, mut outgoing) = mpsc::unbounded_channel();
         let link_id = self.next_link.fetch_add(1, Ordering::Relaxed);
         self.links.lock().insert(link_id, Link { account: account.clone(), out: out.clone() });
         let mut session = ServerSession::new(key, plain.session_id);
+        let mut framing = incoming.writer();
         self.spawn(async move {
-            let mut framing = Framing::default();
-            while let Some(Outgoing::Message { body, answer, content }) = outgoing.recv().await {
-                let payload = session.seal(&body, answer, content);
+            while let Some(next) = outgoing.recv().await {
+                let payload = match next {
+                    Outgoing::Message { body, answer, content } => session.seal(&body, answer, content),
+                    Outgoing::Session(id) => {
+                        session = ServerSession::new(key, id);
+                        continue;
+                    }
+                    Outgoing::Close => break,
+                };
                 if framing.write(&mut wr, &payload).await.is_err() {
                     break;
                 }
@@ -246,8 +272,16 @@ impl Shared {
             // Dropping the write half closes the connection for the client.
         });
 
-        let conn = Conn { shared: Arc::clone(&self), account, out };
-        let mut result = conn.frame(plain.message);
+        let mut conn = Conn {
+            shared: Arc::clone(&self),
+            account,
+            key,
+            out,
+            session_id: plain.session_id,
+            fresh: true,
+            received: session::Received::default(),
+        };
+        let mut result = conn.payload(plain);
         while result.is_ok() {
             let payload = match incoming.read(&mut rd).await {
                 Ok(payload) => payload,
@@ -256,7 +290,7 @@ impl Shared {
                     break;
                 }
             };
-            result = wire::decrypt(&key, &payload).and_then(|plain| conn.frame(plain.message));
+            result = wire::decrypt(&key, &payload).and_then(|plain| conn.payload(plain));
         }
         self.links.lock().remove(&link_id);
         let _ = conn.out.send(Outgoing::Close);
@@ -268,7 +302,12 @@ impl Shared {
 struct Conn {
     shared: Arc<Shared>,
     account: String,
+    key: [u8; 256],
     out: mpsc::UnboundedSender<Outgoing>,
+    /// The client's current session, and whether it was told the session is new.
+    session_id: i64,
+    fresh: bool,
+    received: session::Received,
 }
 
 impl Conn {
@@ -276,8 +315,39 @@ impl Conn {
         let _ = self.out.send(Outgoing::Message { body, answer, content });
     }
 
+    /// One decrypted payload, held to MTProto's rules as Telegram holds it: answers go to the
+    /// client's current session (a new one is announced with `new_session_created`); a message
+    /// that breaks a rule is answered with `bad_msg_notification`, one with a stale salt with
+    /// `bad_server_salt` (the first of every fresh session: clients start with none), and a
+    /// replayed one is ignored; none of these is carried out.
+    fn payload(&mut self, plain: wire::Plain) -> Result<(), WireError> {
+        if plain.session_id != self.session_id {
+            self.session_id = plain.session_id;
+            self.fresh = true;
+            let _ = self.out.send(Outgoing::Session(plain.session_id));
+        }
+        let message = plain.message;
+        let now = i64::from(world::now_secs());
+        if let Some(code) = session::bad_message(&message, now) {
+            self.send(session::bad_msg_notification(&message, code), true, false);
+            return Ok(());
+        }
+        if !session::salt_valid(&self.key, plain.salt, now) {
+            self.send(session::bad_server_salt(&message, session::current_salt(&self.key, now)), true, false);
+            return Ok(());
+        }
+        if !self.received.first_time(message.msg_id) {
+            return Ok(());
+        }
+        if std::mem::take(&mut self.fresh) {
+            let created = session::new_session_created(message.msg_id, session::current_salt(&self.key, now));
+            self.send(created, false, true);
+        }
+        self.frame(message)
+    }
+
     /// All messages of one transport frame; acknowledges the content-related ones after.
-    fn frame(&self, message: Message) -> Result<(), WireError> {
+    fn frame(&mut self, message: Message) -> Result<(), WireError> {
         let mut acks = Vec::new();
         self.message(message, &mut acks, 0)?;
         if !acks.is_empty() {
@@ -288,12 +358,17 @@ impl Conn {
 
     /// One message; `depth` counts the containers and packings around it (MTProto allows
     /// no container in a container, and nothing needs more than a packed message in one).
-    fn message(&self, message: Message, acks: &mut Vec<i64>, depth: u8) -> Result<(), WireError> {
+    fn message(&mut self, message: Message, acks: &mut Vec<i64>, depth: u8) -> Result<(), WireError> {
         match message.constructor() {
             Some(_) if depth > 2 => return Err(WireError::Malformed("nested too deep")),
             Some(wire::MSG_CONTAINER) => {
                 for inner in wire::container_messages(&message.body)? {
-                    self.message(inner, acks, depth + 1)?;
+                    // Each message in a container is held to the rules on its own.
+                    if let Some(code) = session::bad_message(&inner, i64::from(world::now_secs())) {
+                        self.send(session::bad_msg_notification(&inner, code), true, false);
+                    } else if self.received.first_time(inner.msg_id) {
+                        self.message(inner, acks, depth + 1)?;
+                    }
                 }
                 return Ok(());
             }
@@ -311,6 +386,11 @@ impl Conn {
         }
         if let Some(pong) = rpc::pong(message.msg_id, &message.body) {
             self.send(pong, true, false);
+            return Ok(());
+        }
+        if let Some(num) = rpc::get_future_salts(&message.body) {
+            let salts = session::future_salts(&self.key, message.msg_id, num, i64::from(world::now_secs()));
+            self.send(grammers_tl_types::Serializable::to_bytes(&salts), true, true);
             return Ok(());
         }
         let decision = rpc::call(&mut self.shared.world.lock(), &self.account, self.shared.addr, &message.body);

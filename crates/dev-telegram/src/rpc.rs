@@ -110,7 +110,7 @@ fn answer(
     query: &[u8],
     sent_to: &mut Option<String>,
 ) -> Result<Vec<u8>, Answer> {
-    use tl::functions::{contacts, help, messages, updates};
+    use tl::functions::{contacts, help, messages, updates, users};
     Ok(match id {
         help::GetConfig::CONSTRUCTOR_ID => config(addr).to_bytes(),
         updates::GetState::CONSTRUCTOR_ID => world.state(account).to_bytes(),
@@ -150,6 +150,10 @@ fn answer(
             .to_bytes()
         }
         contacts::DeleteContacts::CONSTRUCTOR_ID => no_updates().to_bytes(),
+        users::GetUsers::CONSTRUCTOR_ID => {
+            let q: users::GetUsers = parse(query)?;
+            world.users(account, &q.id).to_bytes()
+        }
         messages::SendMessage::CONSTRUCTOR_ID => {
             let q: messages::SendMessage = parse(query)?;
             let tl::enums::InputPeer::User(peer) = q.peer else {
@@ -280,6 +284,12 @@ pub fn pong(msg_id: i64, body: &[u8]) -> Option<Vec<u8>> {
         return None;
     };
     Some(tl::enums::Pong::Pong(tl::types::Pong { msg_id, ping_id }).to_bytes())
+}
+
+/// `get_future_salts`: how many salts are asked for.
+pub fn get_future_salts(body: &[u8]) -> Option<i32> {
+    (super::wire::constructor(body)? == tl::functions::GetFutureSalts::CONSTRUCTOR_ID)
+        .then(|| parse::<tl::functions::GetFutureSalts>(body).ok().map(|q| q.num))?
 }
 
 /// `msgs_ack` for content-related client messages.

@@ -38,51 +38,147 @@ impl From<grammers_tl_types::deserialize::Error> for WireError {
     }
 }
 
-/// The "full" transport: `len:i32 seq:i32 payload crc32:u32`, one counter per direction.
-#[derive(Default)]
-pub struct Framing {
-    send_seq: i32,
-    recv_seq: i32,
+/// The TCP transports a client may pick, told apart by the connection's first bytes:
+/// abridged (`0xef`, then `len/4` in one byte or `0x7f` and three), intermediate
+/// (`0xeeeeeeee`, then `len:i32`), or full (no tag: `len:i32 seq:i32 payload crc32:u32`, with
+/// one counter per direction).
+pub enum Framing {
+    Full { send_seq: i32, recv_seq: i32, first: Option<[u8; 4]> },
+    Intermediate,
+    Abridged,
 }
 
 impl Framing {
+    /// Reads the transport's tag, if any, from a new connection.
+    pub async fn detect(r: &mut (impl AsyncRead + Unpin)) -> Result<Self, WireError> {
+        let mut tag = [0u8; 4];
+        r.read_exact(&mut tag[..1]).await?;
+        if tag[0] == 0xef {
+            return Ok(Framing::Abridged);
+        }
+        r.read_exact(&mut tag[1..]).await?;
+        match tag {
+            [0xee, 0xee, 0xee, 0xee] => Ok(Framing::Intermediate),
+            // Padded intermediate and the obfuscated transports are not spoken.
+            [0xdd, 0xdd, 0xdd, 0xdd] => Err(WireError::Frame("padded intermediate transport")),
+            first => Ok(Framing::Full { send_seq: 0, recv_seq: 0, first: Some(first) }),
+        }
+    }
+
+    /// The same transport for the server's half of the connection.
+    pub fn writer(&self) -> Self {
+        match self {
+            Framing::Full { .. } => Framing::Full { send_seq: 0, recv_seq: 0, first: None },
+            Framing::Intermediate => Framing::Intermediate,
+            Framing::Abridged => Framing::Abridged,
+        }
+    }
+
     pub async fn read(&mut self, r: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>, WireError> {
-        let mut head = [0u8; 8];
-        r.read_exact(&mut head).await?;
-        let len = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let seq = i32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        let len = usize::try_from(len).map_err(|_| WireError::Frame("negative length"))?;
-        if !(12..=MAX_FRAME).contains(&len) {
-            return Err(WireError::Frame("length out of range"));
+        match self {
+            Framing::Full { recv_seq, first, .. } => {
+                let mut head = [0u8; 8];
+                match first.take() {
+                    Some(len) => {
+                        head[..4].copy_from_slice(&len);
+                        r.read_exact(&mut head[4..]).await?;
+                    }
+                    None => {
+                        r.read_exact(&mut head).await?;
+                    }
+                }
+                let len = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+                let seq = i32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+                let len = usize::try_from(len).map_err(|_| WireError::Frame("negative length"))?;
+                if !(12..=MAX_FRAME).contains(&len) {
+                    return Err(WireError::Frame("length out of range"));
+                }
+                if seq != *recv_seq {
+                    return Err(WireError::Frame("sequence number out of order"));
+                }
+                let mut rest = vec![0u8; len - 8];
+                r.read_exact(&mut rest).await?;
+                let (payload, crc) = rest.split_at(len - 12);
+                let mut hasher = crc32fast::Hasher::new();
+                hasher.update(&head);
+                hasher.update(payload);
+                if hasher.finalize().to_le_bytes() != crc {
+                    return Err(WireError::Frame("bad crc32"));
+                }
+                *recv_seq += 1;
+                Ok(payload.to_vec())
+            }
+            Framing::Intermediate => {
+                let mut len = [0u8; 4];
+                r.read_exact(&mut len).await?;
+                let len = usize::try_from(i32::from_le_bytes(len)).map_err(|_| WireError::Frame("negative length"))?;
+                read_payload(r, len).await
+            }
+            Framing::Abridged => {
+                let mut len = [0u8; 4];
+                r.read_exact(&mut len[..1]).await?;
+                let words = if len[0] < 0x7f {
+                    usize::from(len[0])
+                } else {
+                    r.read_exact(&mut len[..3]).await?;
+                    usize::from(len[0]) | usize::from(len[1]) << 8 | usize::from(len[2]) << 16
+                };
+                read_payload(r, words * 4).await
+            }
         }
-        if seq != self.recv_seq {
-            return Err(WireError::Frame("sequence number out of order"));
-        }
-        let mut rest = vec![0u8; len - 8];
-        r.read_exact(&mut rest).await?;
-        let (payload, crc) = rest.split_at(len - 12);
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&head);
-        hasher.update(payload);
-        if hasher.finalize().to_le_bytes() != crc {
-            return Err(WireError::Frame("bad crc32"));
-        }
-        self.recv_seq += 1;
-        Ok(payload.to_vec())
     }
 
     pub async fn write(&mut self, w: &mut (impl AsyncWrite + Unpin), payload: &[u8]) -> Result<(), WireError> {
-        let len = i32::try_from(payload.len() + 12).map_err(|_| WireError::Frame("too long"))?;
         let mut frame = Vec::with_capacity(payload.len() + 12);
-        frame.extend_from_slice(&len.to_le_bytes());
-        frame.extend_from_slice(&self.send_seq.to_le_bytes());
-        frame.extend_from_slice(payload);
-        let crc = crc32fast::hash(&frame);
-        frame.extend_from_slice(&crc.to_le_bytes());
+        match self {
+            Framing::Full { send_seq, .. } => {
+                let len = i32::try_from(payload.len() + 12).map_err(|_| WireError::Frame("too long"))?;
+                frame.extend_from_slice(&len.to_le_bytes());
+                frame.extend_from_slice(&send_seq.to_le_bytes());
+                frame.extend_from_slice(payload);
+                let crc = crc32fast::hash(&frame);
+                frame.extend_from_slice(&crc.to_le_bytes());
+                *send_seq += 1;
+            }
+            Framing::Intermediate => {
+                let len = i32::try_from(payload.len()).map_err(|_| WireError::Frame("too long"))?;
+                frame.extend_from_slice(&len.to_le_bytes());
+                frame.extend_from_slice(payload);
+            }
+            Framing::Abridged => {
+                let words = payload.len() / 4;
+                if words < 0x7f {
+                    frame.push(words as u8);
+                } else {
+                    frame.push(0x7f);
+                    frame.extend_from_slice(&(words as u32).to_le_bytes()[..3]);
+                }
+                frame.extend_from_slice(payload);
+            }
+        }
         w.write_all(&frame).await?;
-        self.send_seq += 1;
         Ok(())
     }
+
+    /// A transport error (`-404`: the authorization key is unknown), as Telegram sends it: in
+    /// place of a frame's length in the full transport, as a frame's four bytes in the others.
+    pub async fn write_error(&mut self, w: &mut (impl AsyncWrite + Unpin), code: i32) -> Result<(), WireError> {
+        let code = (-code).to_le_bytes();
+        match self {
+            Framing::Full { .. } => w.write_all(&code).await?,
+            Framing::Intermediate | Framing::Abridged => self.write(w, &code).await?,
+        }
+        Ok(())
+    }
+}
+
+async fn read_payload(r: &mut (impl AsyncRead + Unpin), len: usize) -> Result<Vec<u8>, WireError> {
+    if !(8..=MAX_FRAME).contains(&len) {
+        return Err(WireError::Frame("length out of range"));
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await?;
+    Ok(payload)
 }
 
 /// Which way a message goes: MTProto derives its keys differently for each (`x`).
@@ -140,6 +236,7 @@ pub fn payload_key_id(payload: &[u8]) -> Option<[u8; 8]> {
 /// A decrypted client message with its header.
 #[derive(Debug)]
 pub struct Plain {
+    pub salt: i64,
     pub session_id: i64,
     pub message: Message,
 }
@@ -191,10 +288,10 @@ pub fn decrypt(key: &[u8; 256], payload: &[u8]) -> Result<Plain, WireError> {
         return Err(WireError::MessageKey);
     }
     let mut cursor = Cursor::from_slice(&plaintext);
-    let _salt = i64::deserialize(&mut cursor)?;
+    let salt = i64::deserialize(&mut cursor)?;
     let session_id = i64::deserialize(&mut cursor)?;
     let message = read_message(&mut cursor)?;
-    Ok(Plain { session_id, message })
+    Ok(Plain { salt, session_id, message })
 }
 
 fn read_message(cursor: &mut Cursor) -> Result<Message, WireError> {
@@ -280,7 +377,8 @@ impl ServerSession {
         let msg_id = self.next_msg_id(answer);
         let seq_no = self.next_seq(content);
         let mut plaintext = Vec::with_capacity(32 + body.len() + 32);
-        0i64.serialize(&mut plaintext); // salt: the client starts with 0 and never asks for salts then
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        super::session::current_salt(&self.key, now.as_secs() as i64).serialize(&mut plaintext);
         self.session_id.serialize(&mut plaintext);
         msg_id.serialize(&mut plaintext);
         seq_no.serialize(&mut plaintext);
@@ -318,7 +416,9 @@ mod tests {
         let mut payload = session.seal(&[1, 2, 3, 4], true, true);
         let plain = grammers_crypto::decrypt_data_v2(&mut payload, &AuthKey::from_bytes(key())).unwrap();
         let mut cursor = Cursor::from_slice(plain);
-        assert_eq!(i64::deserialize(&mut cursor).unwrap(), 0, "salt");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let salt = i64::deserialize(&mut cursor).unwrap();
+        assert!(super::super::session::salt_valid(&key(), salt, now), "the key's salt");
         assert_eq!(i64::deserialize(&mut cursor).unwrap(), 42, "session");
         let message = read_message(&mut cursor).unwrap();
         assert_eq!((message.msg_id & 3, message.seq_no, message.body), (1, 1, vec![1, 2, 3, 4]));
@@ -354,20 +454,53 @@ mod tests {
         assert_eq!((s.next_seq(true), s.next_seq(false), s.next_seq(true)), (1, 2, 3));
     }
 
+    fn full() -> Framing {
+        Framing::Full { send_seq: 0, recv_seq: 0, first: None }
+    }
+
     #[tokio::test]
     async fn frames_round_trip_and_bad_ones_are_refused() {
-        let mut out = Framing::default();
+        let mut out = full();
         let mut wire = Vec::new();
-        out.write(&mut wire, &[1, 2, 3, 4]).await.unwrap();
-        out.write(&mut wire, &[5, 6, 7, 8]).await.unwrap();
-        let mut input = Framing::default();
+        out.write(&mut wire, &[1, 2, 3, 4, 0, 0, 0, 0]).await.unwrap();
+        out.write(&mut wire, &[5, 6, 7, 8, 0, 0, 0, 0]).await.unwrap();
         let mut r = &wire[..];
-        assert_eq!(input.read(&mut r).await.unwrap(), vec![1, 2, 3, 4]);
-        assert_eq!(input.read(&mut r).await.unwrap(), vec![5, 6, 7, 8]);
+        let mut input = Framing::detect(&mut r).await.unwrap();
+        assert!(matches!(input, Framing::Full { .. }), "no tag: the full transport");
+        assert_eq!(input.read(&mut r).await.unwrap(), vec![1, 2, 3, 4, 0, 0, 0, 0]);
+        assert_eq!(input.read(&mut r).await.unwrap(), vec![5, 6, 7, 8, 0, 0, 0, 0]);
         let mut bad = wire.clone();
         bad[9] ^= 1;
-        assert!(matches!(Framing::default().read(&mut &bad[..]).await, Err(WireError::Frame("bad crc32"))));
-        let mut skipped = Framing::default();
-        assert!(matches!(skipped.read(&mut &wire[16..]).await, Err(WireError::Frame(_))), "second frame first");
+        assert!(matches!(full().read(&mut &bad[..]).await, Err(WireError::Frame("bad crc32"))));
+        let mut skipped = full();
+        assert!(matches!(skipped.read(&mut &wire[20..]).await, Err(WireError::Frame(_))), "second frame first");
+    }
+
+    #[tokio::test]
+    async fn the_intermediate_and_abridged_transports_are_told_by_their_tags() {
+        let long: Vec<u8> = (0..600u32).flat_map(|i| i.to_le_bytes()).collect();
+        for (tag, expect_abridged) in [(vec![0xee, 0xee, 0xee, 0xee], false), (vec![0xef], true)] {
+            let mut wire = tag.clone();
+            let mut out = if expect_abridged { Framing::Abridged } else { Framing::Intermediate };
+            out.write(&mut wire, &[9; 16]).await.unwrap();
+            out.write(&mut wire, &long).await.unwrap();
+            let mut r = &wire[..];
+            let mut input = Framing::detect(&mut r).await.unwrap();
+            assert_eq!(matches!(input, Framing::Abridged), expect_abridged);
+            assert_eq!(input.read(&mut r).await.unwrap(), vec![9; 16]);
+            assert_eq!(input.read(&mut r).await.unwrap(), long, "a length past one byte");
+        }
+        let padded = [0xdd, 0xdd, 0xdd, 0xdd];
+        assert!(Framing::detect(&mut &padded[..]).await.is_err(), "not spoken");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_is_answered_with_the_404_transport_error() {
+        let mut wire = Vec::new();
+        full().write_error(&mut wire, 404).await.unwrap();
+        assert_eq!(wire, (-404i32).to_le_bytes());
+        let mut wire = Vec::new();
+        Framing::Intermediate.write_error(&mut wire, 404).await.unwrap();
+        assert_eq!(wire, [&4i32.to_le_bytes()[..], &(-404i32).to_le_bytes()].concat());
     }
 }

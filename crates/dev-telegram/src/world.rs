@@ -207,6 +207,13 @@ impl World {
         self.users.insert(user.phone.clone(), user);
     }
 
+    /// Telegram drops the account's authorization key: a connection that names it gets the
+    /// `-404` transport error.
+    pub fn forget_key(&mut self, phone: &str) {
+        let phone = digits(phone);
+        self.by_key.retain(|_, owner| *owner != phone);
+    }
+
     /// Logs the account out: its key is no longer accepted.
     pub fn revoke(&mut self, phone: &str) {
         if let Some(a) = self.accounts.get_mut(&digits(phone)) {
@@ -294,6 +301,25 @@ impl World {
     /// The user as `account` sees it: with the access hash of that account.
     pub fn tl_user(&self, account: &str, user: &SimUser) -> tl::enums::User {
         tl_user(user_id(account), user)
+    }
+
+    /// `users.getUsers`: the account itself (`inputUserSelf`, a client's `get_me`), and users
+    /// named by id with the access hash this account knows them by (others are left out).
+    pub fn users(&self, account: &str, ids: &[tl::enums::InputUser]) -> Vec<tl::enums::User> {
+        let me = user_id(account);
+        ids.iter()
+            .filter_map(|id| match id {
+                tl::enums::InputUser::UserSelf => {
+                    let tl::enums::User::User(mut user) = tl_user(me, &SimUser::new(account)) else { return None };
+                    user.is_self = true;
+                    Some(tl::enums::User::User(user))
+                }
+                tl::enums::InputUser::User(u) if u.access_hash == access_hash(me, u.user_id) => {
+                    self.user_by_id(u.user_id).map(|user| tl_user(me, user))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// `contacts.importContacts` / `contacts.resolvePhone`: the user with this number.
@@ -611,6 +637,26 @@ mod tests {
         assert_eq!(w.history("999000001", user, 7, 10).unwrap_err(), (400, "PEER_ID_INVALID"));
         w.delete("999000001", &[first.id]);
         assert!(w.history("999000001", user, access_hash(999000001, user), 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn get_users_answers_the_account_itself_and_users_it_knows() {
+        let w = world();
+        let user = user_id("15550001111");
+        let known = tl::enums::InputUser::User(tl::types::InputUser {
+            user_id: user,
+            access_hash: access_hash(999000001, user),
+        });
+        let wrong = tl::enums::InputUser::User(tl::types::InputUser { user_id: user, access_hash: 7 });
+        let users = w.users("999000001", &[tl::enums::InputUser::UserSelf, known, wrong]);
+        let ids: Vec<_> = users
+            .iter()
+            .map(|u| match u {
+                tl::enums::User::User(u) => (u.id, u.is_self),
+                tl::enums::User::Empty(e) => (e.id, false),
+            })
+            .collect();
+        assert_eq!(ids, [(999000001, true), (user, false)]);
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub enum Failure {
     Transient(String),
 }
 
+/// The reason an account is disabled with when Telegram answers its key with `-404`.
+pub const AUTH_KEY_NOT_FOUND: &str = "AUTH_KEY_NOT_FOUND";
+
 /// A flood wait without a number: wait a minute rather than hammer.
 const DEFAULT_FLOOD_WAIT: Duration = Duration::from_secs(60);
 
@@ -52,6 +55,11 @@ pub fn classify(error: &InvocationError) -> Failure {
             }
         }
         InvocationError::Io(_) => Failure::Transient("network".into()),
+        // Telegram does not know the account's authorization key (it dropped the session):
+        // nothing this account sends can get through until it signs in again.
+        InvocationError::Transport(grammers_mtproto::transport::Error::BadStatus { status: 404 }) => {
+            Failure::Account(AccountFailure::Dead(AUTH_KEY_NOT_FOUND.into()))
+        }
         InvocationError::Transport(_) => Failure::Transient("transport".into()),
         InvocationError::Dropped(_) => Failure::Transient("dropped".into()),
         InvocationError::Deserialize(_) => Failure::Transient("unreadable answer".into()),
@@ -89,6 +97,11 @@ mod tests {
         for name in ["AUTH_KEY_UNREGISTERED", "SESSION_REVOKED", "USER_DEACTIVATED_BAN", "USER_DEACTIVATED"] {
             assert_eq!(classify(&rpc(401, name)), Failure::Account(AccountFailure::Dead(name.into())), "{name}");
         }
+        let unknown_key = grammers_mtproto::transport::Error::BadStatus { status: 404 };
+        assert_eq!(
+            classify(&InvocationError::Transport(unknown_key)),
+            Failure::Account(AccountFailure::Dead(AUTH_KEY_NOT_FOUND.into()))
+        );
         assert_eq!(
             classify(&rpc(401, "SOMETHING_NEW")),
             Failure::Account(AccountFailure::Dead("SOMETHING_NEW".into()))
@@ -107,6 +120,8 @@ mod tests {
         let io = InvocationError::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
         assert_eq!(classify(&io), Failure::Transient("network".into()));
         assert_eq!(classify(&InvocationError::Dropped("test")), Failure::Transient("dropped".into()));
+        let too_many = grammers_mtproto::transport::Error::BadStatus { status: 429 };
+        assert_eq!(classify(&InvocationError::Transport(too_many)), Failure::Transient("transport".into()));
         assert!(matches!(classify(&rpc(500, "INTERNAL")), Failure::Transient(_)));
     }
 }
