@@ -356,6 +356,109 @@ async fn a_worker_killed_after_telegram_accepted_its_message_sends_no_second() {
     assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
 }
 
+/// Issue 18, item 5: load and faults together. 240 codes, each to its own user, through three
+/// worker processes and four accounts of the local Telegram, while worker processes are killed
+/// (SIGKILL) and replaced, and the peer answers a flood wait, drops connections before calls
+/// and after sends it carried out. Every request ends `delivered`; every user has exactly one
+/// message (counted at the peer) and it verifies; the tenant is charged once per request; the
+/// flood-waited account rests and comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_go_out_once_each_while_workers_die_and_telegram_misbehaves() {
+    use verigram_dev_telegram::{Fault, Injection, PeerConfig, TelegramPeer};
+    const CODES: usize = 240;
+    let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
+    let store_url = redis_server.url();
+    let accounts: Vec<String> = (0..4).map(|i| format!("+44770090040{i}")).collect();
+    let config = PeerConfig { accounts: accounts.clone(), auto_users: true, ..Default::default() };
+    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    let env = [
+        ("VERIGRAM__SENDER__KIND", "telegram"),
+        ("VERIGRAM__SENDER__DEV_PEERS", "true"),
+        ("VERIGRAM__SENDER__CALL_TIMEOUT", "2"),
+        ("VERIGRAM__DELIVERY__LEASE", "7"),
+        ("VERIGRAM__POOL__LEASE", "2"),
+        ("VERIGRAM__POOL__INTERVAL_MS", "20"),
+        ("VERIGRAM__LIMITS__TENANT__RATE", "0"),
+        ("VERIGRAM__LIMITS__TOKEN__RATE", "0"),
+        ("VERIGRAM__LIMITS__IP__RATE", "0"),
+        ("VERIGRAM__LIMITS__COUNTRY__RATE", "0"),
+    ];
+    let api = serve_with("api", &store_url, &env, None);
+    for (i, phone) in accounts.iter().enumerate() {
+        let body = json!({"id": format!("tg{i}"), "kind": "telegram", "phone_number": phone,
+                          "dev_peer": peer.addr().to_string()});
+        let response =
+            client().post(format!("{}/admin/v1/senders", api.url)).bearer_auth(ADMIN_TOKEN).json(&body).send().await;
+        assert_eq!(response.unwrap().status().as_u16(), 201);
+    }
+    let body = json!({"name": "Busy", "balance": "10"});
+    let created = client().post(format!("{}/admin/v1/tenants", api.url)).bearer_auth(ADMIN_TOKEN).json(&body).send();
+    let tenant: Value = created.await.unwrap().json().await.unwrap();
+    let (tenant_id, token) = (tenant["id"].as_str().unwrap().to_owned(), tenant["token"].as_str().unwrap().to_owned());
+    let balance = |api: &Server| {
+        let url = format!("{}/admin/v1/tenants/{tenant_id}", api.url);
+        // In micro-credits (the API's amounts are JSON numbers of credits).
+        async move { (get_json(url).await.1["balance"].as_f64().unwrap() * 1e6).round() as i64 }
+    };
+    let start_balance = balance(&api).await;
+
+    let flooded = &accounts[1];
+    peer.inject(
+        Injection::new(Fault::error(420, "FLOOD_WAIT_3")).account(flooded).method("messages.sendMessage").times(1),
+    );
+    peer.inject(Injection::new(Fault::DropAfter).method("messages.sendMessage").times(6));
+    peer.inject(Injection::new(Fault::Drop).method("contacts.importContacts").times(4));
+    let mut workers: Vec<Server> = (0..3).map(|_| serve_with("worker", &store_url, &env, None)).collect();
+    let phones: Vec<String> = (0..CODES).map(|i| format!("+1555090{i:04}")).collect();
+    let mut ids = Vec::new();
+    for (i, phone) in phones.iter().enumerate() {
+        ids.push(send_to(&api, &token, phone).await);
+        if i % 60 == 59 {
+            // One worker process dies mid-flight and another takes its place.
+            let k = (i / 60) % workers.len();
+            workers[k].kill();
+            workers[k] = serve_with("worker", &store_url, &env, None);
+        }
+    }
+    wait_up_to(Duration::from_secs(120), "every code at the peer", || async {
+        (phones.iter().all(|p| !peer.inbox(p).is_empty())).then_some(())
+    })
+    .await;
+    for (id, phone) in ids.iter().zip(&phones) {
+        wait_for_long(&format!("{id} to be delivered"), || async {
+            (delivery_status(&api, &token, id).await.as_deref() == Some("delivered")).then_some(())
+        })
+        .await;
+        let inbox = peer.inbox(phone);
+        assert_eq!(inbox.len(), 1, "{phone} got {} messages: {inbox:?}", inbox.len());
+    }
+    assert_eq!(peer.messages_sent(), CODES, "no message beyond one per request");
+    assert_eq!(peer.faults_left(), 0, "every injected fault struck");
+    let looked_up = accounts.iter().filter(|a| peer.calls(a).contains(&"messages.getHistory")).count();
+    assert!(looked_up > 0, "sends whose answers were lost were found in the chats");
+    // A sample of codes verifies (each check is a request of its own).
+    for (id, phone) in ids.iter().zip(&phones).step_by(40) {
+        let code = code_in(&peer.inbox(phone)[0].text);
+        let checked = gateway(&api, "checkVerificationStatus", &token, json!({"request_id": id, "code": code})).await;
+        assert_eq!(checked["result"]["verification_status"]["status"], "code_valid", "{checked}");
+    }
+
+    let (_, ledger) = get_json(format!("{}/admin/v1/tenants/{tenant_id}/ledger?limit=1000", api.url)).await;
+    let charges = ledger.as_array().unwrap().iter().filter(|e| e["kind"] == "charge").count();
+    assert_eq!(charges, CODES, "one charge per request");
+    let refunds = ledger.as_array().unwrap().iter().filter(|e| e["kind"] == "refund").count();
+    assert_eq!(refunds, 0, "every code was delivered");
+    let spent = start_balance - balance(&api).await;
+    assert_eq!(spent, 10_000 * CODES as i64, "the default price, once per request");
+
+    let flooded_sent = phones.iter().filter(|p| peer.inbox(p)[0].from == flooded.trim_start_matches('+')).count();
+    assert!(flooded_sent > 0, "the flood-waited account came back and sent");
+    let (_, senders) = get_json(format!("{}/admin/v1/senders", api.url)).await;
+    for account in senders.as_array().unwrap() {
+        assert_eq!(account["state"], "active", "{account}");
+    }
+}
+
 /// What a delivery job that did not move is waiting on: the stream's pending entries, the timed
 /// tasks, the sender account's lease, and what the worker process logged (beside the failure,
 /// so a rare stall on a busy machine can be told apart from a bug).

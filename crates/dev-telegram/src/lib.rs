@@ -145,6 +145,11 @@ impl TelegramPeer {
         self.shared.world.lock().inject(injection);
     }
 
+    /// Injected faults that have not struck (all their times) yet.
+    pub fn faults_left(&self) -> usize {
+        self.shared.world.lock().injections_left()
+    }
+
     pub fn clear_faults(&self) {
         self.shared.world.lock().clear_injections();
     }

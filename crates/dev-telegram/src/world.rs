@@ -225,6 +225,11 @@ impl World {
         self.injections.push(injection);
     }
 
+    /// Injected faults not used up yet.
+    pub fn injections_left(&self) -> usize {
+        self.injections.len()
+    }
+
     pub fn clear_injections(&mut self) {
         self.injections.clear();
     }
