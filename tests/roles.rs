@@ -148,6 +148,34 @@ fn slow_recipient_config(dir: &std::path::Path) -> std::path::PathBuf {
     config
 }
 
+/// Environment of processes that send through the local Telegram peer, rate limits off.
+const THROUGH_PEER: [(&str, &str); 6] = [
+    ("VERIGRAM__SENDER__KIND", "telegram"),
+    ("VERIGRAM__SENDER__DEV_PEERS", "true"),
+    ("VERIGRAM__LIMITS__TENANT__RATE", "0"),
+    ("VERIGRAM__LIMITS__TOKEN__RATE", "0"),
+    ("VERIGRAM__LIMITS__IP__RATE", "0"),
+    ("VERIGRAM__LIMITS__COUNTRY__RATE", "0"),
+];
+
+/// A local Telegram peer with these sender accounts, where every number is a user.
+async fn peer_with(accounts: &[String]) -> verigram_dev_telegram::TelegramPeer {
+    let config =
+        verigram_dev_telegram::PeerConfig { accounts: accounts.to_vec(), auto_users: true, ..Default::default() };
+    verigram_dev_telegram::TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap()
+}
+
+/// Adds the peer's accounts to the pool through `api`'s admin API, as `tg0`, `tg1`, ….
+async fn add_peer_accounts(api: &Server, peer: &verigram_dev_telegram::TelegramPeer, accounts: &[String]) {
+    for (i, phone) in accounts.iter().enumerate() {
+        let body = json!({"id": format!("tg{i}"), "kind": "telegram", "phone_number": phone,
+                          "dev_peer": peer.addr().to_string()});
+        let response =
+            client().post(format!("{}/admin/v1/senders", api.url)).bearer_auth(ADMIN_TOKEN).json(&body).send().await;
+        assert_eq!(response.unwrap().status().as_u16(), 201);
+    }
+}
+
 /// A tenant made through the admin API of `api`: (id, token).
 async fn create_tenant(api: &Server) -> (String, String) {
     let response = client()
@@ -364,33 +392,21 @@ async fn a_worker_killed_after_telegram_accepted_its_message_sends_no_second() {
 /// flood-waited account rests and comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_go_out_once_each_while_workers_die_and_telegram_misbehaves() {
-    use verigram_dev_telegram::{Fault, Injection, PeerConfig, TelegramPeer};
+    use verigram_dev_telegram::{Fault, Injection};
     const CODES: usize = 240;
     let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
     let store_url = redis_server.url();
     let accounts: Vec<String> = (0..4).map(|i| format!("+44770090040{i}")).collect();
-    let config = PeerConfig { accounts: accounts.clone(), auto_users: true, ..Default::default() };
-    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
-    let env = [
-        ("VERIGRAM__SENDER__KIND", "telegram"),
-        ("VERIGRAM__SENDER__DEV_PEERS", "true"),
+    let peer = peer_with(&accounts).await;
+    let quick = [
         ("VERIGRAM__SENDER__CALL_TIMEOUT", "2"),
         ("VERIGRAM__DELIVERY__LEASE", "7"),
         ("VERIGRAM__POOL__LEASE", "2"),
         ("VERIGRAM__POOL__INTERVAL_MS", "20"),
-        ("VERIGRAM__LIMITS__TENANT__RATE", "0"),
-        ("VERIGRAM__LIMITS__TOKEN__RATE", "0"),
-        ("VERIGRAM__LIMITS__IP__RATE", "0"),
-        ("VERIGRAM__LIMITS__COUNTRY__RATE", "0"),
     ];
+    let env = [&THROUGH_PEER[..], &quick].concat();
     let api = serve_with("api", &store_url, &env, None);
-    for (i, phone) in accounts.iter().enumerate() {
-        let body = json!({"id": format!("tg{i}"), "kind": "telegram", "phone_number": phone,
-                          "dev_peer": peer.addr().to_string()});
-        let response =
-            client().post(format!("{}/admin/v1/senders", api.url)).bearer_auth(ADMIN_TOKEN).json(&body).send().await;
-        assert_eq!(response.unwrap().status().as_u16(), 201);
-    }
+    add_peer_accounts(&api, &peer, &accounts).await;
     let body = json!({"name": "Busy", "balance": "10"});
     let created = client().post(format!("{}/admin/v1/tenants", api.url)).bearer_auth(ADMIN_TOKEN).json(&body).send();
     let tenant: Value = created.await.unwrap().json().await.unwrap();
@@ -680,31 +696,16 @@ async fn a_token_revoked_through_one_process_is_refused_by_another_within_the_ca
 /// on their way, never behind a backlog.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_worker_processes_serve_tenants_in_weighted_turns() {
-    use verigram_dev_telegram::{PeerConfig, SimUser, TelegramPeer};
+    use verigram_dev_telegram::SimUser;
     const MEASURED: usize = 120;
     let redis_server = RedisServer::start().expect("redis-server for the Redis tests");
     let store_url = redis_server.url();
     let accounts: Vec<String> = (0..3).map(|i| format!("+44770090020{i}")).collect();
-    let config = PeerConfig { accounts: accounts.clone(), auto_users: true, ..Default::default() };
-    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
-    let env = [
-        ("VERIGRAM__SENDER__KIND", "telegram"),
-        ("VERIGRAM__SENDER__DEV_PEERS", "true"),
-        ("VERIGRAM__POOL__INTERVAL_MS", "300"),
-        ("VERIGRAM__LIMITS__TENANT__RATE", "0"),
-        ("VERIGRAM__LIMITS__TOKEN__RATE", "0"),
-        ("VERIGRAM__LIMITS__IP__RATE", "0"),
-        ("VERIGRAM__LIMITS__COUNTRY__RATE", "0"),
-    ];
+    let peer = peer_with(&accounts).await;
+    let env = [&THROUGH_PEER[..], &[("VERIGRAM__POOL__INTERVAL_MS", "300")]].concat();
     let api = serve_with("api", &store_url, &env, None);
     let _workers: Vec<Server> = (0..3).map(|_| serve_with("worker", &store_url, &env, None)).collect();
-    for (i, phone) in accounts.iter().enumerate() {
-        let body = json!({"id": format!("tg{i}"), "kind": "telegram", "phone_number": phone,
-                          "dev_peer": peer.addr().to_string()});
-        let response =
-            client().post(format!("{}/admin/v1/senders", api.url)).bearer_auth(ADMIN_TOKEN).json(&body).send().await;
-        assert_eq!(response.unwrap().status().as_u16(), 201);
-    }
+    add_peer_accounts(&api, &peer, &accounts).await;
     let tenant = |weight: u16| {
         let api = &api;
         async move {
