@@ -297,6 +297,104 @@ async fn a_server_sends_through_the_dev_telegram_peer() {
     peer.stop().await;
 }
 
+/// Issue 18, item 2: `verigram sender login` signs an account in against the local Telegram,
+/// which checks the login code and the two-step verification password (SRP) as Telegram
+/// does. The command reads the code and the password from standard input (its mode for
+/// automation; a terminal gets prompts without echo). A wrong code, a code that came too
+/// late, a flood wait on asking for a code and a wrong password each end the command with a
+/// message and leave the account signed out; the right code and password sign it in, and a
+/// code then goes out through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_login_signs_an_account_in_with_its_code_and_password() {
+    use verigram_dev_telegram::{Fault, Injection, PeerConfig, TelegramPeer};
+    const ACCOUNT: &str = "+447700900021";
+    const PASSWORD: &str = "correct horse battery";
+    let config = PeerConfig { accounts: vec![ACCOUNT.into()], auto_users: true, ..Default::default() };
+    let peer = TelegramPeer::start("127.0.0.1:0".parse().unwrap(), config).await.unwrap();
+    peer.sign_out(ACCOUNT);
+    peer.set_password(ACCOUNT, PASSWORD, Some("horse"));
+    let redis = RedisServer::start().expect("redis-server for the Redis tests");
+    let pepper = "a-pepper-of-at-least-32-bytes-for-tests";
+    let server = serve(&[
+        ("VERIGRAM__STORE__URL", &redis.url()),
+        ("VERIGRAM__CODES__PEPPER", pepper),
+        ("VERIGRAM__SENDER__KIND", "telegram"),
+        ("VERIGRAM__SENDER__DEV_PEERS", "true"),
+        ("VERIGRAM__POOL__INTERVAL_MS", "0"),
+    ]);
+    admin_json(&server, &["sender", "add-dev", "dev1", "--phone-number", ACCOUNT, "--peer", &peer.addr().to_string()]);
+
+    // Runs `sender login dev1`; `answer` gives the lines to type once the code was sent.
+    let codes_asked = |peer: &TelegramPeer| peer.calls(ACCOUNT).iter().filter(|m| **m == "auth.sendCode").count();
+    let login = |answer: fn(&TelegramPeer) -> String| {
+        let asked_before = codes_asked(&peer);
+        let mut child = verigram()
+            .args(["sender", "login", "dev1"])
+            .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
+            .env("VERIGRAM__STORE__URL", redis.url())
+            .env("VERIGRAM__CODES__PEPPER", pepper)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let peer = &peer;
+        async move {
+            let mut stdin = child.stdin.take().unwrap();
+            // Once the command asked for a code (and Telegram sent one, or refused).
+            let typed = wait_up_to(Duration::from_secs(20), "the command to ask for a login code", || async {
+                (codes_asked(peer) > asked_before).then(|| answer(peer))
+            })
+            .await;
+            let _ = std::io::Write::write_all(&mut stdin, typed.as_bytes());
+            drop(stdin);
+            let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+            )
+        }
+    };
+
+    let (ok, out) = login(|_| "00000\n".into()).await;
+    assert!(!ok && out.contains("refused the code"), "a wrong code: {out}");
+    let (ok, out) = login(|peer| {
+        let code = peer.login_code(ACCOUNT).unwrap();
+        peer.expire_login_code(ACCOUNT);
+        format!("{code}\n")
+    })
+    .await;
+    assert!(!ok && out.contains("refused the code"), "a code too old: {out}");
+    peer.inject(Injection::new(Fault::error(420, "FLOOD_WAIT_30")).method("auth.sendCode").times(1));
+    let (ok, out) = login(|_| String::new()).await;
+    assert!(!ok && out.contains("FLOOD_WAIT"), "a flood wait on asking for a code: {out}");
+    let (ok, out) = login(|peer| format!("{}\nwrong horse\n", peer.login_code(ACCOUNT).unwrap())).await;
+    assert!(!ok && out.contains("refused the two-step verification password"), "a wrong password: {out}");
+    assert!(!peer.signed_in(ACCOUNT));
+    assert!(!out.contains("wrong horse"), "the password is never echoed or logged: {out}");
+
+    let (ok, out) = login(|peer| format!("{}\n{PASSWORD}\n", peer.login_code(ACCOUNT).unwrap())).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("dev1 is signed in"), "{out}");
+    assert!(!out.contains(PASSWORD), "the password is never echoed or logged: {out}");
+    assert!(peer.signed_in(ACCOUNT));
+    let account = admin_json(&server, &["sender", "list"]);
+    assert_eq!(account[0]["state"], "active", "{account}");
+
+    let tenant = admin_json(&server, &["tenant", "create", "--name", "Acme", "--balance", "1"]);
+    let token = tenant["token"].as_str().unwrap();
+    let sent =
+        gateway(&server, "sendVerificationMessage", token, &[("phone_number", "+15551234567"), ("code_length", "6")])
+            .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    let inbox = wait_up_to(Duration::from_secs(20), "the code sent through the signed-in account", || async {
+        let inbox = peer.inbox("+15551234567");
+        (!inbox.is_empty()).then_some(inbox)
+    })
+    .await;
+    assert_eq!(inbox[0].from, ACCOUNT.trim_start_matches('+'));
+}
+
 /// A callback endpoint for the binary's tests: answers every POST with `status` (changeable),
 /// counting what it got. Plain HTTP/1.1 on a thread; enough for one report at a time.
 struct Endpoint {

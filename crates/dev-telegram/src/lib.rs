@@ -15,6 +15,7 @@
 //! before its answer; `restart` drops every connection and listens again on the same port,
 //! keeping the simulated world.
 
+mod auth;
 mod rpc;
 mod session;
 pub mod wire;
@@ -143,6 +144,33 @@ impl TelegramPeer {
 
     pub fn inject(&self, injection: Injection) {
         self.shared.world.lock().inject(injection);
+    }
+
+    /// The account's key is not signed in (as after `verigram sender add`): every call but
+    /// signing in answers `AUTH_KEY_UNREGISTERED` until `verigram sender login` signs it in.
+    pub fn sign_out(&self, account_phone: &str) {
+        self.shared.world.lock().login(account_phone).signed_out = true;
+    }
+
+    /// Gives the account two-step verification with this password (and hint).
+    pub fn set_password(&self, account_phone: &str, password: &str, hint: Option<&str>) {
+        let password = auth::Password::new(password, hint.map(str::to_owned));
+        self.shared.world.lock().login(account_phone).password = Some(password);
+    }
+
+    /// The login code Telegram last sent to the account's phone, while it is valid.
+    pub fn login_code(&self, account_phone: &str) -> Option<String> {
+        self.shared.world.lock().login(account_phone).code()
+    }
+
+    /// The login code sent to the account's phone is too old now (`PHONE_CODE_EXPIRED`).
+    pub fn expire_login_code(&self, account_phone: &str) {
+        self.shared.world.lock().login(account_phone).expire_code();
+    }
+
+    /// Whether the account's key is signed in.
+    pub fn signed_in(&self, account_phone: &str) -> bool {
+        !self.shared.world.lock().signed_out(account_phone)
     }
 
     /// Injected faults that have not struck (all their times) yet.

@@ -68,6 +68,15 @@ fn error(code: i32, message: &str) -> Answer {
     Answer::Error { code, message: message.to_owned() }
 }
 
+/// What a key that is not signed in may call: the configuration and signing in.
+const SIGNED_OUT_METHODS: [u32; 5] = [
+    tl::functions::help::GetConfig::CONSTRUCTOR_ID,
+    tl::functions::auth::SendCode::CONSTRUCTOR_ID,
+    tl::functions::auth::SignIn::CONSTRUCTOR_ID,
+    tl::functions::auth::CheckPassword::CONSTRUCTOR_ID,
+    tl::functions::account::GetPassword::CONSTRUCTOR_ID,
+];
+
 /// Answers one call of `account` (the peer listens at `addr`).
 pub fn call(world: &mut World, account: &str, addr: SocketAddr, body: &[u8]) -> Decision {
     let mut decision = Decision { answer: Answer::Drop, delay: None, sent_to: None };
@@ -81,6 +90,10 @@ pub fn call(world: &mut World, account: &str, addr: SocketAddr, body: &[u8]) -> 
     let id = super::wire::constructor(&query).unwrap_or(0);
     let method = tl::name_for_id(id);
     world.record_call(account, method);
+    if world.signed_out(account) && !SIGNED_OUT_METHODS.contains(&id) {
+        decision.answer = error(401, "AUTH_KEY_UNREGISTERED");
+        return decision;
+    }
     match world.fault_for(account, method) {
         Some(Fault::Error { code, message }) => {
             decision.answer = Answer::Error { code, message };
@@ -110,8 +123,30 @@ fn answer(
     query: &[u8],
     sent_to: &mut Option<String>,
 ) -> Result<Vec<u8>, Answer> {
-    use tl::functions::{contacts, help, messages, updates, users};
+    use tl::functions::{account as acct, auth, contacts, help, messages, updates, users};
+    let same_phone = |phone: &str| phone.chars().filter(char::is_ascii_digit).eq(account.chars());
     Ok(match id {
+        auth::SendCode::CONSTRUCTOR_ID => {
+            let q: auth::SendCode = parse(query)?;
+            if !same_phone(&q.phone_number) {
+                return Err(error(400, "PHONE_NUMBER_INVALID"));
+            }
+            world.login(account).send_code().to_bytes()
+        }
+        auth::SignIn::CONSTRUCTOR_ID => {
+            let q: auth::SignIn = parse(query)?;
+            if !same_phone(&q.phone_number) {
+                return Err(error(400, "PHONE_NUMBER_INVALID"));
+            }
+            world.login(account).sign_in(&q.phone_code_hash, q.phone_code.as_deref()).map_err(|(c, m)| error(c, m))?;
+            authorization(world, account).to_bytes()
+        }
+        acct::GetPassword::CONSTRUCTOR_ID => world.login(account).get_password().to_bytes(),
+        auth::CheckPassword::CONSTRUCTOR_ID => {
+            let q: auth::CheckPassword = parse(query)?;
+            world.login(account).check_password(&q.password).map_err(|(c, m)| error(c, m))?;
+            authorization(world, account).to_bytes()
+        }
         help::GetConfig::CONSTRUCTOR_ID => config(addr).to_bytes(),
         updates::GetState::CONSTRUCTOR_ID => world.state(account).to_bytes(),
         updates::GetDifference::CONSTRUCTOR_ID => {
@@ -190,6 +225,19 @@ fn answer(
                 .to_bytes()
         }
         _ => return Err(error(400, "INPUT_METHOD_INVALID")),
+    })
+}
+
+/// A signed-in account's `auth.authorization`.
+fn authorization(world: &World, account: &str) -> tl::enums::auth::Authorization {
+    let user = world.users(account, &[tl::enums::InputUser::UserSelf]).pop();
+    let user = user.unwrap_or(tl::enums::User::Empty(tl::types::UserEmpty { id: 0 }));
+    tl::enums::auth::Authorization::Authorization(tl::types::auth::Authorization {
+        setup_password_required: false,
+        otherwise_relogin_days: None,
+        tmp_sessions: None,
+        future_auth_token: None,
+        user,
     })
 }
 

@@ -169,6 +169,8 @@ pub struct World {
     /// The recipient of every message sent, in the order they arrived.
     arrivals: Vec<i64>,
     injections: Vec<Injection>,
+    /// Each account's sign-in state (accounts start signed in).
+    logins: HashMap<String, super::auth::Login>,
     /// Every call the peer answered: (account phone, method).
     calls: Vec<(String, &'static str)>,
 }
@@ -205,6 +207,16 @@ impl World {
 
     pub fn add_user(&mut self, user: SimUser) {
         self.users.insert(user.phone.clone(), user);
+    }
+
+    /// The account's sign-in state.
+    pub fn login(&mut self, phone: &str) -> &mut super::auth::Login {
+        self.logins.entry(digits(phone)).or_default()
+    }
+
+    /// Whether the account's key is not signed in.
+    pub fn signed_out(&self, phone: &str) -> bool {
+        self.logins.get(&digits(phone)).is_some_and(|l| l.signed_out)
     }
 
     /// Telegram drops the account's authorization key: a connection that names it gets the

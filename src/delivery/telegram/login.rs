@@ -3,10 +3,11 @@
 //! (with its authorization key) lands in the store, sealed, so any worker can drive the account.
 
 use super::session::StoreSession;
+use super::transport::SurfaceEverything;
 use crate::secrets::Pepper;
 use crate::store::Store;
 use grammers_client::{Client, SignInError};
-use grammers_mtsender::SenderPool;
+use grammers_mtsender::{ConnectionParams, InvocationError, SenderPool};
 use std::sync::Arc;
 
 /// Asks the operator for the login code and, if needed, the password.
@@ -31,7 +32,9 @@ pub async fn sign_in(
         .ok_or_else(|| anyhow::anyhow!("no sender account {account:?} (add it first: verigram sender add)"))?;
     let identity = record.telegram.clone().ok_or_else(|| anyhow::anyhow!("{account:?} is not a Telegram account"))?;
     let session = StoreSession::load(Arc::clone(&store), pepper, account).await?;
-    let SenderPool { runner, handle, .. } = SenderPool::new(Arc::new(session), identity.api_id);
+    // Flood waits are told to the operator rather than slept through in silence.
+    let params = ConnectionParams { retry_policy: Box::new(SurfaceEverything), ..Default::default() };
+    let SenderPool { runner, handle, .. } = SenderPool::with_configuration(Arc::new(session), identity.api_id, params);
     let client = Client::new(handle);
     let runner = tokio::spawn(runner.run());
     let result = sign_in_with(&client, &format!("+{}", identity.phone), api_hash, prompt).await;
@@ -46,16 +49,31 @@ async fn sign_in_with(client: &Client, phone: &str, api_hash: &str, prompt: &mut
     if client.is_authorized().await? {
         return Ok(());
     }
-    let token = client.request_login_code(phone, api_hash).await?;
+    let token = match client.request_login_code(phone, api_hash).await {
+        Ok(token) => token,
+        Err(InvocationError::Rpc(rpc)) if rpc.code == 420 => anyhow::bail!(
+            "Telegram asks to wait {} s before the next login code ({})",
+            rpc.value.unwrap_or_default(),
+            rpc.name
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let code = prompt.code()?;
     match client.sign_in(&token, code.trim()).await {
         Ok(_) => Ok(()),
         Err(SignInError::PasswordRequired(password_token)) => {
             let password = prompt.password(password_token.hint())?;
-            client.check_password(password_token, password.trim_end_matches(['\r', '\n'])).await?;
-            Ok(())
+            match client.check_password(password_token, password.trim_end_matches(['\r', '\n'])).await {
+                Ok(_) => Ok(()),
+                Err(SignInError::InvalidPassword(_)) => {
+                    anyhow::bail!("Telegram refused the two-step verification password")
+                }
+                Err(e) => Err(e.into()),
+            }
         }
-        Err(SignInError::InvalidCode) => anyhow::bail!("Telegram refused the code"),
+        Err(SignInError::InvalidCode) => {
+            anyhow::bail!("Telegram refused the code (wrong, or too old: sign in again for a new one)")
+        }
         Err(SignInError::SignUpRequired) => anyhow::bail!("the number has no Telegram account to sign in to"),
         Err(e) => Err(e.into()),
     }

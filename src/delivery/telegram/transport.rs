@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 /// Never sleeps inside the library: one quick retry of a dropped connection, then every error
 /// (flood waits included) goes to the pool.
-struct SurfaceEverything;
+pub(super) struct SurfaceEverything;
 
 impl RetryPolicy for SurfaceEverything {
     fn should_retry(&self, ctx: &RetryContext) -> ControlFlow<(), Duration> {
