@@ -313,6 +313,7 @@ impl Shared {
             session_id: plain.session_id,
             fresh: true,
             received: session::Received::default(),
+            salts: session::Salts::new(key),
         };
         let mut result = conn.payload(plain);
         while result.is_ok() {
@@ -341,6 +342,7 @@ struct Conn {
     session_id: i64,
     fresh: bool,
     received: session::Received,
+    salts: session::Salts,
 }
 
 impl Conn {
@@ -365,15 +367,17 @@ impl Conn {
             self.send(session::bad_msg_notification(&message, code), true, false);
             return Ok(());
         }
-        if !session::salt_valid(&self.key, plain.salt, now) {
-            self.send(session::bad_server_salt(&message, session::current_salt(&self.key, now)), true, false);
+        if !self.salts.valid(plain.salt, now) {
+            let salt = self.salts.current(now);
+            self.send(session::bad_server_salt(&message, salt), true, false);
             return Ok(());
         }
         if !self.received.first_time(message.msg_id) {
             return Ok(());
         }
         if std::mem::take(&mut self.fresh) {
-            let created = session::new_session_created(message.msg_id, session::current_salt(&self.key, now));
+            let salt = self.salts.current(now);
+            let created = session::new_session_created(message.msg_id, salt);
             self.send(created, false, true);
         }
         self.frame(message)

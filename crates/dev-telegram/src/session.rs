@@ -36,15 +36,37 @@ fn period(now_secs: i64) -> i64 {
     now_secs.div_euclid(SALT_PERIOD)
 }
 
-/// The server salt of the authorization key now.
-pub fn current_salt(key: &[u8; 256], now_secs: i64) -> i64 {
-    salt_of(key, period(now_secs))
+/// A key's current and previous salts, worked out once a period (not for every message).
+pub struct Salts {
+    key: [u8; 256],
+    period: i64,
+    current: i64,
+    previous: i64,
 }
 
-/// Whether a client's salt is accepted now: the current one or the one before.
-pub fn salt_valid(key: &[u8; 256], salt: i64, now_secs: i64) -> bool {
-    let p = period(now_secs);
-    salt == salt_of(key, p) || salt == salt_of(key, p - 1)
+impl Salts {
+    pub fn new(key: [u8; 256]) -> Self {
+        Self { key, period: i64::MIN, current: 0, previous: 0 }
+    }
+
+    fn at(&mut self, now_secs: i64) -> &Self {
+        let p = period(now_secs);
+        if p != self.period {
+            *self =
+                Self { key: self.key, period: p, current: salt_of(&self.key, p), previous: salt_of(&self.key, p - 1) };
+        }
+        self
+    }
+
+    pub fn current(&mut self, now_secs: i64) -> i64 {
+        self.at(now_secs).current
+    }
+
+    /// Whether a client's salt is accepted now: the current one or the one before.
+    pub fn valid(&mut self, salt: i64, now_secs: i64) -> bool {
+        let salts = self.at(now_secs);
+        salt == salts.current || salt == salts.previous
+    }
 }
 
 /// `get_future_salts`: `num` salts (1 to 64) from the current one on.
@@ -156,13 +178,14 @@ mod tests {
     #[test]
     fn salts_change_each_period_and_the_last_one_stays_valid() {
         let key = [7u8; 256];
-        let now = current_salt(&key, NOW);
-        let next = current_salt(&key, NOW + SALT_PERIOD);
+        let mut salts = Salts::new(key);
+        let now = salts.current(NOW);
+        let next = salts.current(NOW + SALT_PERIOD);
         assert_ne!(now, next);
-        assert!(salt_valid(&key, now, NOW) && salt_valid(&key, now, NOW + SALT_PERIOD));
-        assert!(!salt_valid(&key, now, NOW + 2 * SALT_PERIOD), "two periods on");
-        assert!(!salt_valid(&key, 0, NOW), "a fresh client's zero");
-        assert!(!salt_valid(&[8u8; 256], now, NOW), "another key's");
+        assert!(salts.valid(now, NOW) && salts.valid(now, NOW + SALT_PERIOD));
+        assert!(!salts.valid(now, NOW + 2 * SALT_PERIOD), "two periods on");
+        assert!(!salts.valid(0, NOW), "a fresh client's zero");
+        assert!(!Salts::new([8u8; 256]).valid(now, NOW), "another key's");
         let tl::enums::FutureSalts::Salts(future) = future_salts(&key, 44, 3, NOW);
         assert_eq!(future.req_msg_id, 44);
         assert_eq!(future.salts.0.iter().map(|s| s.salt).collect::<Vec<_>>()[..2], [now, next]);

@@ -338,6 +338,7 @@ pub fn rpc_result(req_msg_id: i64, result: &[u8]) -> Vec<u8> {
 /// sends, and the encryption of it.
 pub struct ServerSession {
     key: [u8; 256],
+    salts: super::session::Salts,
     session_id: i64,
     last_msg_id: i64,
     content_sent: i32,
@@ -345,7 +346,7 @@ pub struct ServerSession {
 
 impl ServerSession {
     pub fn new(key: [u8; 256], session_id: i64) -> Self {
-        Self { key, session_id, last_msg_id: 0, content_sent: 0 }
+        Self { key, salts: super::session::Salts::new(key), session_id, last_msg_id: 0, content_sent: 0 }
     }
 
     /// A server message id: time-based, increasing, `≡ 1 (mod 4)` for answers and `≡ 3` for
@@ -378,7 +379,7 @@ impl ServerSession {
         let seq_no = self.next_seq(content);
         let mut plaintext = Vec::with_capacity(32 + body.len() + 32);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        super::session::current_salt(&self.key, now.as_secs() as i64).serialize(&mut plaintext);
+        self.salts.current(now.as_secs() as i64).serialize(&mut plaintext);
         self.session_id.serialize(&mut plaintext);
         msg_id.serialize(&mut plaintext);
         seq_no.serialize(&mut plaintext);
@@ -418,7 +419,7 @@ mod tests {
         let mut cursor = Cursor::from_slice(plain);
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let salt = i64::deserialize(&mut cursor).unwrap();
-        assert!(super::super::session::salt_valid(&key(), salt, now), "the key's salt");
+        assert!(super::super::session::Salts::new(key()).valid(salt, now), "the key's salt");
         assert_eq!(i64::deserialize(&mut cursor).unwrap(), 42, "session");
         let message = read_message(&mut cursor).unwrap();
         assert_eq!((message.msg_id & 3, message.seq_no, message.body), (1, 1, vec![1, 2, 3, 4]));
