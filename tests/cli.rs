@@ -302,8 +302,9 @@ async fn a_server_sends_through_the_dev_telegram_peer() {
 /// does. The command reads the code and the password from standard input (its mode for
 /// automation; a terminal gets prompts without echo). A wrong code, a code that came too
 /// late, a flood wait on asking for a code and a wrong password each end the command with a
-/// message and leave the account signed out; the right code and password sign it in, and a
-/// code then goes out through it.
+/// message and leave the account signed out; while a serving process drives the account
+/// the command keeps off it; the right code and password sign it in, and a code then goes out
+/// through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_login_signs_an_account_in_with_its_code_and_password() {
     use verigram_dev_telegram::{Fault, Injection, PeerConfig, TelegramPeer};
@@ -373,8 +374,31 @@ async fn sender_login_signs_an_account_in_with_its_code_and_password() {
     assert!(!peer.signed_in(ACCOUNT));
     assert!(!out.contains("wrong horse"), "the password is never echoed or logged: {out}");
 
+    // A serving process drives the account (holds its lease): the sign-in keeps off it.
+    let mut redis_conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("{s:dev1}:lease")
+        .arg("a-serving-process")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut redis_conn)
+        .await
+        .unwrap();
+    let out = verigram()
+        .args(["sender", "login", "dev1"])
+        .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
+        .env("VERIGRAM__STORE__URL", redis.url())
+        .env("VERIGRAM__CODES__PEPPER", pepper)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("is being driven by a serving process"), "{said}");
+    let _: () = redis::cmd("DEL").arg("{s:dev1}:lease").query_async(&mut redis_conn).await.unwrap();
+
     let (ok, out) = login(|peer| format!("{}\n{PASSWORD}\n", peer.login_code(ACCOUNT).unwrap())).await;
     assert!(ok, "{out}");
+    let lease: Option<String> = redis::cmd("GET").arg("{s:dev1}:lease").query_async(&mut redis_conn).await.unwrap();
+    assert_eq!(lease, None, "the sign-in let the account go");
     assert!(out.contains("dev1 is signed in"), "{out}");
     assert!(!out.contains(PASSWORD), "the password is never echoed or logged: {out}");
     assert!(peer.signed_in(ACCOUNT));

@@ -4,6 +4,7 @@
 
 use super::session::StoreSession;
 use super::transport::SurfaceEverything;
+use crate::domain::{Clock, SystemClock};
 use crate::secrets::Pepper;
 use crate::store::Store;
 use grammers_client::{Client, SignInError};
@@ -31,7 +32,39 @@ pub async fn sign_in(
         .find(|a| a.id == account)
         .ok_or_else(|| anyhow::anyhow!("no sender account {account:?} (add it first: verigram sender add)"))?;
     let identity = record.telegram.clone().ok_or_else(|| anyhow::anyhow!("{account:?} is not a Telegram account"))?;
-    let session = StoreSession::load(Arc::clone(&store), pepper, account).await?;
+    // The account's lease, as a serving process takes it to send: while it signs in, no
+    // process drives the account, and a process driving it now keeps it.
+    let holder = format!("sign-in:{}", uuid::Uuid::new_v4().simple());
+    if !store.lease_account(account, &holder, SIGN_IN_LEASE, SystemClock.now()).await? {
+        anyhow::bail!(
+            "{account} is being driven by a serving process: pause it first (verigram sender pause {account}), then sign it in"
+        );
+    }
+    let result = sign_in_leased(&store, pepper, account, &identity, api_hash, prompt).await;
+    if let Err(e) = store.release_account(account, &holder).await {
+        tracing::warn!(
+            account,
+            error = &e as &dyn std::error::Error,
+            "could not release the account; its lease will end"
+        );
+    }
+    result?;
+    store.update_account(account, |a| Some(a.resumed())).await?;
+    Ok(())
+}
+
+/// How long a sign-in may hold the account: long enough to read and type a code.
+const SIGN_IN_LEASE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+async fn sign_in_leased(
+    store: &Arc<Store>,
+    pepper: &Pepper,
+    account: &str,
+    identity: &crate::domain::TelegramIdentity,
+    api_hash: &str,
+    prompt: &mut dyn Prompt,
+) -> anyhow::Result<()> {
+    let session = StoreSession::load(Arc::clone(store), pepper, account).await?;
     // Flood waits are told to the operator rather than slept through in silence.
     let params = ConnectionParams { retry_policy: Box::new(SurfaceEverything), ..Default::default() };
     let SenderPool { runner, handle, .. } = SenderPool::with_configuration(Arc::new(session), identity.api_id, params);
@@ -40,9 +73,7 @@ pub async fn sign_in(
     let result = sign_in_with(&client, &format!("+{}", identity.phone), api_hash, prompt).await;
     client.disconnect();
     let _ = runner.await;
-    result?;
-    store.update_account(account, |a| Some(a.resumed())).await?;
-    Ok(())
+    result
 }
 
 async fn sign_in_with(client: &Client, phone: &str, api_hash: &str, prompt: &mut dyn Prompt) -> anyhow::Result<()> {
