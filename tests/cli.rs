@@ -322,6 +322,7 @@ async fn sender_login_signs_an_account_in_with_its_code_and_password() {
         ("VERIGRAM__SENDER__KIND", "telegram"),
         ("VERIGRAM__SENDER__DEV_PEERS", "true"),
         ("VERIGRAM__POOL__INTERVAL_MS", "0"),
+        ("VERIGRAM__POOL__LEASE", "2"),
     ]);
     admin_json(&server, &["sender", "add-dev", "dev1", "--phone-number", ACCOUNT, "--peer", &peer.addr().to_string()]);
 
@@ -417,6 +418,37 @@ async fn sender_login_signs_an_account_in_with_its_code_and_password() {
     })
     .await;
     assert_eq!(inbox[0].from, ACCOUNT.trim_start_matches('+'));
+
+    // On a terminal: the command prompts, and neither the code nor the password is echoed.
+    // The server drove the account for that send: paused, it lets it go when the lease ends.
+    peer.sign_out(ACCOUNT);
+    admin_json(&server, &["sender", "pause", "dev1"]);
+    wait_up_to(Duration::from_secs(20), "the server to let the account go", || async {
+        let lease: Option<String> =
+            redis::cmd("GET").arg("{s:dev1}:lease").query_async(&mut redis_conn.clone()).await.unwrap();
+        lease.is_none().then_some(())
+    })
+    .await;
+    let mut command = verigram();
+    command
+        .args(["sender", "login", "dev1"])
+        .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
+        .env("VERIGRAM__STORE__URL", redis.url())
+        .env("VERIGRAM__CODES__PEPPER", pepper);
+    let peer = &peer;
+    let shown = tokio::task::block_in_place(|| {
+        let mut terminal = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
+        terminal.exp_string("login code Telegram sent to the account: ").unwrap();
+        let code = peer.login_code(ACCOUNT).unwrap();
+        terminal.send_line(&code).unwrap();
+        terminal.exp_string("two-step verification password (hint: horse): ").unwrap();
+        terminal.send_line(PASSWORD).unwrap();
+        (code, terminal.exp_eof().unwrap())
+    });
+    let (code, shown) = shown;
+    assert!(shown.contains("dev1 is signed in"), "{shown}");
+    assert!(!shown.contains(&code) && !shown.contains(PASSWORD), "echoed: {shown}");
+    assert!(peer.signed_in(ACCOUNT));
 }
 
 /// A callback endpoint for the binary's tests: answers every POST with `status` (changeable),

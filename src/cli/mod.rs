@@ -408,7 +408,8 @@ struct TerminalPrompt;
 
 impl crate::delivery::telegram::login::Prompt for TerminalPrompt {
     fn code(&mut self) -> anyhow::Result<String> {
-        ask("login code Telegram sent to the account: ")
+        // A login code is a key to the account while it is valid: typed without echo too.
+        ask_secret("login code Telegram sent to the account: ")
     }
 
     fn password(&mut self, hint: Option<&str>) -> anyhow::Result<String> {

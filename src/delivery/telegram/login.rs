@@ -37,7 +37,7 @@ pub async fn sign_in(
     let holder = format!("sign-in:{}", uuid::Uuid::new_v4().simple());
     if !store.lease_account(account, &holder, SIGN_IN_LEASE, SystemClock.now()).await? {
         anyhow::bail!(
-            "{account} is being driven by a serving process: pause it first (verigram sender pause {account}), then sign it in"
+            "{account} is being driven by a serving process: pause it (verigram sender pause {account}) and sign it in once that process's lease on it ends (pool.lease)"
         );
     }
     let result = sign_in_leased(&store, pepper, account, &identity, api_hash, prompt).await;
