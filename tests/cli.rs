@@ -304,7 +304,7 @@ async fn a_server_sends_through_the_dev_telegram_peer() {
 /// late, a flood wait on asking for a code and a wrong password each end the command with a
 /// message and leave the account signed out; while a serving process drives the account
 /// the command keeps off it; the right code and password sign it in, and a code then goes out
-/// through it.
+/// through it; then again on a terminal, and with a QR code scanned by the account's phone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sender_login_signs_an_account_in_with_its_code_and_password() {
     use verigram_dev_telegram::{Fault, Injection, PeerConfig, TelegramPeer};
@@ -327,19 +327,26 @@ async fn sender_login_signs_an_account_in_with_its_code_and_password() {
     admin_json(&server, &["sender", "add-dev", "dev1", "--phone-number", ACCOUNT, "--peer", &peer.addr().to_string()]);
 
     // Runs `sender login dev1`; `answer` gives the lines to type once the code was sent.
+    // `verigram sender login dev1 <extra>` on the test's store.
+    let login_command = |extra: &[&str]| {
+        let mut command = verigram();
+        command
+            .args(["sender", "login", "dev1"])
+            .args(extra)
+            .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
+            .env("VERIGRAM__STORE__URL", redis.url())
+            .env("VERIGRAM__CODES__PEPPER", pepper);
+        command
+    };
+    // Spawned with every stream piped.
+    let spawn_login = |extra: &[&str]| {
+        use std::process::Stdio;
+        login_command(extra).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
     let codes_asked = |peer: &TelegramPeer| peer.calls(ACCOUNT).iter().filter(|m| **m == "auth.sendCode").count();
     let login = |answer: fn(&TelegramPeer) -> String| {
         let asked_before = codes_asked(&peer);
-        let mut child = verigram()
-            .args(["sender", "login", "dev1"])
-            .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
-            .env("VERIGRAM__STORE__URL", redis.url())
-            .env("VERIGRAM__CODES__PEPPER", pepper)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_login(&[]);
         let peer = &peer;
         async move {
             let mut stdin = child.stdin.take().unwrap();
@@ -385,13 +392,7 @@ async fn sender_login_signs_an_account_in_with_its_code_and_password() {
         .query_async(&mut redis_conn)
         .await
         .unwrap();
-    let out = verigram()
-        .args(["sender", "login", "dev1"])
-        .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
-        .env("VERIGRAM__STORE__URL", redis.url())
-        .env("VERIGRAM__CODES__PEPPER", pepper)
-        .output()
-        .unwrap();
+    let out = login_command(&[]).output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("is being driven by a serving process"), "{said}");
     let _: () = redis::cmd("DEL").arg("{s:dev1}:lease").query_async(&mut redis_conn).await.unwrap();
@@ -429,12 +430,7 @@ async fn sender_login_signs_an_account_in_with_its_code_and_password() {
         lease.is_none().then_some(())
     })
     .await;
-    let mut command = verigram();
-    command
-        .args(["sender", "login", "dev1"])
-        .env("VERIGRAM_TELEGRAM_API_HASH", "0123456789abcdef")
-        .env("VERIGRAM__STORE__URL", redis.url())
-        .env("VERIGRAM__CODES__PEPPER", pepper);
+    let command = login_command(&[]);
     let peer = &peer;
     let shown = tokio::task::block_in_place(|| {
         let mut terminal = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
@@ -449,6 +445,39 @@ async fn sender_login_signs_an_account_in_with_its_code_and_password() {
     assert!(shown.contains("dev1 is signed in"), "{shown}");
     assert!(!shown.contains(&code) && !shown.contains(PASSWORD), "echoed: {shown}");
     assert!(peer.signed_in(ACCOUNT));
+
+    // With --qr: no login code; the account's phone scans the code shown, then the password.
+    peer.sign_out(ACCOUNT);
+    let codes_before = codes_asked(peer);
+    let mut child = spawn_login(&["--qr"]);
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, format!("{PASSWORD}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let stdout = child.stdout.take().unwrap();
+    let (links, link) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if let Some(token) = line.strip_prefix("tg://login?token=") {
+                let _ = links.send(token.to_owned());
+            }
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
+    let token = tokio::task::block_in_place(|| link.recv_timeout(Duration::from_secs(20))).expect("a QR link");
+    use base64::Engine;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).unwrap();
+    assert!(!peer.scan_qr(b"not a token"), "only the token shown is accepted");
+    assert!(peer.scan_qr(&token), "the phone accepts the login");
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let shown = reader.join().unwrap();
+    assert!(status.success(), "{shown}");
+    assert!(shown.contains("▀") || shown.contains("█"), "a QR code drawn in the terminal: {shown}");
+    assert!(shown.contains("dev1 is signed in"), "{shown}");
+    assert!(peer.signed_in(ACCOUNT));
+    assert_eq!(codes_asked(peer), codes_before, "no login code was sent");
 }
 
 /// A callback endpoint for the binary's tests: answers every POST with `status` (changeable),

@@ -229,13 +229,17 @@ pub enum SenderCommand {
     Resume { id: String },
     /// Remove an account from the pool.
     Remove { id: String },
-    /// Sign a Telegram account in, interactively (login code, then the 2FA password). Works on
+    /// Sign a Telegram account in (login code, then the 2FA password; or a QR code). Works on
     /// the configured Redis store directly (not through the admin API); the api_hash comes from
     /// VERIGRAM_TELEGRAM_API_HASH or is asked for.
     Login {
         id: String,
         #[arg(long, env = "VERIGRAM_CONFIG")]
         config: Option<PathBuf>,
+        /// Show a QR code to scan with a phone where the account is signed in (Settings →
+        /// Devices → Link Desktop Device) instead of asking for a login code.
+        #[arg(long)]
+        qr: bool,
     },
 }
 
@@ -276,7 +280,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let amount = number(&amount)?;
             client.print_post(&format!("tenants/{tenant}/balance"), json!({ "amount": amount, "note": note })).await
         }
-        Command::Sender { command: SenderCommand::Login { id, config }, .. } => sender_login(&id, config).await,
+        Command::Sender { command: SenderCommand::Login { id, config, qr }, .. } => sender_login(&id, config, qr).await,
         Command::Sender { server, command } => sender(AdminClient::new(&server)?, command).await,
         Command::Limits { server, command: LimitsCommand::Explain { tenant, phone_number, ip, token_id } } => {
             let mut body = json!({ "phone_number": phone_number });
@@ -383,11 +387,11 @@ async fn sender(client: AdminClient, command: SenderCommand) -> anyhow::Result<(
         }
         SenderCommand::Resume { id } => client.print_post(&format!("senders/{id}/resume"), json!({})).await,
         SenderCommand::Remove { id } => client.print_delete(&format!("senders/{id}")).await,
-        SenderCommand::Login { id, config } => sender_login(&id, config).await,
+        SenderCommand::Login { id, config, qr } => sender_login(&id, config, qr).await,
     }
 }
 
-async fn sender_login(id: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
+async fn sender_login(id: &str, config: Option<PathBuf>, qr: bool) -> anyhow::Result<()> {
     let settings = Settings::load(config.as_deref())?;
     if settings.store.kind() != Some(crate::config::StoreKind::Redis) {
         anyhow::bail!("signing an account in needs the Redis store the server uses (store.url = \"redis://…\"): the memory store is gone when this command ends");
@@ -397,8 +401,9 @@ async fn sender_login(id: &str, config: Option<PathBuf>) -> anyhow::Result<()> {
         Ok(hash) if !hash.is_empty() => hash,
         _ => ask_secret("api_hash of the app (my.telegram.org): ")?,
     };
-    crate::delivery::telegram::login::sign_in(std::sync::Arc::new(store), &pepper, id, &api_hash, &mut TerminalPrompt)
-        .await?;
+    use crate::delivery::telegram::login::{sign_in, Method};
+    let method = if qr { Method::Qr } else { Method::Code };
+    sign_in(std::sync::Arc::new(store), &pepper, id, &api_hash, method, &mut TerminalPrompt).await?;
     println!("{id} is signed in and active in the pool");
     Ok(())
 }
@@ -410,6 +415,15 @@ impl crate::delivery::telegram::login::Prompt for TerminalPrompt {
     fn code(&mut self) -> anyhow::Result<String> {
         // A login code is a key to the account while it is valid: typed without echo too.
         ask_secret("login code Telegram sent to the account: ")
+    }
+
+    fn show_qr(&mut self, link: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        let code = qrcode::QrCode::new(link.as_bytes())?;
+        let picture = code.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build();
+        println!("{picture}\nScan it with a phone where the account is signed in (Settings → Devices → Link Desktop Device), or open:\n{link}");
+        std::io::stdout().flush()?;
+        Ok(())
     }
 
     fn password(&mut self, hint: Option<&str>) -> anyhow::Result<String> {

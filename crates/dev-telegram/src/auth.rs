@@ -110,6 +110,16 @@ pub struct Login {
     /// The login code was right and the password is still to come.
     code_accepted: bool,
     challenges: HashMap<i64, Challenge>,
+    /// The QR login token last exported, and whether the account's phone accepted it.
+    qr: Option<(Vec<u8>, bool)>,
+}
+
+/// What `auth.exportLoginToken` answers.
+pub enum QrLogin {
+    /// A token to show as a QR code (`tg://login?token=…`), valid until `expires`.
+    Token { token: Vec<u8>, expires: i32 },
+    /// The phone accepted the token shown: signed in.
+    Success,
 }
 
 struct Code {
@@ -205,6 +215,34 @@ impl Login {
         tl::enums::account::Password::Password(answer)
     }
 
+    /// `auth.exportLoginToken`: a new token to show, until the account's phone accepts one
+    /// (`accept_qr`); then signed in, or `SESSION_PASSWORD_NEEDED` with two-step verification.
+    pub fn export_login_token(&mut self, now_secs: i32) -> Result<QrLogin, Refusal> {
+        if let Some((_, true)) = self.qr {
+            self.qr = None;
+            if self.password.is_some() {
+                self.code_accepted = true;
+                return Err((401, "SESSION_PASSWORD_NEEDED"));
+            }
+            self.signed_out = false;
+            return Ok(QrLogin::Success);
+        }
+        let token: Vec<u8> = (0..32).map(|_| rand::random::<u8>()).collect();
+        self.qr = Some((token.clone(), false));
+        Ok(QrLogin::Token { token, expires: now_secs + 30 })
+    }
+
+    /// The account's phone scans a QR code: whether it showed this account's current token.
+    pub fn accept_qr(&mut self, token: &[u8]) -> bool {
+        match self.qr.as_mut() {
+            Some((current, accepted)) if current.as_slice() == token => {
+                *accepted = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `auth.checkPassword`: signed in when the proof holds (each challenge is used once).
     pub fn check_password(&mut self, check: &tl::enums::InputCheckPasswordSrp) -> Result<(), Refusal> {
         let tl::enums::InputCheckPasswordSrp::Srp(check) = check else {
@@ -272,6 +310,18 @@ mod tests {
         assert_eq!(login.sign_in(&hash, Some(&code)), Ok(()));
         assert!(!login.signed_out);
         assert_eq!(login.sign_in(&hash, Some(&code)), Err((400, "PHONE_CODE_EMPTY")), "used once");
+    }
+
+    #[test]
+    fn a_qr_token_signs_in_once_the_phone_accepts_it() {
+        let mut login = Login { signed_out: true, ..Login::default() };
+        let Ok(QrLogin::Token { token, .. }) = login.export_login_token(0) else { panic!("a token") };
+        assert!(!login.accept_qr(b"another"), "not this account's token");
+        let Ok(QrLogin::Token { token: fresh, .. }) = login.export_login_token(0) else { panic!("a new token") };
+        assert!(!login.accept_qr(&token), "a token shown before is stale");
+        assert!(login.accept_qr(&fresh));
+        assert!(matches!(login.export_login_token(0), Ok(QrLogin::Success)));
+        assert!(!login.signed_out);
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod world;
 
 pub use world::{dev_auth_key, Fault, Injection, Received, SimUser};
 
+use grammers_tl_types as tl;
 use parking_lot::Mutex;
 use rpc::Answer;
 use std::collections::HashMap;
@@ -166,6 +167,22 @@ impl TelegramPeer {
     /// The login code sent to the account's phone is too old now (`PHONE_CODE_EXPIRED`).
     pub fn expire_login_code(&self, account_phone: &str) {
         self.shared.world.lock().login(account_phone).expire_code();
+    }
+
+    /// The account's phone, where it is signed in, scans a QR login code showing `token`
+    /// (`tg://login?token=<base64url>`): the login is accepted and the account's connections
+    /// get `updateLoginToken`. `false` when no account is showing that token.
+    pub fn scan_qr(&self, token: &[u8]) -> bool {
+        let Some(phone) = self.shared.world.lock().accept_qr(token) else { return false };
+        let update = tl::enums::Updates::UpdateShort(tl::types::UpdateShort {
+            update: tl::enums::Update::LoginToken,
+            date: world::now_secs(),
+        });
+        let body = tl::Serializable::to_bytes(&update);
+        for link in self.shared.links.lock().values().filter(|l| l.account == phone) {
+            let _ = link.out.send(Outgoing::Message { body: body.clone(), answer: false, content: true });
+        }
+        true
     }
 
     /// Whether the account's key is signed in.
@@ -427,7 +444,7 @@ impl Conn {
         }
         if let Some(num) = rpc::get_future_salts(&message.body) {
             let salts = session::future_salts(&self.key, message.msg_id, num, i64::from(world::now_secs()));
-            self.send(grammers_tl_types::Serializable::to_bytes(&salts), true, true);
+            self.send(tl::Serializable::to_bytes(&salts), true, true);
             return Ok(());
         }
         let decision = rpc::call(&mut self.shared.world.lock(), &self.account, self.shared.addr, &message.body);

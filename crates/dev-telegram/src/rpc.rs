@@ -1,6 +1,7 @@
 //! The Telegram methods the peer answers, decoded with grammers-tl-types' function
 //! deserializers, and their answers.
 
+use super::auth::QrLogin;
 use super::world::{now_secs, Fault, World};
 use grammers_tl_types::{self as tl, Cursor, Deserializable, Identifiable, Serializable};
 use std::net::SocketAddr;
@@ -69,7 +70,8 @@ fn error(code: i32, message: &str) -> Answer {
 }
 
 /// What a key that is not signed in may call: the configuration and signing in.
-const SIGNED_OUT_METHODS: [u32; 5] = [
+const SIGNED_OUT_METHODS: [u32; 6] = [
+    tl::functions::auth::ExportLoginToken::CONSTRUCTOR_ID,
     tl::functions::help::GetConfig::CONSTRUCTOR_ID,
     tl::functions::auth::SendCode::CONSTRUCTOR_ID,
     tl::functions::auth::SignIn::CONSTRUCTOR_ID,
@@ -142,6 +144,18 @@ fn answer(
             authorization(world, account).to_bytes()
         }
         acct::GetPassword::CONSTRUCTOR_ID => world.login(account).get_password().to_bytes(),
+        auth::ExportLoginToken::CONSTRUCTOR_ID => {
+            match world.login(account).export_login_token(now_secs()).map_err(|(c, m)| error(c, m))? {
+                QrLogin::Token { token, expires } => {
+                    tl::enums::auth::LoginToken::Token(tl::types::auth::LoginToken { expires, token }).to_bytes()
+                }
+                QrLogin::Success => {
+                    let authorization = authorization(world, account);
+                    tl::enums::auth::LoginToken::Success(tl::types::auth::LoginTokenSuccess { authorization })
+                        .to_bytes()
+                }
+            }
+        }
         auth::CheckPassword::CONSTRUCTOR_ID => {
             let q: auth::CheckPassword = parse(query)?;
             world.login(account).check_password(&q.password).map_err(|(c, m)| error(c, m))?;

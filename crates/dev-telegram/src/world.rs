@@ -214,6 +214,11 @@ impl World {
         self.logins.entry(digits(phone)).or_default()
     }
 
+    /// The phone of the account whose current QR login token this is, which accepts it.
+    pub fn accept_qr(&mut self, token: &[u8]) -> Option<String> {
+        self.logins.iter_mut().find_map(|(phone, login)| login.accept_qr(token).then(|| phone.clone()))
+    }
+
     /// Whether the account's key is not signed in.
     pub fn signed_out(&self, phone: &str) -> bool {
         self.logins.get(&digits(phone)).is_some_and(|l| l.signed_out)

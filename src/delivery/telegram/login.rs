@@ -11,10 +11,23 @@ use grammers_client::{Client, SignInError};
 use grammers_mtsender::{ConnectionParams, InvocationError, SenderPool};
 use std::sync::Arc;
 
-/// Asks the operator for the login code and, if needed, the password.
+/// Asks the operator for the login code and, if needed, the password; or shows the QR code
+/// to scan.
 pub trait Prompt {
     fn code(&mut self) -> anyhow::Result<String>;
     fn password(&mut self, hint: Option<&str>) -> anyhow::Result<String>;
+    /// Shows a `tg://login?token=…` link as a QR code for the phone where the account is
+    /// signed in (Settings → Devices → Link Desktop Device), and the link itself.
+    fn show_qr(&mut self, link: &str) -> anyhow::Result<()>;
+}
+
+/// How the account is signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The login code Telegram sends to the account.
+    Code,
+    /// A QR code scanned with a phone where the account is signed in already.
+    Qr,
 }
 
 /// Signs `account` in; afterwards it is active in the pool.
@@ -23,6 +36,7 @@ pub async fn sign_in(
     pepper: &Pepper,
     account: &str,
     api_hash: &str,
+    method: Method,
     prompt: &mut dyn Prompt,
 ) -> anyhow::Result<()> {
     let record = store
@@ -40,7 +54,7 @@ pub async fn sign_in(
             "{account} is being driven by a serving process: pause it (verigram sender pause {account}) and sign it in once that process's lease on it ends (pool.lease)"
         );
     }
-    let result = sign_in_leased(&store, pepper, account, &identity, api_hash, prompt).await;
+    let result = sign_in_leased(&store, pepper, account, &identity, api_hash, method, prompt).await;
     if let Err(e) = store.release_account(account, &holder).await {
         tracing::warn!(
             account,
@@ -62,6 +76,7 @@ async fn sign_in_leased(
     account: &str,
     identity: &crate::domain::TelegramIdentity,
     api_hash: &str,
+    method: Method,
     prompt: &mut dyn Prompt,
 ) -> anyhow::Result<()> {
     let session = StoreSession::load(Arc::clone(store), pepper, account).await?;
@@ -70,7 +85,10 @@ async fn sign_in_leased(
     let SenderPool { runner, handle, .. } = SenderPool::with_configuration(Arc::new(session), identity.api_id, params);
     let client = Client::new(handle);
     let runner = tokio::spawn(runner.run());
-    let result = sign_in_with(&client, &format!("+{}", identity.phone), api_hash, prompt).await;
+    let result = match method {
+        Method::Code => sign_in_with(&client, &format!("+{}", identity.phone), api_hash, prompt).await,
+        Method::Qr => super::qr_login::sign_in(&client, identity.api_id, api_hash, prompt).await,
+    };
     client.disconnect();
     let _ = runner.await;
     result
@@ -92,20 +110,25 @@ async fn sign_in_with(client: &Client, phone: &str, api_hash: &str, prompt: &mut
     let code = prompt.code()?;
     match client.sign_in(&token, code.trim()).await {
         Ok(_) => Ok(()),
-        Err(SignInError::PasswordRequired(password_token)) => {
-            let password = prompt.password(password_token.hint())?;
-            match client.check_password(password_token, password.trim_end_matches(['\r', '\n'])).await {
-                Ok(_) => Ok(()),
-                Err(SignInError::InvalidPassword(_)) => {
-                    anyhow::bail!("Telegram refused the two-step verification password")
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
+        Err(SignInError::PasswordRequired(password_token)) => check_password(client, password_token, prompt).await,
         Err(SignInError::InvalidCode) => {
             anyhow::bail!("Telegram refused the code (wrong, or too old: sign in again for a new one)")
         }
         Err(SignInError::SignUpRequired) => anyhow::bail!("the number has no Telegram account to sign in to"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The two-step verification password, asked for and proven (SRP).
+pub(super) async fn check_password(
+    client: &Client,
+    token: grammers_client::client::PasswordToken,
+    prompt: &mut dyn Prompt,
+) -> anyhow::Result<()> {
+    let password = prompt.password(token.hint())?;
+    match client.check_password(token, password.trim_end_matches(['\r', '\n'])).await {
+        Ok(_) => Ok(()),
+        Err(SignInError::InvalidPassword(_)) => anyhow::bail!("Telegram refused the two-step verification password"),
         Err(e) => Err(e.into()),
     }
 }
