@@ -77,10 +77,10 @@ pub enum SendError {
     /// Something failed on the way (network, Telegram's 5xx, the store): try again with backoff.
     #[error("the message could not be sent now")]
     Transient,
-    /// The account failed (a flood wait, a spam limit, a ban) and is parked: the message did
-    /// not go out through it and goes to another account.
+    /// The account failed (a flood wait, a spam limit, a ban) and is parked in the pool: the
+    /// message did not go out through it on this attempt.
     #[error("the sender account cannot send")]
-    AccountFailed,
+    AccountFailed(AccountFailure),
 }
 
 /// Sends through the pool of accounts: picks an account, hands the message to the transport,
@@ -150,7 +150,7 @@ impl Sender {
     /// message: the sandbox keeps one per request, and Telegram refuses the second send of the
     /// request's `random_id` by one account, which the transport reads as the message sent
     /// before. A failed account (a flood wait, a ban) is parked in the pool and answers
-    /// `AccountFailed`: the message is for another account.
+    /// `AccountFailed`.
     pub async fn send(
         &self,
         leased: &Leased,
@@ -194,7 +194,7 @@ impl Sender {
                 if let Err(e) = self.pool.failed(&account.id, &failure).await {
                     tracing::warn!(error = &e as &dyn std::error::Error, "could not record an account failure");
                 }
-                Err(SendError::AccountFailed)
+                Err(SendError::AccountFailed(failure))
             }
         }
     }

@@ -2,7 +2,7 @@
 //! means for the request and the job, each outcome in its own function.
 
 use crate::delivery::{templates, Leased, NoAccount, OutgoingMessage, SendError, SentMessage};
-use crate::domain::{DeliveryStatus, LedgerEntry, LedgerKind, RequestRecord, Timestamp};
+use crate::domain::{AccountFailure, DeliveryStatus, LedgerEntry, LedgerKind, RequestRecord, Timestamp};
 use crate::service::Services;
 use crate::store::{Change, Job, StoreError};
 use std::sync::Arc;
@@ -63,15 +63,19 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job, account: Leased) -> Resu
             Ok(it) => leased = it,
             Err(NoAccount::Until(at)) => {
                 let after = Duration::from_millis((at.millis() - now.millis()).max(0) as u64);
+                s.metrics.deliveries.with_label_values(&["deferred"]).inc();
                 on_no_account(&s, &job, after, now).await?;
                 return Ok(Some(leased));
             }
             Err(NoAccount::Never) => tracing::warn!(
                 account = prior,
-                "the account a message was handed to cannot send any more; another sends it, and the user may get it twice"
+                "the account a message was handed to cannot send without an operator (paused, quarantined, disabled or removed); another sends it, and the user may get it twice"
             ),
         }
     }
+    // Handed to this account before with the outcome lost: it may have sent the message, so
+    // only it may try again (a flood wait is waited out; only a dead account lets go).
+    let in_doubt = record.handed_to() == Some(leased.account.id.as_str()) && s.sender.pins_accounts();
     let mut record = record;
     let mut tried = Vec::new();
     let sent = loop {
@@ -86,7 +90,14 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job, account: Leased) -> Resu
             }
         }
         match s.sender.send(&leased, &message, now).await {
-            Err(SendError::AccountFailed) => {
+            Err(SendError::AccountFailed(failure)) if in_doubt && !matches!(failure, AccountFailure::Dead(_)) => {
+                let wait = match failure {
+                    AccountFailure::FloodWait(wait) => wait,
+                    _ => s.settings.delivery.retry_max,
+                };
+                break Err(SendError::WaitForAccount { after: wait });
+            }
+            Err(SendError::AccountFailed(_)) => {
                 // Parked; the message goes to another account (never early to the same one).
                 tried.push(leased.account.id.clone());
                 match s.sender.another_account(&tried, now).await {
@@ -117,7 +128,7 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job, account: Leased) -> Resu
     let outcome = match &sent {
         Ok(_) => "sent",
         Err(SendError::RecipientUnavailable) => "unreachable",
-        Err(SendError::WaitForAccount { .. } | SendError::AccountFailed) => "deferred",
+        Err(SendError::WaitForAccount { .. } | SendError::AccountFailed(_)) => "deferred",
         Err(SendError::Transient) => "retry",
     };
     s.metrics.deliveries.with_label_values(&[outcome]).inc();
@@ -126,7 +137,8 @@ pub(super) async fn deliver(s: Arc<Services>, job: Job, account: Leased) -> Resu
         // The recipient cannot get messages: it will not get this one later either.
         Err(SendError::RecipientUnavailable) => expire(&s, &job, record, now).await?,
         Err(SendError::WaitForAccount { after }) => on_no_account(&s, &job, after, now).await?,
-        Err(SendError::AccountFailed) => on_no_account(&s, &job, Duration::ZERO, now).await?,
+        // Not reached: the loop above turns an account failure into another account or a wait.
+        Err(SendError::AccountFailed(_)) => on_no_account(&s, &job, Duration::ZERO, now).await?,
         Err(SendError::Transient) => on_failure(&s, &job, record, now).await?,
     }
     Ok(None)

@@ -372,7 +372,7 @@ async fn a_send_whose_answer_is_lost_is_found_not_sent_again(backend: Backend) {
     // Accepted, with the answer later than the call timeout: a transient failure, retried
     // after a backoff. Meanwhile another code goes out through the same account, so by the
     // time of the retry the other account is the less recently used one: the retry still
-    // waits for the account the message was handed to.
+    // goes through the account the message was handed to, a flood wait there included.
     const OTHER: &str = "+15557654321";
     s.peer.add_user(SimUser::new(OTHER));
     let retries = || s.app.services.metrics.deliveries.with_label_values(&["retry"]).get();
@@ -387,7 +387,12 @@ async fn a_send_whose_answer_is_lost_is_found_not_sent_again(backend: Backend) {
     })
     .await;
     assert_eq!(s.peer.inbox(OTHER)[0].from, handed, "the least recently used account sent both");
+    // And when that account is in a flood wait as the retry comes, the retry waits it out
+    // rather than go to the free account.
+    let flood = Injection::new(Fault::error(420, "FLOOD_WAIT_2")).account(&handed).method("contacts.importContacts");
+    s.peer.inject(flood.times(1));
     s.wait_status(&late, "delivered").await;
+    assert_eq!(s.peer.faults_left(), 0, "the flood wait struck");
     let inbox = s.peer.inbox(PHONE);
     assert_eq!(inbox.len(), 2, "a second message for one request: {inbox:?}");
     let checked = s.app.check(&s.tenant, &late, Some(&code_in(&inbox[1]))).await;
@@ -401,12 +406,14 @@ async fn a_send_whose_answer_is_lost_is_found_not_sent_again(backend: Backend) {
 /// Redis that only hangs instead carries the record out late, when it wakes: the take-over
 /// then finds the message recorded.)
 async fn the_store_lost_between_send_and_record_sends_nothing_twice(backend: Backend) {
+    // The peer holds its answer 4 s (within the 5 s call timeout): time to take Redis away.
     let mut s = Setup::new(backend, &[ACCOUNT], vec![SimUser::new(PHONE)], |c| {
         set_key(c, "store.timeout_ms", "300");
-        set_key(c, "delivery.lease", "7");
+        set_key(c, "sender.call_timeout", "5");
+        set_key(c, "delivery.lease", "16");
     })
     .await;
-    s.peer.inject(Injection::new(Fault::Delay(Duration::from_millis(1500))).method("messages.sendMessage").times(1));
+    s.peer.inject(Injection::new(Fault::Delay(Duration::from_secs(4))).method("messages.sendMessage").times(1));
     let id = s.send(PHONE).await;
     s.wait_inbox(PHONE, 1).await;
     let failed_records = s.app.store_errors("update_known_request");
@@ -416,7 +423,11 @@ async fn the_store_lost_between_send_and_record_sends_nothing_twice(backend: Bac
     })
     .await;
     s.app.redis.as_mut().expect("Redis").come_back();
-    s.wait_status(&id, "delivered").await;
+    // The job comes back when its lease (16 s, Redis's clock) ends.
+    wait_up_to(Duration::from_secs(60), "the request to be delivered", || async {
+        (s.status(&id).await.as_deref() == Some("delivered")).then_some(())
+    })
+    .await;
     let inbox = s.peer.inbox(PHONE);
     assert_eq!(inbox.len(), 1, "a second message for one request: {inbox:?}");
     assert!(s.peer.calls(ACCOUNT).contains(&"messages.getHistory"));

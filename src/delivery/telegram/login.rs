@@ -82,12 +82,13 @@ async fn sign_in_leased(
     let session = StoreSession::load(Arc::clone(store), pepper, account).await?;
     // Flood waits are told to the operator rather than slept through in silence.
     let params = ConnectionParams { retry_policy: Box::new(SurfaceEverything), ..Default::default() };
-    let SenderPool { runner, handle, .. } = SenderPool::with_configuration(Arc::new(session), identity.api_id, params);
+    let SenderPool { runner, handle, updates } =
+        SenderPool::with_configuration(Arc::new(session), identity.api_id, params);
     let client = Client::new(handle);
     let runner = tokio::spawn(runner.run());
     let result = match method {
         Method::Code => sign_in_with(&client, &format!("+{}", identity.phone), api_hash, prompt).await,
-        Method::Qr => super::qr_login::sign_in(&client, identity.api_id, api_hash, prompt).await,
+        Method::Qr => super::qr_login::sign_in(&client, updates, identity.api_id, api_hash, prompt).await,
     };
     client.disconnect();
     let _ = runner.await;

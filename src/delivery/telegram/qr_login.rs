@@ -8,16 +8,32 @@ use base64::Engine;
 use grammers_client::client::PasswordToken;
 use grammers_client::{tl, Client};
 use grammers_mtsender::InvocationError;
-use std::time::{Duration, Instant};
-
-/// How often the login is looked at while the code is shown (Telegram also pushes
-/// `updateLoginToken` when the phone accepts; asking again is what that update asks for).
-const POLL: Duration = Duration::from_secs(1);
+use grammers_session::updates::UpdatesLike;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::Receiver;
 
 /// How long the command waits for a scan before it gives up.
 const WAIT: Duration = Duration::from_secs(5 * 60);
 
-pub async fn sign_in(client: &Client, api_id: i32, api_hash: &str, prompt: &mut dyn Prompt) -> anyhow::Result<()> {
+/// Telegram's word that the phone accepted the token shown (`updateLoginToken`).
+fn accepted(update: &UpdatesLike) -> bool {
+    let UpdatesLike::Updates(updates) = update else { return false };
+    match updates {
+        tl::enums::Updates::UpdateShort(short) => matches!(short.update, tl::enums::Update::LoginToken),
+        tl::enums::Updates::Updates(all) => all.updates.iter().any(|u| matches!(u, tl::enums::Update::LoginToken)),
+        _ => false,
+    }
+}
+
+/// Shows each token until it expires or Telegram says the phone accepted it
+/// (`updateLoginToken`), then asks again, as Telegram's clients do.
+pub async fn sign_in(
+    client: &Client,
+    mut updates: Receiver<UpdatesLike>,
+    api_id: i32,
+    api_hash: &str,
+    prompt: &mut dyn Prompt,
+) -> anyhow::Result<()> {
     if client.is_authorized().await? {
         return Ok(());
     }
@@ -33,6 +49,23 @@ pub async fn sign_in(client: &Client, api_id: i32, api_hash: &str, prompt: &mut 
                     prompt.show_qr(&format!("tg://login?token={encoded}"))?;
                     shown = Some(token.token);
                 }
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let valid = Duration::from_secs(u64::try_from(token.expires).unwrap_or(0).saturating_sub(now).max(1));
+                let until = tokio::time::Instant::now() + valid.min(deadline.saturating_duration_since(Instant::now()));
+                loop {
+                    match tokio::time::timeout_at(until, updates.recv()).await {
+                        Ok(Some(update)) if accepted(&update) => break,
+                        Ok(Some(_)) => continue,
+                        // Expired: ask again (a new token is shown).
+                        Err(_) => break,
+                        // No more updates: look again when the token expires.
+                        Ok(None) => {
+                            tokio::time::sleep_until(until).await;
+                            break;
+                        }
+                    }
+                }
+                continue;
             }
             Ok(tl::enums::auth::LoginToken::Success(_)) => return Ok(()),
             Ok(tl::enums::auth::LoginToken::MigrateTo(to)) => anyhow::bail!(
@@ -46,7 +79,6 @@ pub async fn sign_in(client: &Client, api_id: i32, api_hash: &str, prompt: &mut 
             }
             Err(e) => return Err(e.into()),
         }
-        tokio::time::sleep(POLL).await;
     }
     anyhow::bail!("no phone accepted the QR code within {} minutes", WAIT.as_secs() / 60)
 }

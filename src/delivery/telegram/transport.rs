@@ -213,7 +213,12 @@ impl TelegramAccounts {
                 .ok_or_else(|| Failure::Transient("Telegram's answer names no sent message".into())),
             Ok(Err(InvocationError::Rpc(rpc))) if rpc.name == "RANDOM_ID_DUPLICATE" => {
                 tracing::info!(account = %account.id, "the message was sent before; looking it up in the chat");
-                self.find_sent(&client, peer, text).await
+                // The message is out: whatever stops the look-up (a flood wait on it included)
+                // must bring the job back to this account, never hand it to another.
+                self.find_sent(&client, peer, text).await.map_err(|failure| match failure {
+                    Failure::Account(f) => Failure::Transient(format!("looking the sent message up: {f:?}")),
+                    other => other,
+                })
             }
             Ok(Err(e)) => Err(classify(&e)),
             Err(_) => Err(Failure::Transient("Telegram did not answer in time".into())),
@@ -253,7 +258,8 @@ impl TelegramAccounts {
         messages
             .into_iter()
             .find_map(|m| match m {
-                tl::enums::Message::Message(m) if m.out && m.message == text => Some(m.id),
+                // Telegram trims what it stores of a message.
+                tl::enums::Message::Message(m) if m.out && m.message.trim() == text.trim() => Some(m.id),
                 _ => None,
             })
             .ok_or_else(|| Failure::Recipient("RANDOM_ID_DUPLICATE: the message is gone from the chat".into()))
