@@ -16,6 +16,7 @@
 //! keeping the simulated world.
 
 mod auth;
+mod objects;
 mod rpc;
 mod session;
 pub mod wire;

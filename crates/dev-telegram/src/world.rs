@@ -2,6 +2,7 @@
 //! keys), the users they write to, every message each user received, each account's update
 //! sequence (`pts`) and its log for `getDifference`, and the faults a test injects.
 
+use super::objects::{tl_message, tl_user};
 use grammers_tl_types as tl;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -116,13 +117,13 @@ impl Injection {
     }
 }
 
-struct Sent {
-    id: i32,
+pub(crate) struct Sent {
+    pub(crate) id: i32,
     /// The client's `random_id`: a second send with it is refused.
     random_id: i64,
-    date: i32,
-    to: i64,
-    text: String,
+    pub(crate) date: i32,
+    pub(crate) to: i64,
+    pub(crate) text: String,
     read: bool,
     deleted: bool,
 }
@@ -499,117 +500,6 @@ impl World {
             state: self.state(account),
         })
     }
-}
-
-/// A message `account_id` sent, as its chat history shows it.
-fn tl_message(account_id: i64, m: &Sent) -> tl::enums::Message {
-    tl::enums::Message::Message(tl::types::Message {
-        out: true,
-        mentioned: false,
-        media_unread: false,
-        silent: false,
-        post: false,
-        from_scheduled: false,
-        legacy: false,
-        edit_hide: false,
-        pinned: false,
-        noforwards: false,
-        invert_media: false,
-        offline: false,
-        video_processing_pending: false,
-        paid_suggested_post_stars: false,
-        paid_suggested_post_ton: false,
-        id: m.id,
-        from_id: Some(tl::enums::Peer::User(tl::types::PeerUser { user_id: account_id })),
-        from_boosts_applied: None,
-        from_rank: None,
-        peer_id: tl::enums::Peer::User(tl::types::PeerUser { user_id: m.to }),
-        saved_peer_id: None,
-        fwd_from: None,
-        via_bot_id: None,
-        via_business_bot_id: None,
-        guestchat_via_from: None,
-        reply_to: None,
-        date: m.date,
-        message: m.text.clone(),
-        media: None,
-        reply_markup: None,
-        entities: None,
-        views: None,
-        forwards: None,
-        replies: None,
-        edit_date: None,
-        post_author: None,
-        grouped_id: None,
-        reactions: None,
-        restriction_reason: None,
-        ttl_period: None,
-        quick_reply_shortcut_id: None,
-        effect: None,
-        factcheck: None,
-        report_delivery_until_date: None,
-        paid_message_stars: None,
-        suggested_post: None,
-        schedule_repeat_period: None,
-        summary_from_language: None,
-        rich_message: None,
-    })
-}
-
-fn tl_user(account_id: i64, user: &SimUser) -> tl::enums::User {
-    tl::enums::User::User(tl::types::User {
-        is_self: false,
-        contact: false,
-        mutual_contact: false,
-        deleted: false,
-        bot: false,
-        bot_chat_history: false,
-        bot_nochats: false,
-        verified: false,
-        restricted: false,
-        min: false,
-        bot_inline_geo: false,
-        support: false,
-        scam: false,
-        apply_min_photo: false,
-        fake: false,
-        bot_attach_menu: false,
-        premium: false,
-        attach_menu_enabled: false,
-        bot_can_edit: false,
-        close_friend: false,
-        stories_hidden: false,
-        stories_unavailable: false,
-        contact_require_premium: false,
-        bot_business: false,
-        bot_has_main_app: false,
-        bot_forum_view: false,
-        bot_forum_can_manage_topics: false,
-        bot_can_manage_bots: false,
-        bot_guestchat: false,
-        bot_guard: false,
-        id: user.id(),
-        access_hash: Some(access_hash(account_id, user.id())),
-        first_name: Some(format!("User {}", user.phone)),
-        last_name: None,
-        username: None,
-        phone: Some(user.phone.clone()),
-        photo: None,
-        status: None,
-        bot_info_version: None,
-        restriction_reason: None,
-        bot_inline_placeholder: None,
-        lang_code: None,
-        emoji_status: None,
-        usernames: None,
-        stories_max_id: None,
-        color: None,
-        profile_color: None,
-        bot_active_users: None,
-        bot_verification_icon: None,
-        send_paid_messages_stars: None,
-        linked_community_id: None,
-    })
 }
 
 #[cfg(test)]
