@@ -452,6 +452,34 @@ async fn a_taken_over_job_is_marked_reclaimed(backend: Backend) {
     assert_eq!(claim(&app, "w4", lease).await, None, "and never comes back");
 }
 
+/// A worker ("dead-worker") claims the request's job, records its message as sent through
+/// `account` as `message_id`, and dies before acknowledging: answers when it claimed the job
+/// and the job lease.
+async fn sent_by_a_dead_worker(
+    app: &TestApp,
+    t: &Tenant,
+    id: &str,
+    account: &str,
+    message_id: i64,
+    delivered: bool,
+) -> (Instant, Duration) {
+    let lease = lease_of(app);
+    let held_since = Instant::now();
+    claim(app, "dead-worker", lease).await.expect("the job");
+    let (tid, rid) = keys(t, id);
+    let retention = Retention(app.services.settings.store.request_retention);
+    let now = app.clock.now();
+    app.services
+        .store
+        .update_request(&tid, rid, retention, now, |r| {
+            (r.mark_sent(account, message_id, delivered, now).map(Change::from), ())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    (held_since, lease)
+}
+
 /// Issue 3: "A job records which account sent which Telegram message before it is
 /// acknowledged, so a reclaimed job never sends a second message." The dead worker sent the
 /// message through some account, recorded it, and died before acknowledging: the worker that
@@ -460,21 +488,8 @@ async fn a_message_recorded_before_its_worker_died_is_not_sent_again(backend: Ba
     let app = spawn_manual(backend, |c| set_key(c, "delivery.lease", "1")).await;
     let t = app.create_tenant("1", None).await;
     let id = send(&app, &t).await;
-    let lease = lease_of(&app);
-    let held_since = Instant::now();
-    claim(&app, "dead-worker", lease).await.expect("the job");
-    let (tid, rid) = keys(&t, &id);
-    let retention = Retention(app.services.settings.store.request_retention);
-    let now = app.clock.now();
     // What the dead worker did: its message went out through another account as message 424242.
-    app.services
-        .store
-        .update_request(&tid, rid, retention, now, |r| {
-            (r.mark_sent("account-of-the-dead-worker", 424_242, true, now).map(Change::from), ())
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    let (held_since, lease) = sent_by_a_dead_worker(&app, &t, &id, "account-of-the-dead-worker", 424_242, true).await;
 
     let w = worker(&app, "w1");
     run_until_taken_over(&app, &w, &id, held_since, lease).await;
@@ -496,19 +511,8 @@ async fn a_sandbox_confirmation_lost_with_its_worker_is_recorded_by_the_next(bac
     let app = spawn_manual(backend, |c| set_key(c, "delivery.lease", "1")).await;
     let t = app.create_tenant("1", None).await;
     let id = send(&app, &t).await;
-    let lease = lease_of(&app);
-    let held_since = Instant::now();
-    claim(&app, "dead-worker", lease).await.expect("the job");
-    let (tid, rid) = keys(&t, &id);
-    let retention = Retention(app.services.settings.store.request_retention);
-    let now = app.clock.now();
     // What the dead worker recorded: the sandbox accepted the message; no confirmation yet.
-    app.services
-        .store
-        .update_request(&tid, rid, retention, now, |r| (r.mark_sent("sandbox", 7, false, now).map(Change::from), ()))
-        .await
-        .unwrap()
-        .unwrap();
+    let (held_since, lease) = sent_by_a_dead_worker(&app, &t, &id, "sandbox", 7, false).await;
     assert_eq!(app.delivery(&t, &id).await.as_deref(), Some("sent"));
 
     let w = worker(&app, "w1");
